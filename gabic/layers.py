@@ -1,0 +1,471 @@
+"""Building blocks shared by the GABIC, WACNN and STF models.
+
+Module names and nesting follow the state_dict keys of the released checkpoints
+(``conv_a``/``conv_b`` of the gated block, ``conv_b.0.attn`` for the Swin window
+attention of WACNN and STF, ``conv_b.0.conv`` for the kNN graph attention of GABIC).
+
+Shapes: images and feature maps are ``(B, C, H, W)``; windows are
+``(B * nWh * nWw, ws * ws, C)`` with windows in row-major order over the image and
+nodes in row-major order inside a window (node index ``r * ws + c``).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from compressai.layers import conv1x1, conv3x3
+from torch import Tensor
+
+__all__ = [
+    "BACKENDS",
+    "DropPath",
+    "GatedAttentionBlock",
+    "KNNGraphAttention",
+    "ResidualUnit",
+    "SwinWindowAttention",
+    "WindowAttention",
+    "WindowGraphAttention",
+    "edge_attribute_matrix",
+    "knn_window_graph",
+    "shifted_window_mask",
+    "window_merge",
+    "window_partition",
+]
+
+Backend = Literal["dense", "pyg"]
+BACKENDS: tuple[str, ...] = ("dense", "pyg")
+
+#: Mask value of the shifted-window attention, as in the Swin / WACNN / STF code.
+SHIFT_MASK_VALUE = -100.0
+
+
+# --------------------------------------------------------------------------- windows
+def window_partition(x: Tensor, ws: int) -> Tensor:
+    """Split ``(B, H, W, C)`` into windows ``(B * H/ws * W/ws, ws*ws, C)``.
+
+    H and W must be multiples of ``ws``.
+    """
+    B, H, W, C = x.shape
+    x = x.view(B, H // ws, ws, W // ws, ws, C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, ws * ws, C)
+
+
+def window_merge(windows: Tensor, ws: int, H: int, W: int) -> Tensor:
+    """Inverse of :func:`window_partition`: ``(B*nW, ws*ws, C)`` to ``(B, H, W, C)``."""
+    C = windows.shape[-1]
+    B = windows.shape[0] // ((H // ws) * (W // ws))
+    x = windows.view(B, H // ws, W // ws, ws, ws, C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(B, H, W, C)
+
+
+@lru_cache(maxsize=64)
+def _shifted_window_mask_cpu(H: int, W: int, ws: int, shift: int) -> Tensor:
+    region = torch.zeros(1, H, W, 1)
+    cuts = (slice(0, -ws), slice(-ws, -shift), slice(-shift, None))
+    label = 0
+    for hs in cuts:
+        for wsl in cuts:
+            region[:, hs, wsl, :] = label
+            label += 1
+    regions = window_partition(region, ws).squeeze(-1)  # (nW, n)
+    diff = regions[:, None, :] - regions[:, :, None]
+    return torch.where(diff != 0, SHIFT_MASK_VALUE, 0.0)
+
+
+def shifted_window_mask(H: int, W: int, ws: int, shift: int, device: torch.device) -> Tensor:
+    """Additive mask ``(nW, n, n)`` of shifted-window attention on an ``H x W`` map.
+
+    Pairs of nodes that came from different regions of the cyclically shifted map
+    get ``-100`` (the value of the published Swin code), others 0.
+    """
+    return _shifted_window_mask_cpu(H, W, ws, shift).to(device)
+
+
+# --------------------------------------------------------------------------- small units
+class ResidualUnit(nn.Module):
+    """conv1x1 C->C/2, GELU, conv3x3 C/2->C/2, GELU, conv1x1 C/2->C, + input, GELU.
+
+    ``(B, C, H, W) -> (B, C, H, W)``.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv = nn.Sequential(
+            conv1x1(dim, dim // 2),
+            nn.GELU(),
+            conv3x3(dim // 2, dim // 2),
+            nn.GELU(),
+            conv1x1(dim // 2, dim),
+        )
+        self.relu = nn.GELU()  # name kept from the released checkpoints (no weights)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.conv(x) + x)
+
+
+class GatedAttentionBlock(nn.Module):
+    """The residual shell around the attention of WACNN and GABIC.
+
+    ``out = x + conv_a(x) * sigmoid(conv_b(x))`` with ``conv_a`` three residual units
+    and ``conv_b = [attention, 3 residual units, conv1x1]``. ``(B, C, H, W)`` in and out.
+    """
+
+    def __init__(self, dim: int, attention: nn.Module):
+        super().__init__()
+        self.conv_a = nn.Sequential(ResidualUnit(dim), ResidualUnit(dim), ResidualUnit(dim))
+        self.conv_b = nn.Sequential(
+            attention, ResidualUnit(dim), ResidualUnit(dim), ResidualUnit(dim), conv1x1(dim, dim)
+        )
+
+    @property
+    def attention(self) -> nn.Module:
+        """The attention module (``conv_b[0]``)."""
+        return self.conv_b[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv_a(x) * torch.sigmoid(self.conv_b(x))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample (identity in eval mode or when ``p == 0``)."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+# --------------------------------------------------------------------------- Swin attention
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside windows with a learned relative-position bias.
+
+    The Swin formulation used by WACNN and STF: ``softmax(q k^T / sqrt(D) + B_rel + mask) v``
+    followed by ``proj``. Input ``(nWindows, n, C)`` with ``n = ws*ws``; ``mask`` is an
+    additive ``(nW, n, n)`` tensor repeated over the batch, or None.
+    """
+
+    def __init__(self, dim: int, window_size: int, num_heads: int):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}")
+        self.dim, self.window_size, self.num_heads = dim, window_size, num_heads
+        ws = window_size
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * ws - 1) ** 2, num_heads))
+        coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
+        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (ws - 1)  # (n, n, 2)
+        self.register_buffer("relative_position_index", rel[..., 0] * (2 * ws - 1) + rel[..., 1])
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def relative_position_bias(self) -> Tensor:
+        """The bias ``(heads, n, n)`` looked up from the table."""
+        n = self.window_size**2
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        return bias.view(n, n, self.num_heads).permute(2, 0, 1)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        Bw, n, C = x.shape
+        h = self.num_heads
+        q, k, v = self.qkv(x).view(Bw, n, 3, h, C // h).permute(2, 0, 3, 1, 4).unbind(0)
+        bias = self.relative_position_bias().to(q.dtype)  # (h, n, n)
+        if mask is None:
+            attn_mask = bias.unsqueeze(0)
+        else:
+            nW = mask.shape[0]
+            attn_mask = (mask.to(q.dtype)[:, None] + bias[None]).repeat(Bw // nW, 1, 1, 1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.proj(out.transpose(1, 2).reshape(Bw, n, C))
+
+
+class SwinWindowAttention(nn.Module):
+    """WACNN's window attention on ``(B, C, H, W)`` maps, with cyclic shift and a shortcut.
+
+    ``out = x + W-MSA(shift(x))``; H and W must be multiples of the window size (the
+    models pad images to a multiple of 64 so this holds).
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, window_size: int = 8, shift_size: int = 0):
+        super().__init__()
+        if not 0 <= shift_size < window_size:
+            raise ValueError(f"shift_size must be in [0, {window_size}), got {shift_size}")
+        self.window_size, self.shift_size = window_size, shift_size
+        self.attn = WindowAttention(dim, window_size, num_heads)
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, C, H, W = x.shape
+        ws, s = self.window_size, self.shift_size
+        if H % ws or W % ws:
+            raise ValueError(
+                f"WACNN window attention needs H and W to be multiples of {ws}, got {H}x{W}: "
+                "pad the image to a multiple of 64"
+            )
+        t = x.permute(0, 2, 3, 1)
+        mask = None
+        if s:
+            t = torch.roll(t, shifts=(-s, -s), dims=(1, 2))
+            mask = shifted_window_mask(H, W, ws, s, x.device)
+        t = window_merge(self.attn(window_partition(t, ws), mask), ws, H, W)
+        if s:
+            t = torch.roll(t, shifts=(s, s), dims=(1, 2))
+        return x + t.permute(0, 3, 1, 2)
+
+
+# --------------------------------------------------------------------------- kNN graph attention
+@lru_cache(maxsize=16)
+def _edge_attribute_cpu(ws: int) -> Tensor:
+    r, c = torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")
+    s = (r + c).flatten().float()
+    return (s[:, None] - s[None, :]) ** 2
+
+
+def edge_attribute_matrix(ws: int, device: torch.device | None = None) -> Tensor:
+    """The released edge attribute ``e(i, j) = ((r_i - r_j) + (c_i - c_j))**2``, ``(n, n)``.
+
+    This is what the published GABIC code computes (the square of the summed row and
+    column offsets inside the window), not a Euclidean distance.
+    """
+    return _edge_attribute_cpu(ws).to(device)
+
+
+def knn_window_graph(nodes: Tensor, k: int, dissimilarity: bool = False) -> Tensor:
+    """The k neighbours of every node of every window, ``(Bw, n, k)`` int64.
+
+    ``nodes`` is ``(Bw, n, C)``. Features are L2-normalised over channels, squared
+    Euclidean distances are taken between all nodes of a window, and each node keeps
+    the k nearest other nodes (the k farthest with ``dissimilarity``). Ties are broken
+    deterministically: nearer (farther) first, then the lower node index. A node is
+    never its own neighbour. No gradient flows through the graph.
+    """
+    n = nodes.shape[1]
+    if not 1 <= k <= n - 1:
+        raise ValueError(f"k must be between 1 and n-1 = {n - 1} for windows of {n} nodes, got k={k}")
+    with torch.no_grad():
+        xn = F.normalize(nodes.float(), p=2.0, dim=-1)
+        sq = (xn * xn).sum(-1, keepdim=True)  # (Bw, n, 1)
+        dist = sq + (-2 * torch.matmul(xn, xn.transpose(1, 2))) + sq.transpose(1, 2)
+        diag = torch.arange(n, device=nodes.device)
+        dist[:, diag, diag] = -math.inf if dissimilarity else math.inf
+        order = torch.sort(dist, dim=-1, descending=dissimilarity, stable=True).indices
+    return order[..., :k].contiguous()
+
+
+def neighbour_mask(idx: Tensor, n: int) -> Tensor:
+    """Boolean adjacency ``(Bw, n, n)``: ``[w, i, j]`` is True when j is a neighbour of i."""
+    mask = torch.zeros(idx.shape[0], n, n, dtype=torch.bool, device=idx.device)
+    return mask.scatter_(-1, idx, True)
+
+
+class KNNGraphAttention(nn.Module):
+    """Multi-head attention of each node over its k graph neighbours (GABIC, ICIP 2024).
+
+    For head h with D = C / heads::
+
+        score(i, j) = q_i . k_j / sqrt(D) + beta_h * e(i, j),   j in N(i)
+        out_i = proj(concat_h sum_j softmax_j(score) v_j) + x_i
+
+    where ``q, k, v = qkv(x)`` and ``beta_h`` is the sum of the D weights of the bias-free
+    ``lin_edge = Linear(1, C)`` that belong to head h (the published layer adds
+    ``lin_edge(e)`` to ``q_i * k_j`` before summing over the head's D channels).
+
+    Two backends compute the same numbers with the same parameters:
+
+    - ``"dense"``: ``scaled_dot_product_attention`` per window with an additive mask that
+      is ``-inf`` outside the k neighbours, plus the per-head edge bias;
+    - ``"pyg"``: a PyTorch Geometric ``MessagePassing`` over the edge list, as published.
+
+    Input ``(Bw, n, C)`` windows and the graph ``idx`` ``(Bw, n, k)``; output ``(Bw, n, C)``.
+    """
+
+    def __init__(self, dim: int, heads: int = 8, use_edge_attr: bool = True):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim={dim} is not divisible by heads={heads}")
+        self.dim, self.heads, self.head_dim = dim, heads, dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.lin_edge = nn.Linear(1, dim, bias=False) if use_edge_attr else None
+        self._pyg = None
+
+    def edge_bias_weights(self) -> Tensor | None:
+        """``beta`` ``(heads,)``: the per-head sum of the ``lin_edge`` weights, or None."""
+        if self.lin_edge is None:
+            return None
+        return self.lin_edge.weight.view(self.heads, self.head_dim).sum(-1)
+
+    def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        Bw, n, C = x.shape
+        return self.qkv(x).view(Bw, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+
+    def attention_bias(self, idx: Tensor, ws: int, dtype: torch.dtype) -> Tensor:
+        """Additive score bias ``(Bw, heads or 1, n, n)``: ``-inf`` off the graph, edge bias on it."""
+        n = ws * ws
+        off_graph = torch.full((idx.shape[0], n, n), -math.inf, device=idx.device, dtype=dtype)
+        bias = off_graph.scatter_(-1, idx, 0.0).unsqueeze(1)
+        beta = self.edge_bias_weights()
+        if beta is not None:
+            bias = bias + beta.to(dtype)[:, None, None] * edge_attribute_matrix(ws, idx.device).to(dtype)
+        return bias
+
+    def forward(
+        self, x: Tensor, idx: Tensor, ws: int, backend: Backend = "dense", return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Attend over the graph. With ``return_attention`` also return the weights
+        ``(Bw, heads, n, k)`` of each node over its neighbours in the order of ``idx``."""
+        if backend == "dense":
+            return self._forward_dense(x, idx, ws, return_attention)
+        if backend == "pyg":
+            return self._forward_pyg(x, idx, ws, return_attention)
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+    def _forward_dense(self, x: Tensor, idx: Tensor, ws: int, return_attention: bool):
+        Bw, n, C = x.shape
+        q, k, v = self._qkv(x)
+        bias = self.attention_bias(idx, ws, q.dtype)
+        if return_attention:
+            scores = torch.matmul(q, k.transpose(-2, -1)) * self.head_dim**-0.5 + bias
+            alpha = scores.softmax(-1)
+            out = torch.matmul(alpha, v)
+            weights = alpha.gather(-1, idx.unsqueeze(1).expand(-1, self.heads, -1, -1))
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        out = self.proj(out.transpose(1, 2).reshape(Bw, n, C)) + x
+        return (out, weights) if return_attention else out
+
+    def _forward_pyg(self, x: Tensor, idx: Tensor, ws: int, return_attention: bool):
+        Bw, n, C = x.shape
+        kk = idx.shape[-1]
+        if self._pyg is None:
+            from gabic._pyg import GraphAttentionPropagation
+
+            self._pyg = GraphAttentionPropagation()
+        flat = x.reshape(Bw * n, C)
+        q, k, v = self.qkv(flat).view(Bw * n, 3, self.heads, self.head_dim).unbind(1)
+        edge_index = knn_edge_index(idx)
+        edge_bias = None
+        if self.lin_edge is not None:
+            e = edge_attribute_matrix(ws, x.device)
+            src, dst = edge_index[0] % n, edge_index[1] % n
+            edge_attr = e[dst, src].unsqueeze(-1).to(x.dtype)
+            edge_bias = self.lin_edge(edge_attr).view(-1, self.heads, self.head_dim)
+        out, alpha = self._pyg(q * self.head_dim**-0.5, k, v, edge_index, edge_bias)
+        out = self.proj(out.reshape(Bw * n, C)) + flat
+        out = out.view(Bw, n, C)
+        if return_attention:
+            return out, alpha.view(Bw, n, kk, self.heads).permute(0, 3, 1, 2)
+        return out
+
+
+def knn_edge_index(idx: Tensor) -> Tensor:
+    """PyG ``edge_index`` ``(2, Bw*n*k)`` from the graph ``(Bw, n, k)``.
+
+    Row 0 holds the neighbour (source, global node index ``w*n + j``), row 1 the centre
+    (target ``w*n + i``); edges are ordered by window, centre, then neighbour rank,
+    as in the published code.
+    """
+    Bw, n, k = idx.shape
+    offset = (torch.arange(Bw, device=idx.device) * n).view(Bw, 1, 1)
+    src = (idx + offset).reshape(-1)
+    dst = (torch.arange(n, device=idx.device).view(1, n, 1) + offset).expand(Bw, n, k).reshape(-1)
+    return torch.stack((src, dst))
+
+
+class WindowGraphAttention(nn.Module):
+    """GABIC's attention on feature maps: kNN graph attention inside non-overlapping windows.
+
+    ``(B, C, H, W) -> (B, C, H, W)``. The map is zero-padded right and bottom to multiples
+    of ``window_size``, split into windows of ``n = ws*ws`` nodes, the kNN graph is built
+    per window (:func:`knn_window_graph`), :class:`KNNGraphAttention` runs on it (which
+    includes the residual), and the padding is cropped. No shift.
+
+    Args:
+        dim: channels C.
+        window_size: window side ws (8 at 1/4 resolution, 4 at 1/16 in the paper).
+        knn: neighbours per node, 1 <= knn <= ws*ws - 1 (paper: 9).
+        heads: attention heads (paper: 8).
+        use_edge_attr: add the per-head edge bias (released models: True).
+        dissimilarity: take the k farthest nodes instead of the nearest.
+        backend: ``"dense"`` (default) or ``"pyg"``; both share parameters.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        window_size: int = 8,
+        knn: int = 9,
+        heads: int = 8,
+        use_edge_attr: bool = True,
+        dissimilarity: bool = False,
+        backend: Backend = "dense",
+    ):
+        super().__init__()
+        self.window_size = window_size
+        self.dissimilarity = dissimilarity
+        self.knn = knn
+        self.backend = backend
+        self.conv = KNNGraphAttention(dim, heads=heads, use_edge_attr=use_edge_attr)
+
+    @property
+    def knn(self) -> int:
+        """Neighbours per node; can be changed at inference on the same weights."""
+        return self._knn
+
+    @knn.setter
+    def knn(self, k: int) -> None:
+        n = self.window_size**2
+        if not isinstance(k, int) or not 1 <= k <= n - 1:
+            raise ValueError(f"knn must be an integer in 1..{n - 1} for window {self.window_size}, got {k!r}")
+        self._knn = k
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, backend: str) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self._backend = backend
+
+    def extra_repr(self) -> str:
+        return (
+            f"window_size={self.window_size}, knn={self.knn}, heads={self.conv.heads}, "
+            f"edge_attr={self.conv.lin_edge is not None}, dissimilarity={self.dissimilarity}, "
+            f"backend={self.backend!r}"
+        )
+
+    def to_windows(self, x: Tensor) -> tuple[Tensor, int, int]:
+        """Pad and split ``(B, C, H, W)`` into ``(B*nW, n, C)``; also return the padded H, W."""
+        ws = self.window_size
+        H, W = x.shape[-2:]
+        x = F.pad(x, (0, (-W) % ws, 0, (-H) % ws))
+        Hp, Wp = x.shape[-2:]
+        return window_partition(x.permute(0, 2, 3, 1), ws), Hp, Wp
+
+    def graph(self, windows: Tensor) -> Tensor:
+        """The kNN graph ``(Bw, n, k)`` of windows ``(Bw, n, C)``."""
+        return knn_window_graph(windows, self.knn, self.dissimilarity)
+
+    def forward(self, x: Tensor, return_attention: bool = False):
+        """``(B, C, H, W)`` in and out; with ``return_attention`` also a dict with the graph
+        ``idx`` ``(Bw, n, k)``, the weights ``(Bw, heads, n, k)`` and the padded size."""
+        H, W = x.shape[-2:]
+        windows, Hp, Wp = self.to_windows(x)
+        idx = self.graph(windows)
+        res = self.conv(windows, idx, self.window_size, self.backend, return_attention)
+        out, weights = res if return_attention else (res, None)
+        y = window_merge(out, self.window_size, Hp, Wp).permute(0, 3, 1, 2)[..., :H, :W]
+        if return_attention:
+            return y, {"idx": idx, "weights": weights, "padded_size": (Hp, Wp)}
+        return y
