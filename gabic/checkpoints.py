@@ -1,0 +1,206 @@
+"""Loading and saving checkpoints.
+
+Two kinds are read:
+
+- **released checkpoints** of the published code (``q1-model.pth.tar`` ...): a dict with
+  ``state_dict`` (keys possibly prefixed ``module.``, entropy-bottleneck parameters under
+  the legacy names ``_matrixK/_biasK/_factorK``). The architecture and the sizes are read
+  off the keys; what keys cannot reveal (GABIC's k, heads, dissimilarity) takes the
+  released defaults and can be overridden.
+- **gabic checkpoints**: ``{"state_dict", "config", ...}`` as written by
+  :func:`save_checkpoint`, where ``config`` names the architecture and its hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gabic.device import resolve_device
+from gabic.errors import CheckpointError
+from gabic.files import atomic_open
+from gabic.models import MODELS, ChannelContextCodec, build_model
+
+__all__ = ["detect_config", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
+
+log = logging.getLogger(__name__)
+
+#: A key that only each architecture has.
+_SIGNATURES = {
+    "gabic": "g_a.4.conv_b.0.conv.qkv.weight",
+    "wacnn": "g_a.4.conv_b.0.attn.qkv.weight",
+    "stf": "patch_embed.proj.weight",
+}
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint file into a dict with at least ``state_dict`` (tensors on the CPU).
+
+    ``module.`` prefixes are stripped. Raises :class:`~gabic.errors.CheckpointError`
+    naming the file when it is missing, truncated, corrupted or holds no state_dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file" if not path.exists() else f"{path}: not a file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):
+            raise CheckpointError(f"{path}: cannot read the checkpoint ({_first_line(err)}); is it truncated or corrupted?") from None
+        log.warning("%s holds Python objects besides tensors; loading it in full (only load checkpoints you trust)", path)
+        obj = _load_full(path)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as err:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({_first_line(err)}); is it truncated or corrupted?") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        ckpt = dict(obj)
+    elif isinstance(obj, dict) and obj and all(torch.is_tensor(v) for v in obj.values()):
+        ckpt = {"state_dict": obj}
+    else:
+        raise CheckpointError(f"{path}: no state_dict found (expected a dict with a 'state_dict' entry or a dict of tensors)")
+    ckpt["state_dict"] = {re.sub(r"^module\.", "", k): v for k, v in ckpt["state_dict"].items()}
+    return ckpt
+
+
+def _load_full(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({_first_line(err)})") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _count(state_dict: dict, pattern: str) -> int:
+    rx = re.compile(pattern)
+    return len({m.group(1) for k in state_dict if (m := rx.match(k))})
+
+
+def detect_config(state_dict: dict[str, torch.Tensor]) -> dict[str, Any] | None:
+    """The architecture and the hyper-parameters that the keys and shapes reveal, or None."""
+    sd = state_dict
+    n_slices = _count(sd, r"cc_mean_transforms\.(\d+)\.")
+    if _SIGNATURES["stf"] in sd:
+        embed = sd["patch_embed.proj.weight"].shape[0]
+        depths = [_count(sd, rf"layers\.{i}\.blocks\.(\d+)\.") for i in range(4)]
+        heads = [sd[f"layers.{i}.blocks.0.attn.relative_position_bias_table"].shape[1] for i in range(4)]
+        n_rel = sd["layers.0.blocks.0.attn.relative_position_index"].shape[0]
+        hidden = sd["layers.0.blocks.0.mlp.fc1.weight"].shape[0]
+        return {
+            "model": "stf",
+            "embed_dim": embed,
+            "depths": depths,
+            "num_heads": heads,
+            "window_size": round(n_rel**0.5),
+            "patch_size": sd["patch_embed.proj.weight"].shape[-1],
+            "mlp_ratio": hidden / embed,
+            "num_slices": n_slices,
+        }
+    for name in ("gabic", "wacnn"):
+        if _SIGNATURES[name] in sd:
+            cfg = {"model": name, "N": sd["g_a.0.weight"].shape[0], "M": sd["g_a.7.weight"].shape[0], "num_slices": n_slices}
+            if name == "gabic":
+                cfg["use_edge_attr"] = "g_a.4.conv_b.0.conv.lin_edge.weight" in sd
+            return cfg
+    return None
+
+
+_LEGACY_EB = re.compile(r"(entropy_bottleneck)\._(matrix|bias|factor)(\d+)$")
+_LEGACY_NAMES = {"matrix": "matrices", "bias": "biases", "factor": "factors"}
+
+
+def _current_key(key: str) -> str:
+    """CompressAI's current name of a legacy entropy-bottleneck key (``_matrix0 -> matrices.0``)."""
+    return _LEGACY_EB.sub(lambda m: f"{m.group(1)}.{_LEGACY_NAMES[m.group(2)]}.{m.group(3)}", key)
+
+
+def _key_report(model: torch.nn.Module, state_dict: dict) -> str:
+    """``"N keys missing (first: ...), M unexpected (first: ...)"`` of a state_dict against a model."""
+    expected = list(model.state_dict())
+    expected_set = set(expected)
+    given = {_current_key(k) for k in state_dict}
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in state_dict if _current_key(k) not in expected_set]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} keys missing (first: {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (first: {unexpected[0]})")
+    return ", ".join(parts)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "auto", architecture: str | None = None, **overrides: Any
+) -> ChannelContextCodec:
+    """Load a released or gabic checkpoint into a ready model (CDFs updated, eval mode).
+
+    Args:
+        path: the checkpoint file.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
+        architecture: expect this architecture (``"gabic"``, ``"wacnn"``, ``"stf"``); a
+            checkpoint of another one is refused naming the first missing and unexpected keys.
+        **overrides: hyper-parameters that the file cannot reveal or that should change,
+            e.g. ``backend="pyg"`` or ``knn=6`` for GABIC.
+
+    The entropy models' CDF tables are recomputed on the CPU from the weights
+    (``update(force=True)``) before the model moves to ``device``, so that they are the
+    same whatever the device.
+    """
+    dev = resolve_device(device)
+    ckpt = read_checkpoint(path)
+    sd = ckpt["state_dict"]
+    detected = detect_config(sd)
+    config = dict(ckpt["config"]) if isinstance(ckpt.get("config"), dict) else None
+    if config is None:
+        if detected is None:
+            raise CheckpointError(
+                f"{path}: not a GABIC, WACNN or STF checkpoint (none of {sorted(_SIGNATURES.values())} in its "
+                f"{len(sd)} keys; first key: {next(iter(sd), 'none')})"
+            )
+        config = detected
+    if architecture is not None:
+        if architecture not in MODELS:
+            raise ValueError(f"architecture must be one of {sorted(MODELS)}, got {architecture!r}")
+        if config.get("model") != architecture:
+            probe = MODELS[architecture]()
+            raise CheckpointError(
+                f"{path}: a {config.get('model')} checkpoint, not {architecture}: {_key_report(probe, sd)}"
+            )
+    config.update(overrides)
+    try:
+        model = build_model(config)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as err:
+        report = _key_report(model, sd)
+        detail = report or _first_line(err).replace("Error(s) in loading state_dict for", "in")
+        raise CheckpointError(f"{path}: does not fit a {config['model']} model with {_describe(config)}: {detail}") from None
+    model.update(force=True)
+    return model.to(dev).eval()
+
+
+def _describe(config: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in config.items() if k != "model")
+
+
+def save_checkpoint(model: ChannelContextCodec, path: str | os.PathLike, **extra: Any) -> Path:
+    """Write ``{"state_dict", "config", **extra}`` atomically (a temporary file, then rename).
+
+    ``extra`` can hold the lambda, optimiser state, step... anything ``torch.save`` takes.
+    """
+    path = Path(path)
+    payload = {"state_dict": model.state_dict(), "config": model.config, **extra}
+    with atomic_open(path) as f:
+        torch.save(payload, f)
+    return path

@@ -1,0 +1,167 @@
+"""The ``gabic`` command: ``compress``, ``decompress``, ``info`` and ``demo``.
+
+Built as ``setup_args()`` -> ``main(argv)``; every user error is one line on stderr and
+exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from gabic import __version__
+from gabic.errors import GabicError
+
+log = logging.getLogger("gabic")
+
+_IMAGE_FORMATS = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".ppm": "PPM", ".webp": "WEBP"}
+
+
+def setup_args() -> argparse.ArgumentParser:
+    """The argument parser of the ``gabic`` command."""
+    parser = argparse.ArgumentParser(prog="gabic", description="GABIC learned image compression toolkit.")
+    parser.add_argument("--version", action="version", version=f"gabic {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("compress", help="compress an image into a .gabic file")
+    p.add_argument("image", type=Path, help="input image (any format and mode PIL reads)")
+    p.add_argument("output", type=Path, help="output .gabic file")
+    _model_args(p)
+
+    p = sub.add_parser("decompress", help="decode a .gabic file into an image")
+    p.add_argument("stream", type=Path, help="input .gabic file")
+    p.add_argument("output", type=Path, help="output image (.png, .bmp, .tif, .ppm or lossless .webp)")
+    _model_args(p)
+
+    p = sub.add_parser("info", help="show the header of a .gabic file")
+    p.add_argument("stream", type=Path)
+
+    p = sub.add_parser("demo", help="run what gabic has on the embedded sample photos")
+    p.add_argument("--checkpoint", type=Path, help="a released or gabic checkpoint (default: an untrained small GABIC)")
+    p.add_argument("--out", type=Path, default=Path("results/demo"), help="output folder (default: results/demo)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    return parser
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, required=True, help="released or gabic checkpoint")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--backend", choices=("dense", "pyg"), help="GABIC attention backend (default: dense)")
+
+
+def _load(args: argparse.Namespace):
+    from gabic.checkpoints import load_checkpoint
+
+    overrides = {"backend": args.backend} if getattr(args, "backend", None) else {}
+    try:
+        return load_checkpoint(args.checkpoint, device=args.device, **overrides)
+    except GabicError:
+        raise
+    except ValueError as err:
+        raise GabicError(f"{args.checkpoint}: {err}") from None
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from gabic.bitstream import encode_image
+    from gabic.files import write_atomic
+    from gabic.images import load_image
+
+    img, notes = load_image(args.image)
+    for note in notes:
+        log.warning("%s: %s", args.image, note)
+    model = _load(args)
+    t0 = time.perf_counter()
+    data = encode_image(model, img)
+    elapsed = time.perf_counter() - t0
+    write_atomic(args.output, data)
+    w, h = img.size
+    print(f"{args.output}: {len(data)} bytes, {len(data) * 8 / (w * h):.4f} bpp ({w}x{h}, {model.name}, {elapsed:.2f} s)")
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from gabic.bitstream import decode_image
+    from gabic.files import write_atomic
+
+    fmt = _IMAGE_FORMATS.get(args.output.suffix.lower())
+    if fmt is None:
+        raise GabicError(f"{args.output}: unsupported output extension (use one of {', '.join(sorted(_IMAGE_FORMATS))})")
+    data = _read_stream_bytes(args.stream)
+    model = _load(args)
+    t0 = time.perf_counter()
+    img = decode_image(model, data, source=str(args.stream))
+    elapsed = time.perf_counter() - t0
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    write_atomic(args.output, buf.getvalue())
+    print(f"{args.output}: {img.size[0]}x{img.size[1]} ({elapsed:.2f} s)")
+    return 0
+
+
+def _read_stream_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise GabicError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    return path.read_bytes()
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from gabic.bitstream import unpack
+
+    s = unpack(_read_stream_bytes(args.stream), str(args.stream))
+    print(
+        json.dumps(
+            {
+                "model": s.model_name,
+                "format_version": s.version,
+                "config_hash": s.config_hash.hex(),
+                "entropy_fingerprint": s.fingerprint.hex(),
+                "image_size": [s.width, s.height],
+                "z_shape": list(s.shape),
+                "string_bytes": [[len(x) for x in g] for g in s.strings],
+                "file_bytes": args.stream.stat().st_size,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gabic.demo import run_demo
+
+    summary = run_demo(out=args.out, checkpoint=args.checkpoint, device=args.device)
+    for row in summary["images"]:
+        print(
+            f"{row['image']:>14}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB decoded "
+            f"({row['psnr_forward']:.2f} dB forward pass), {row['encoding_time']:.2f} s + {row['decoding_time']:.2f} s"
+        )
+    print(f"results in {args.out}/ ({summary['model']}{'' if summary['trained'] else ', untrained'})")
+    return 0
+
+
+_COMMANDS = {"compress": cmd_compress, "decompress": cmd_decompress, "info": cmd_info, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gabic`` command; returns the exit status."""
+    args = setup_args().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="gabic: %(message)s")
+    try:
+        return _COMMANDS[args.command](args)
+    except GabicError as err:
+        print(f"gabic: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gabic: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Errors that gabic reports to the user as one clear line (the CLI exits with status 1)."""
+
+from __future__ import annotations
+
+__all__ = ["BitstreamError", "CheckpointError", "GabicError", "ImageError"]
+
+
+class GabicError(Exception):
+    """Base class: a problem with the user's input, described in one line."""
+
+
+class CheckpointError(GabicError):
+    """A checkpoint that is missing, unreadable or of an unexpected architecture."""
+
+
+class ImageError(GabicError):
+    """An image that is missing, unreadable or too small."""
+
+
+class BitstreamError(GabicError):
+    """A .gabic file that is truncated, corrupted or written by another model."""

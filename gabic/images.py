@@ -1,0 +1,124 @@
+"""Reading images as 8-bit RGB, converting to tensors, padding for the codecs.
+
+Any PIL mode is accepted and converted to RGB; what the conversion changes (an alpha
+channel dropped, 16-bit samples reduced to 8 bits, grayscale replicated) is returned as
+notes so the caller can say so.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from compressai.ops import compute_padding
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from gabic.errors import ImageError
+
+__all__ = [
+    "MIN_IMAGE_SIDE",
+    "PAD_MULTIPLE",
+    "crop",
+    "image_to_tensor",
+    "load_image",
+    "pad",
+    "tensor_to_image",
+    "to_rgb",
+]
+
+#: The codecs downsample by 64 (y at 1/16, z at 1/64); images are padded to a multiple of it.
+PAD_MULTIPLE = 64
+#: Smallest side accepted: below one latent position (16 px) the codec would code padding only.
+MIN_IMAGE_SIDE = 16
+
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+
+
+def to_rgb(img: Image.Image) -> tuple[Image.Image, list[str]]:
+    """Convert any PIL image to 8-bit RGB; return it and notes on what was changed or dropped."""
+    mode = img.mode
+    notes: list[str] = []
+    if mode == "RGB":
+        return img, notes
+    if mode == "P":
+        has_alpha = "transparency" in img.info
+        img = img.convert("RGBA" if has_alpha else "RGB")
+        notes.append("palette expanded to RGB")
+        mode = img.mode
+    if mode in _SIXTEEN_BIT_MODES or mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        if mode == "F":
+            scale = 255.0 if arr.size and np.nanmax(arr) <= 1.0 else 1.0
+            notes.append("32-bit float samples converted to 8 bits")
+        else:
+            peak = float(arr.max()) if arr.size else 0.0
+            scale = 255.0 / 65535.0 if peak > 255 or mode.startswith("I;16") else 1.0
+            notes.append("16-bit samples reduced to 8 bits" if scale != 1.0 else "32-bit integer samples read as 8-bit")
+        arr = np.clip(np.rint(np.nan_to_num(arr) * scale), 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, mode="L")
+        mode = "L"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        notes.append("alpha channel dropped")
+    if mode in ("L", "LA", "1", "La"):
+        notes.append("grayscale replicated to RGB")
+    elif mode not in ("RGB", "RGBA", "RGBa", "P"):
+        notes.append(f"converted from {mode} to RGB")
+    return img.convert("RGB"), notes
+
+
+def load_image(path: str | os.PathLike) -> tuple[Image.Image, list[str]]:
+    """Read an image file as 8-bit RGB.
+
+    Returns the image and the conversion notes (see :func:`to_rgb`). Raises
+    :class:`~gabic.errors.ImageError` naming the file when it is missing, not an image,
+    truncated, or smaller than ``MIN_IMAGE_SIDE`` pixels on a side.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            img, notes = to_rgb(im)
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image (PIL cannot identify its format)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"{path}: cannot decode the image ({err}); is it truncated or corrupted?") from None
+    w, h = img.size
+    if min(w, h) < MIN_IMAGE_SIDE:
+        raise ImageError(f"{path}: image is {w}x{h}; the codecs need at least {MIN_IMAGE_SIDE} pixels on each side")
+    return img, notes
+
+
+def image_to_tensor(img: Image.Image) -> Tensor:
+    """8-bit RGB PIL image -> float tensor ``(1, 3, H, W)`` in [0, 1]."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def tensor_to_image(x: Tensor) -> Image.Image:
+    """Tensor ``(1, 3, H, W)`` or ``(3, H, W)`` in [0, 1] -> 8-bit RGB PIL image (rounded)."""
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {x.shape[0]}")
+        x = x[0]
+    arr = x.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr, mode="RGB")
+
+
+def pad(x: Tensor, multiple: int = PAD_MULTIPLE) -> tuple[Tensor, tuple[int, int, int, int]]:
+    """Zero-pad ``(B, C, H, W)`` to multiples of ``multiple``, centred as CompressAI's evaluation does.
+
+    Returns the padded tensor and the ``unpad`` tuple for :func:`crop`.
+    """
+    padding, unpad = compute_padding(x.shape[-2], x.shape[-1], min_div=multiple)
+    return F.pad(x, padding, mode="constant", value=0.0), unpad
+
+
+def crop(x: Tensor, unpad: tuple[int, int, int, int]) -> Tensor:
+    """Undo :func:`pad`."""
+    return F.pad(x, unpad)
