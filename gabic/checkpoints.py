@@ -49,6 +49,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file" if not path.exists() else f"{path}: not a file")
+    _check_zip(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -65,7 +66,23 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     else:
         raise CheckpointError(f"{path}: no state_dict found (expected a dict with a 'state_dict' entry or a dict of tensors)")
     ckpt["state_dict"] = {re.sub(r"^module\.", "", k): v for k, v in ckpt["state_dict"].items()}
+    for key, value in ckpt["state_dict"].items():
+        if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"{path}: corrupted checkpoint ({key} holds NaN or infinite values)")
     return ckpt
+
+
+def _check_zip(path: Path) -> None:
+    """Check the CRC of every member of a zip-format checkpoint (torch.load does not)."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({err}); is it truncated or corrupted?") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: corrupted checkpoint (checksum mismatch in {bad})")
 
 
 def _load_full(path: Path) -> Any:
@@ -76,8 +93,9 @@ def _load_full(path: Path) -> Any:
 
 
 def _first_line(err: BaseException) -> str:
+    """The first sentence of an exception's message."""
     text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    return text[0].split(". ")[0].rstrip(".") if text else type(err).__name__
 
 
 def _count(state_dict: dict, pattern: str) -> int:

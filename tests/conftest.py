@@ -1,0 +1,49 @@
+"""Shared fixtures: small seeded models that run fast on a CPU, sample photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gabic import GABIC, STF, WACNN
+from gabic.checkpoints import save_checkpoint
+from gabic.data import samples
+
+DATA = Path(__file__).parent / "data"
+
+#: Small sizes: every code path of the paper-size models, a fraction of the cost.
+SMALL = {
+    "gabic": lambda: GABIC(N=32, M=40, num_slices=4),
+    "wacnn": lambda: WACNN(N=32, M=40, num_slices=4),
+    "stf": lambda: STF(embed_dim=12, depths=(1, 1, 2, 1), num_heads=(1, 2, 2, 4), num_slices=4),
+}
+
+
+def small_model(name: str, seed: int = 0):
+    """A small model of architecture ``name``, seeded, CDFs updated, eval mode."""
+    torch.manual_seed(seed)
+    model = SMALL[name]()
+    model.update(force=True)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def sample_paths() -> list[Path]:
+    return samples()
+
+
+@pytest.fixture(scope="session")
+def gabic_ckpt(tmp_path_factory) -> Path:
+    """A gabic checkpoint of a small GABIC."""
+    path = tmp_path_factory.mktemp("ckpt") / "small-gabic.pth.tar"
+    save_checkpoint(small_model("gabic"), path, lmbda=0.0130)
+    return path
+
+
+@pytest.fixture(scope="session")
+def wacnn_ckpt(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "small-wacnn.pth.tar"
+    save_checkpoint(small_model("wacnn"), path)
+    return path
