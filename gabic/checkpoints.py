@@ -189,7 +189,8 @@ def load_checkpoint(
         if architecture not in MODELS:
             raise ValueError(f"architecture must be one of {sorted(MODELS)}, got {architecture!r}")
         if config.get("model") != architecture:
-            probe = MODELS[architecture]()
+            shared = {k: config[k] for k in ("N", "M", "num_slices") if k in config and architecture != "stf"}
+            probe = build_model({"model": architecture, **shared})
             raise CheckpointError(
                 f"{path}: a {config.get('model')} checkpoint, not {architecture}: {_key_report(probe, sd)}"
             )
