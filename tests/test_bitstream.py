@@ -1,0 +1,148 @@
+"""Real bitstreams: round trips on a real photo, determinism, any size and mode, damaged files."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gabic.bitstream import Stream, config_hash, decode_image, encode_image, pack, unpack
+from gabic.errors import BitstreamError
+from gabic.images import crop, image_to_tensor, load_image, pad, tensor_to_image, to_rgb
+from gabic.metrics import psnr
+from tests.conftest import small_model
+
+
+@pytest.fixture(scope="module")
+def photo(sample_paths):
+    img, notes = load_image(next(p for p in sample_paths if p.name == "chelsea.png"))
+    assert notes == []
+    return img
+
+
+@pytest.fixture(scope="module")
+def gabic_model():
+    return small_model("gabic")
+
+
+@pytest.mark.parametrize("name", ["gabic", "wacnn", "stf"])
+def test_round_trip_matches_forward_pass_and_is_deterministic(photo, name):
+    model = small_model(name)
+    data = encode_image(model, photo)
+    assert encode_image(model, photo) == data  # same bytes every time
+    decoded = decode_image(model, data)
+    assert decoded.size == photo.size and decoded.mode == "RGB"
+    assert decode_image(model, data).tobytes() == decoded.tobytes()  # same image every time
+    with torch.no_grad():
+        xp, unpad = pad(image_to_tensor(photo))
+        forward = tensor_to_image(crop(model(xp)["x_hat"], unpad))
+    assert abs(psnr(photo, decoded) - psnr(photo, forward)) < 0.05
+
+
+def test_stream_sizes_are_the_entropy_coder_output(photo, gabic_model):
+    data = encode_image(gabic_model, photo)
+    s = unpack(data)
+    assert s.model_name == "gabic" and (s.width, s.height) == photo.size
+    assert s.shape == (5, 8)  # 300x451 padded to 320x512, z at 1/64
+    assert len(data) == s.payload_bytes + len(pack(Stream(s.model_name, s.config_hash, s.fingerprint,
+                                                          s.height, s.width, s.shape, [[b""], [b""]])))
+
+
+@pytest.mark.parametrize("size", [(16, 16), (100, 37), (65, 129), (200, 64)])
+def test_any_size_is_padded_and_cropped_back(photo, gabic_model, size):
+    img = photo.crop((0, 0, *size))
+    decoded = decode_image(gabic_model, encode_image(gabic_model, img))
+    assert decoded.size == size
+
+
+def _png(tmp_path, img, name):
+    path = tmp_path / name
+    img.save(path)
+    return path
+
+
+def test_modes_are_converted_to_rgb_with_notes(tmp_path, photo):
+    rgb = np.asarray(photo)
+    gray = photo.convert("L")
+    cases = {
+        "gray.png": (gray, ["grayscale replicated to RGB"]),
+        "rgba.png": (photo.convert("RGBA"), ["alpha channel dropped"]),
+        "pal.png": (photo.convert("P"), ["palette expanded to RGB"]),
+        "gray16.png": (Image.fromarray(np.asarray(gray).astype(np.uint16) * 257),
+                       ["16-bit samples reduced to 8 bits", "grayscale replicated to RGB"]),
+        "cmyk.tif": (photo.convert("CMYK"), ["converted from CMYK to RGB"]),
+    }
+    for name, (img, expected) in cases.items():
+        loaded, notes = load_image(_png(tmp_path, img, name))
+        assert loaded.mode == "RGB" and loaded.size == photo.size, name
+        assert notes == expected, name
+    g16, _ = load_image(tmp_path / "gray16.png")
+    assert np.array_equal(np.asarray(g16)[..., 0], np.asarray(gray))  # 16-bit scaled back exactly
+    rgba, _ = load_image(tmp_path / "rgba.png")
+    assert np.array_equal(np.asarray(rgba), rgb)
+
+
+def test_to_rgb_keeps_rgb_untouched(photo):
+    out, notes = to_rgb(photo)
+    assert out is photo and notes == []
+
+
+def test_decoding_with_another_model_is_refused(photo):
+    a = small_model("gabic", seed=0)
+    data = encode_image(a, photo)
+    with pytest.raises(BitstreamError, match="written by a gabic model, cannot decode it with a wacnn model"):
+        decode_image(small_model("wacnn"), data, source="x.gabic")
+    other_cfg = small_model("gabic")
+    other_cfg.set_knn(5)
+    with pytest.raises(BitstreamError, match="x.gabic: written by a gabic model with another configuration"):
+        decode_image(other_cfg, data, source="x.gabic")
+    with pytest.raises(BitstreamError, match="x.gabic: written by another gabic checkpoint"):
+        decode_image(small_model("gabic", seed=1), data, source="x.gabic")
+    same_but_pyg = small_model("gabic")
+    same_but_pyg.set_backend("pyg")  # the backend does not change the stream
+    assert decode_image(same_but_pyg, data).size == photo.size
+
+
+def test_config_hash_ignores_backend_only():
+    cfg = small_model("gabic").config
+    assert config_hash(cfg) == config_hash({**cfg, "backend": "pyg"})
+    assert config_hash(cfg) != config_hash({**cfg, "knn": 3})
+
+
+@pytest.fixture(scope="module")
+def stream_bytes(photo, gabic_model):
+    return encode_image(gabic_model, photo.crop((0, 0, 96, 64)))
+
+
+def test_every_truncation_is_detected(stream_bytes, gabic_model):
+    for cut in range(0, len(stream_bytes), max(1, len(stream_bytes) // 97)):
+        with pytest.raises(BitstreamError, match=r"cut.gabic: (truncated|not a .gabic|corrupted)"):
+            decode_image(gabic_model, stream_bytes[:cut], source="cut.gabic")
+
+
+def test_every_flipped_byte_is_detected(stream_bytes, gabic_model):
+    for pos in range(0, len(stream_bytes), max(1, len(stream_bytes) // 97)):
+        bad = bytearray(stream_bytes)
+        bad[pos] ^= 0x41
+        with pytest.raises(BitstreamError, match="flip.gabic: "):
+            decode_image(gabic_model, bytes(bad), source="flip.gabic")
+
+
+def test_garbage_and_other_versions(stream_bytes):
+    with pytest.raises(BitstreamError, match="not a .gabic file"):
+        unpack(b"\x89PNG\r\n\x1a\n" + bytes(100), "img.png")
+    with pytest.raises(BitstreamError, match="format version 9"):
+        unpack(b"GABIC" + bytes([9]) + stream_bytes[6:], "v9.gabic")
+    with pytest.raises(BitstreamError, match="unexpected bytes at the end"):
+        unpack(stream_bytes[:-4] + b"xx" + stream_bytes[-4:], "long.gabic")
+
+
+def test_inconsistent_header_with_valid_checksum_is_refused(stream_bytes):
+    s = unpack(stream_bytes)
+    forged = pack(Stream(s.model_name, s.config_hash, s.fingerprint, 64, 96, (7, 7), s.strings))
+    with pytest.raises(BitstreamError, match="inconsistent .gabic header"):
+        unpack(forged, "forged.gabic")
+    assert struct.unpack("<I", forged[-4:])[0] != 0
