@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 __version__ = "0.1.0"
+
+with warnings.catch_warnings():
+    # CompressAI 1.2.8 uses torch.jit.script at import time, which torch now flags as deprecated.
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    import compressai  # noqa: F401
 
 from gabic.models import GABIC, MODELS, STF, WACNN, build_model
 
