@@ -1,0 +1,160 @@
+"""Speed of the kNN graph attention (dense vs pyg), of a training step, and of coding an image.
+
+Prints one JSON line per measurement, then the ratios. Not a test: nothing is asserted.
+
+    python benchmarks/attention.py                 # sizes for the machine (CPU or GPU)
+    python benchmarks/attention.py --batch 4 --repeats 5
+
+Measured:
+
+- ``attention``: forward + backward of the kNN graph attention module alone (where the
+  two backends differ) and of the whole gated block (attention + 6 residual units), at the
+  model's shapes: C=192 at 64x64 with window 8 (1/4 of a 256x256 crop) and C=320 at 16x16
+  with window 4 (1/16). Batch 16 on a GPU, 2 on the CPU unless --batch says otherwise.
+- ``train_step``: forward, loss (lambda*255^2*MSE + bpp), backward and Adam step of the
+  paper-size GABIC (dense, pyg) and WACNN on 256x256 crops (batch 16 on a GPU; 1 image of
+  128x128 on the CPU).
+- ``coding``: compress and decompress of one 768x512 image with the paper-size GABIC and
+  WACNN (untrained weights: the entropy coder sees wider symbol ranges than with trained
+  ones, so coding times are an upper bound of the network time plus rANS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+from gabic import GABIC, WACNN
+from gabic.layers import GatedAttentionBlock, WindowGraphAttention
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timeit(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
+    """Median seconds of ``fn`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def emit(record: dict) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def bench_attention(device, batch, repeats, results):
+    for dim, size, ws in ((192, 64, 8), (320, 16, 4)):
+        x = torch.randn(batch, dim, size, size, device=device)
+        for what in ("attention", "gated_block"):
+            times = {}
+            for backend in ("pyg", "dense"):
+                torch.manual_seed(0)
+                attn = WindowGraphAttention(dim, ws, knn=9, heads=8, backend=backend)
+                module = (attn if what == "attention" else GatedAttentionBlock(dim, attn)).to(device)
+                xi = x.clone().requires_grad_()
+
+                def step():
+                    module(xi).sum().backward()
+
+                times[backend] = timeit(step, device, repeats)
+                emit({"bench": what, "backend": backend, "shape": [batch, dim, size, size], "window": ws,
+                      "seconds": round(times[backend], 5), "device": machine(device)})
+            results[f"{what} C={dim} ws={ws}: dense speed-up over pyg"] = times["pyg"] / times["dense"]
+
+
+def _train_step(model, x, lmbda=0.013):
+    opt = torch.optim.Adam([p for n, p in model.named_parameters() if not n.endswith(".quantiles")], lr=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out = model(x)
+        n_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+        bpp = sum(-torch.log2(v).sum() for v in out["likelihoods"].values()) / n_pixels
+        loss = lmbda * 255**2 * torch.mean((out["x_hat"] - x) ** 2) + bpp
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    return step
+
+
+def bench_train_step(device, batch, size, repeats, results):
+    x = torch.rand(batch, 3, size, size, device=device)
+    times = {}
+    for label, make in (("wacnn", WACNN), ("gabic-dense", lambda: GABIC(backend="dense")),
+                        ("gabic-pyg", lambda: GABIC(backend="pyg"))):
+        torch.manual_seed(0)
+        model = make().to(device).train()
+        times[label] = timeit(_train_step(model, x), device, repeats, warmup=1)
+        emit({"bench": "train_step", "model": label, "shape": [batch, 3, size, size],
+              "seconds": round(times[label], 4), "device": machine(device)})
+        del model
+    results["train_step: gabic-dense / wacnn time"] = times["gabic-dense"] / times["wacnn"]
+    results["train_step: gabic-pyg / gabic-dense time"] = times["gabic-pyg"] / times["gabic-dense"]
+
+
+def bench_coding(device, repeats, results):
+    x = torch.rand(1, 3, 512, 768, device=device)
+    for label, make in (("wacnn", WACNN), ("gabic-dense", GABIC)):
+        torch.manual_seed(0)
+        model = make()
+        model.update(force=True)
+        model = model.to(device).eval()
+        with torch.no_grad():
+            enc = model.compress(x)
+        t_enc = timeit(lambda: model.compress(x), device, repeats, warmup=1)
+        t_dec = timeit(lambda: model.decompress(enc["strings"], enc["shape"]), device, repeats, warmup=1)
+        emit({"bench": "coding", "model": label, "image": "768x512", "compress_s": round(t_enc, 4),
+              "decompress_s": round(t_dec, 4), "device": machine(device)})
+        results[f"coding {label}: compress s / 0.12 s (STF repo, WACNN on a GPU)"] = t_enc / 0.12
+        results[f"coding {label}: decompress s / 0.12 s"] = t_dec / 0.12
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch", type=int, help="attention batch (default 16 on a GPU, 2 on the CPU)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--only", choices=("attention", "train_step", "coding"), action="append")
+    args = p.parse_args(argv)
+    from gabic.device import resolve_device
+
+    device = resolve_device(args.device)
+    gpu = device.type == "cuda"
+    if gpu:
+        torch.backends.cudnn.benchmark = True
+    only = set(args.only or ("attention", "train_step", "coding"))
+    results: dict[str, float] = {}
+    if "attention" in only:
+        bench_attention(device, args.batch or (16 if gpu else 2), args.repeats, results)
+    if "train_step" in only:
+        bench_train_step(device, 16 if gpu else 1, 256 if gpu else 128, args.repeats, results)
+    if "coding" in only:
+        bench_coding(device, max(1, args.repeats // 2), results)
+    for name, value in results.items():
+        emit({"ratio": name, "value": round(value, 3)})
+
+
+if __name__ == "__main__":
+    main()
