@@ -31,6 +31,7 @@ __all__ = [
     "WindowAttention",
     "WindowGraphAttention",
     "edge_attribute_matrix",
+    "graph_mask",
     "knn_window_graph",
     "shifted_window_mask",
     "window_merge",
@@ -261,10 +262,10 @@ def knn_window_graph(nodes: Tensor, k: int, dissimilarity: bool = False) -> Tens
     return order[..., :k].contiguous()
 
 
-def neighbour_mask(idx: Tensor, n: int) -> Tensor:
-    """Boolean adjacency ``(Bw, n, n)``: ``[w, i, j]`` is True when j is a neighbour of i."""
-    mask = torch.zeros(idx.shape[0], n, n, dtype=torch.bool, device=idx.device)
-    return mask.scatter_(-1, idx, True)
+def graph_mask(idx: Tensor, n: int, dtype: torch.dtype) -> Tensor:
+    """Additive mask ``(Bw, 1, n, n)`` of the graph: 0 where j is a neighbour of i, ``-inf`` elsewhere."""
+    mask = torch.full((idx.shape[0], n, n), -math.inf, device=idx.device, dtype=dtype)
+    return mask.scatter_(-1, idx, 0.0).unsqueeze(1)
 
 
 class KNNGraphAttention(nn.Module):
@@ -310,13 +311,34 @@ class KNNGraphAttention(nn.Module):
 
     def attention_bias(self, idx: Tensor, ws: int, dtype: torch.dtype) -> Tensor:
         """Additive score bias ``(Bw, heads or 1, n, n)``: ``-inf`` off the graph, edge bias on it."""
-        n = ws * ws
-        off_graph = torch.full((idx.shape[0], n, n), -math.inf, device=idx.device, dtype=dtype)
-        bias = off_graph.scatter_(-1, idx, 0.0).unsqueeze(1)
+        bias = graph_mask(idx, ws * ws, dtype)
         beta = self.edge_bias_weights()
         if beta is not None:
             bias = bias + beta.to(dtype)[:, None, None] * edge_attribute_matrix(ws, idx.device).to(dtype)
         return bias
+
+    def _with_edge_dims(self, q: Tensor, k: Tensor, ws: int) -> tuple[Tensor, Tensor]:
+        """Fold the edge bias into two extra query/key channels.
+
+        With ``s = r + c`` the in-window diagonal index, ``e(i, j) = (s_i - s_j)^2`` and
+        ``beta_h e(i, j) = beta_h s_i^2 - 2 beta_h s_i s_j + beta_h s_j^2``. The first term is
+        the same for every j of a row, so softmax ignores it; the other two are the dot
+        product of ``[beta_h, -2 beta_h s_i]`` and ``[s_j^2, s_j]``. Scaled by sqrt(D) to
+        undo the attention's 1/sqrt(D), they let the mask stay a constant (no gradient),
+        which keeps ``scaled_dot_product_attention`` on its fast kernels.
+        """
+        Bw, h, n, D = q.shape
+        beta = self.edge_bias_weights()
+        r, c = torch.meshgrid(torch.arange(ws, device=q.device), torch.arange(ws, device=q.device), indexing="ij")
+        s = (r + c).flatten().to(q.dtype)  # (n,)
+        b = (beta.to(q.dtype) * D**0.5).view(1, h, 1)
+        q_extra = torch.stack((b.expand(Bw, h, n), (-2 * b * s).expand(Bw, h, n)), dim=-1)
+        k_extra = torch.stack((s * s, s), dim=-1).expand(Bw, h, n, 2)
+        extra_pad = (-(D + 2)) % 8 if q.is_cuda else 0  # aligned head size for the fused GPU kernels
+        if extra_pad:
+            q_extra = F.pad(q_extra, (0, extra_pad))
+            k_extra = F.pad(k_extra, (0, extra_pad))
+        return torch.cat((q, q_extra), dim=-1), torch.cat((k, k_extra), dim=-1)
 
     def forward(
         self, x: Tensor, idx: Tensor, ws: int, backend: Backend = "dense", return_attention: bool = False
@@ -332,14 +354,17 @@ class KNNGraphAttention(nn.Module):
     def _forward_dense(self, x: Tensor, idx: Tensor, ws: int, return_attention: bool):
         Bw, n, C = x.shape
         q, k, v = self._qkv(x)
-        bias = self.attention_bias(idx, ws, q.dtype)
         if return_attention:
+            bias = self.attention_bias(idx, ws, q.dtype)
             scores = torch.matmul(q, k.transpose(-2, -1)) * self.head_dim**-0.5 + bias
             alpha = scores.softmax(-1)
             out = torch.matmul(alpha, v)
             weights = alpha.gather(-1, idx.unsqueeze(1).expand(-1, self.heads, -1, -1))
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+            scale = self.head_dim**-0.5
+            if self.lin_edge is not None:
+                q, k = self._with_edge_dims(q, k, ws)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=graph_mask(idx, n, q.dtype), scale=scale)
         out = self.proj(out.transpose(1, 2).reshape(Bw, n, C)) + x
         return (out, weights) if return_attention else out
 
