@@ -12,7 +12,7 @@ Measured:
   model's shapes: C=192 at 64x64 with window 8 (1/4 of a 256x256 crop) and C=320 at 16x16
   with window 4 (1/16). Batch 16 on a GPU, 2 on the CPU unless --batch says otherwise.
 - ``train_step``: forward, loss (lambda*255^2*MSE + bpp), backward and Adam step of the
-  paper-size GABIC (dense, pyg) and WACNN on 256x256 crops (batch 16 on a GPU; 1 image of
+  paper-size GABIC (dense, pyg) and WACNN on 256x256 crops (batch 16 on a GPU; 2 images of
   128x128 on the CPU).
 - ``coding``: compress and decompress of one 768x512 image with the paper-size GABIC and
   WACNN (untrained weights: the entropy coder sees wider symbol ranges than with trained
@@ -149,7 +149,7 @@ def main(argv=None) -> None:
     if "attention" in only:
         bench_attention(device, args.batch or (16 if gpu else 2), args.repeats, results)
     if "train_step" in only:
-        bench_train_step(device, 16 if gpu else 1, 256 if gpu else 128, args.repeats, results)
+        bench_train_step(device, 16 if gpu else 2, 256 if gpu else 128, args.repeats, results)
     if "coding" in only:
         bench_coding(device, max(1, args.repeats // 2), results)
     for name, value in results.items():

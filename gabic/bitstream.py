@@ -200,9 +200,10 @@ def check_model(stream: Stream, model: ChannelContextCodec, source: str) -> None
 
 
 @torch.no_grad()
-def decode_image(model: ChannelContextCodec, data: bytes, source: str = "<bytes>") -> Image.Image:
-    """Decode the bytes of a .gabic file into an RGB image of the original size."""
-    stream = unpack(data, source)
+def decode_image(model: ChannelContextCodec, data: bytes | Stream, source: str = "<bytes>") -> Image.Image:
+    """Decode a .gabic file (its bytes, or a :class:`Stream` from :func:`unpack`) into an RGB
+    image of the original size."""
+    stream = data if isinstance(data, Stream) else unpack(data, source)
     check_model(stream, model, source)
     try:
         out = model.decompress(stream.strings, stream.shape)

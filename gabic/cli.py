@@ -73,6 +73,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from gabic.files import write_atomic
     from gabic.images import load_image
 
+    _check_output(args.output)
     img, notes = load_image(args.image)
     for note in notes:
         log.warning("%s: %s", args.image, note)
@@ -87,22 +88,28 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
-    from gabic.bitstream import decode_image
+    from gabic.bitstream import decode_image, unpack
     from gabic.files import write_atomic
 
     fmt = _IMAGE_FORMATS.get(args.output.suffix.lower())
     if fmt is None:
         raise GabicError(f"{args.output}: unsupported output extension (use one of {', '.join(sorted(_IMAGE_FORMATS))})")
-    data = _read_stream_bytes(args.stream)
+    _check_output(args.output)
+    stream = unpack(_read_stream_bytes(args.stream), str(args.stream))  # a damaged file fails before the model loads
     model = _load(args)
     t0 = time.perf_counter()
-    img = decode_image(model, data, source=str(args.stream))
+    img = decode_image(model, stream, source=str(args.stream))
     elapsed = time.perf_counter() - t0
     buf = io.BytesIO()
     img.save(buf, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
     write_atomic(args.output, buf.getvalue())
     print(f"{args.output}: {img.size[0]}x{img.size[1]} ({elapsed:.2f} s)")
     return 0
+
+
+def _check_output(path: Path) -> None:
+    if path.is_dir():
+        raise GabicError(f"{path}: is a folder; give a file name for the output")
 
 
 def _read_stream_bytes(path: Path) -> bytes:
@@ -156,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except GabicError as err:
+        print(f"gabic: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # unwritable output folder, full disk...
         print(f"gabic: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

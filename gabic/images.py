@@ -86,6 +86,8 @@ def load_image(path: str | os.PathLike) -> tuple[Image.Image, list[str]]:
             img, notes = to_rgb(im)
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (PIL cannot identify its format)") from None
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"{path}: {err}") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{path}: cannot decode the image ({err}); is it truncated or corrupted?") from None
     w, h = img.size

@@ -75,6 +75,9 @@ def test_bad_inputs_get_one_clear_line(capsys, tmp_path, photo, gabic_ckpt, wacn
     bad_ckpt.write_bytes(gabic_ckpt.read_bytes()[:5000])
     _fails(capsys, tmp_path, "compress", photo, out, "--checkpoint", bad_ckpt, expect="bad.pth.tar: cannot read the checkpoint")
     _fails(capsys, tmp_path, "compress", photo, out, "--checkpoint", tmp_path / "no.pth.tar", expect="no.pth.tar: no such checkpoint")
+    folder = tmp_path / "outdir"
+    folder.mkdir()
+    _fails(capsys, tmp_path, "compress", photo, folder, *ck, expect="outdir: is a folder")
 
 
 def test_bad_streams_get_one_clear_line(capsys, tmp_path, photo, gabic_ckpt, wacnn_ckpt):

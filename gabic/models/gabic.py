@@ -13,6 +13,11 @@ __all__ = ["GABIC"]
 PAPER_KNN, PAPER_HEADS = 9, 8
 
 
+def _check_knn(knn: int, nodes: int) -> None:
+    if not isinstance(knn, int) or isinstance(knn, bool) or not 1 <= knn <= nodes - 1:
+        raise ValueError(f"knn must be an integer in 1..{nodes - 1} (the smallest window has {nodes} nodes), got {knn!r}")
+
+
 class GABIC(WACNN):
     """The GABIC codec: WACNN's backbone and entropy model with graph-based attention blocks.
 
@@ -42,6 +47,7 @@ class GABIC(WACNN):
         dissimilarity: bool = False,
         backend: Backend = "dense",
     ):
+        _check_knn(knn, 4 * 4)
         self._graph_kwargs = dict(
             knn=knn, heads=heads, use_edge_attr=use_edge_attr, dissimilarity=dissimilarity, backend=backend
         )
@@ -55,8 +61,14 @@ class GABIC(WACNN):
         return {n: m for n, m in self.named_modules() if isinstance(m, WindowGraphAttention)}
 
     def set_knn(self, knn: int) -> None:
-        """Use ``knn`` neighbours in every block from now on (same weights)."""
-        for m in self.graph_attentions().values():
+        """Use ``knn`` neighbours in every block from now on (same weights).
+
+        ``knn`` must fit the smallest window (1..15 with the 4x4 windows of the paper); a
+        refused value leaves every block as it was.
+        """
+        blocks = self.graph_attentions().values()
+        _check_knn(knn, min(m.window_size**2 for m in blocks))
+        for m in blocks:
             m.knn = knn
         self._graph_kwargs["knn"] = knn
 
