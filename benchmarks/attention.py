@@ -26,7 +26,7 @@ import json
 import platform
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -74,12 +74,20 @@ def bench_attention(device, batch, repeats, results):
                 module = (attn if what == "attention" else GatedAttentionBlock(dim, attn)).to(device)
                 xi = x.clone().requires_grad_()
 
-                def step():
+                def step(module=module, xi=xi):
                     module(xi).sum().backward()
 
                 times[backend] = timeit(step, device, repeats)
-                emit({"bench": what, "backend": backend, "shape": [batch, dim, size, size], "window": ws,
-                      "seconds": round(times[backend], 5), "device": machine(device)})
+                emit(
+                    {
+                        "bench": what,
+                        "backend": backend,
+                        "shape": [batch, dim, size, size],
+                        "window": ws,
+                        "seconds": round(times[backend], 5),
+                        "device": machine(device),
+                    }
+                )
             results[f"{what} C={dim} ws={ws}: dense speed-up over pyg"] = times["pyg"] / times["dense"]
 
 
@@ -100,16 +108,31 @@ def _train_step(model, x, lmbda=0.013):
 
 
 def bench_train_step(device, batch, size, repeats, results):
+    """The three models are built together and timed in interleaved rounds (median per model),
+    so that a slow spell of a shared machine does not land on one model alone."""
     x = torch.rand(batch, 3, size, size, device=device)
-    times = {}
-    for label, make in (("wacnn", WACNN), ("gabic-dense", lambda: GABIC(backend="dense")),
-                        ("gabic-pyg", lambda: GABIC(backend="pyg"))):
+    makers = {"wacnn": WACNN, "gabic-dense": lambda: GABIC(backend="dense"), "gabic-pyg": lambda: GABIC(backend="pyg")}
+    steps = {}
+    for label, make in makers.items():
         torch.manual_seed(0)
-        model = make().to(device).train()
-        times[label] = timeit(_train_step(model, x), device, repeats, warmup=1)
-        emit({"bench": "train_step", "model": label, "shape": [batch, 3, size, size],
-              "seconds": round(times[label], 4), "device": machine(device)})
-        del model
+        steps[label] = _train_step(make().to(device).train(), x)
+        steps[label]()  # warm-up
+    samples = {label: [] for label in steps}
+    for _ in range(repeats):
+        for label, step in steps.items():
+            samples[label].append(timeit(step, device, 1, warmup=0))
+    times = {label: statistics.median(v) for label, v in samples.items()}
+    for label, seconds in times.items():
+        emit(
+            {
+                "bench": "train_step",
+                "model": label,
+                "shape": [batch, 3, size, size],
+                "seconds": round(seconds, 4),
+                "rounds": repeats,
+                "device": machine(device),
+            }
+        )
     results["train_step: gabic-dense / wacnn time"] = times["gabic-dense"] / times["wacnn"]
     results["train_step: gabic-pyg / gabic-dense time"] = times["gabic-pyg"] / times["gabic-dense"]
 
@@ -123,10 +146,18 @@ def bench_coding(device, repeats, results):
         model = model.to(device).eval()
         with torch.no_grad():
             enc = model.compress(x)
-        t_enc = timeit(lambda: model.compress(x), device, repeats, warmup=1)
-        t_dec = timeit(lambda: model.decompress(enc["strings"], enc["shape"]), device, repeats, warmup=1)
-        emit({"bench": "coding", "model": label, "image": "768x512", "compress_s": round(t_enc, 4),
-              "decompress_s": round(t_dec, 4), "device": machine(device)})
+        t_enc = timeit(lambda m=model: m.compress(x), device, repeats, warmup=1)
+        t_dec = timeit(lambda m=model, e=enc: m.decompress(e["strings"], e["shape"]), device, repeats, warmup=1)
+        emit(
+            {
+                "bench": "coding",
+                "model": label,
+                "image": "768x512",
+                "compress_s": round(t_enc, 4),
+                "decompress_s": round(t_dec, 4),
+                "device": machine(device),
+            }
+        )
         results[f"coding {label}: compress s / 0.12 s (STF repo, WACNN on a GPU)"] = t_enc / 0.12
         results[f"coding {label}: decompress s / 0.12 s"] = t_dec / 0.12
 

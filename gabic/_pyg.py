@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.utils import softmax

@@ -120,7 +120,7 @@ class _Reader:
                 f"{self.source}: truncated .gabic file (the {what} needs {n} bytes at offset {self.pos}, "
                 f"the file has {len(self.data)} bytes)"
             )
-        out = self.data[self.pos: self.pos + n]
+        out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
 

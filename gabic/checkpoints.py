@@ -191,9 +191,7 @@ def load_checkpoint(
         if config.get("model") != architecture:
             shared = {k: config[k] for k in ("N", "M", "num_slices") if k in config and architecture != "stf"}
             probe = build_model({"model": architecture, **shared})
-            raise CheckpointError(
-                f"{path}: a {config.get('model')} checkpoint, not {architecture}: {_key_report(probe, sd)}"
-            )
+            raise CheckpointError(f"{path}: a {config.get('model')} checkpoint, not {architecture}: {_key_report(probe, sd)}")
     config.update(overrides)
     try:
         model = build_model(config)

@@ -12,8 +12,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from gabic import __version__
 from gabic.errors import GabicError

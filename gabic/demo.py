@@ -41,8 +41,10 @@ def run_demo(out: str | Path = "results/demo", checkpoint: str | Path | None = N
 
         model, trained = load_checkpoint(checkpoint, device=device), True
     else:
-        log.warning("no --checkpoint given: using an untrained GABIC(%s); the numbers only show the machinery",
-                    ", ".join(f"{k}={v}" for k, v in DEMO_MODEL.items()))
+        log.warning(
+            "no --checkpoint given: using an untrained GABIC(%s); the numbers only show the machinery",
+            ", ".join(f"{k}={v}" for k, v in DEMO_MODEL.items()),
+        )
         torch.manual_seed(0)
         model, trained = GABIC(**DEMO_MODEL), False
         model.update(force=True)
@@ -62,19 +64,26 @@ def run_demo(out: str | Path = "results/demo", checkpoint: str | Path | None = N
         write_atomic(out / f"{path.stem}.gabic", data)
         decoded.save(out / f"{path.stem}.png")
         w, h = img.size
-        rows.append({
-            "image": path.name,
-            "width": w,
-            "height": h,
-            "bytes": len(data),
-            "bpp": bpp_from_bytes(len(data), h, w),
-            "psnr": psnr(img, decoded),
-            "psnr_forward": psnr(img, forward),
-            "round_trip_identical": decode_image(model, data, source=path.name).tobytes() == decoded.tobytes(),
-            "encoding_time": t1 - t0,
-            "decoding_time": t2 - t1,
-        })
-    summary = {"model": model.name, "config": model.config, "trained": trained,
-               "checkpoint": str(checkpoint) if checkpoint else None, "images": rows}
+        rows.append(
+            {
+                "image": path.name,
+                "width": w,
+                "height": h,
+                "bytes": len(data),
+                "bpp": bpp_from_bytes(len(data), h, w),
+                "psnr": psnr(img, decoded),
+                "psnr_forward": psnr(img, forward),
+                "round_trip_identical": decode_image(model, data, source=path.name).tobytes() == decoded.tobytes(),
+                "encoding_time": t1 - t0,
+                "decoding_time": t2 - t1,
+            }
+        )
+    summary = {
+        "model": model.name,
+        "config": model.config,
+        "trained": trained,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "images": rows,
+    }
     write_atomic(out / "summary.json", json.dumps(summary, indent=2).encode())
     return summary

@@ -119,9 +119,7 @@ class GatedAttentionBlock(nn.Module):
     def __init__(self, dim: int, attention: nn.Module):
         super().__init__()
         self.conv_a = nn.Sequential(ResidualUnit(dim), ResidualUnit(dim), ResidualUnit(dim))
-        self.conv_b = nn.Sequential(
-            attention, ResidualUnit(dim), ResidualUnit(dim), ResidualUnit(dim), conv1x1(dim, dim)
-        )
+        self.conv_b = nn.Sequential(attention, ResidualUnit(dim), ResidualUnit(dim), ResidualUnit(dim), conv1x1(dim, dim))
 
     @property
     def attention(self) -> nn.Module:
@@ -189,6 +187,18 @@ class WindowAttention(nn.Module):
         out = torch.matmul(attn.softmax(-1), v)
         return self.proj(out.transpose(1, 2).reshape(Bw, n, C))
 
+    def on_map(self, t: Tensor, shift: int = 0) -> Tensor:
+        """Attend inside the windows of a map ``(B, H, W, C)`` (H, W multiples of the window),
+        cyclically shifted by ``shift`` with the shifted-window mask; same shape out."""
+        ws = self.window_size
+        H, W = t.shape[1:3]
+        mask = None
+        if shift:
+            t = torch.roll(t, shifts=(-shift, -shift), dims=(1, 2))
+            mask = shifted_window_mask(H, W, ws, shift, t.device)
+        t = window_merge(self(window_partition(t, ws), mask), ws, H, W)
+        return torch.roll(t, shifts=(shift, shift), dims=(1, 2)) if shift else t
+
 
 class SwinWindowAttention(nn.Module):
     """WACNN's window attention on ``(B, C, H, W)`` maps, with cyclic shift and a shortcut.
@@ -209,18 +219,9 @@ class SwinWindowAttention(nn.Module):
         ws, s = self.window_size, self.shift_size
         if H % ws or W % ws:
             raise ValueError(
-                f"WACNN window attention needs H and W to be multiples of {ws}, got {H}x{W}: "
-                "pad the image to a multiple of 64"
+                f"WACNN window attention needs H and W to be multiples of {ws}, got {H}x{W}: pad the image to a multiple of 64"
             )
-        t = x.permute(0, 2, 3, 1)
-        mask = None
-        if s:
-            t = torch.roll(t, shifts=(-s, -s), dims=(1, 2))
-            mask = shifted_window_mask(H, W, ws, s, x.device)
-        t = window_merge(self.attn(window_partition(t, ws), mask), ws, H, W)
-        if s:
-            t = torch.roll(t, shifts=(s, s), dims=(1, 2))
-        return x + t.permute(0, 3, 1, 2)
+        return x + self.attn.on_map(x.permute(0, 2, 3, 1), s).permute(0, 3, 1, 2)
 
 
 # --------------------------------------------------------------------------- kNN graph attention

@@ -22,8 +22,13 @@ VECTORS = ["knn_attention_dim192_ws8", "knn_attention_dim320_ws4"]
 
 def _layer(config: dict, backend: str) -> WindowGraphAttention:
     return WindowGraphAttention(
-        config["dim"], config["window_size"], config["knn"], config["heads"],
-        config["use_edge_attr"], config["dissimilarity"], backend=backend,
+        config["dim"],
+        config["window_size"],
+        config["knn"],
+        config["heads"],
+        config["use_edge_attr"],
+        config["dissimilarity"],
+        backend=backend,
     )
 
 
@@ -141,7 +146,7 @@ def test_dense_equals_pyg_with_padding(shape, ws, k, heads, edge):
     (out_d * g).sum().backward()
     (out_p * g).sum().backward()
     torch.testing.assert_close(xd.grad, xp.grad, atol=1e-4, rtol=1e-4)
-    for (name, p_d), (_, p_p) in zip(dense.named_parameters(), pyg.named_parameters()):
+    for (name, p_d), (_, p_p) in zip(dense.named_parameters(), pyg.named_parameters(), strict=True):
         torch.testing.assert_close(p_d.grad, p_p.grad, atol=1e-4, rtol=1e-4, msg=name)
 
 

@@ -47,8 +47,9 @@ def test_stream_sizes_are_the_entropy_coder_output(photo, gabic_model):
     s = unpack(data)
     assert s.model_name == "gabic" and (s.width, s.height) == photo.size
     assert s.shape == (5, 8)  # 300x451 padded to 320x512, z at 1/64
-    assert len(data) == s.payload_bytes + len(pack(Stream(s.model_name, s.config_hash, s.fingerprint,
-                                                          s.height, s.width, s.shape, [[b""], [b""]])))
+    assert len(data) == s.payload_bytes + len(
+        pack(Stream(s.model_name, s.config_hash, s.fingerprint, s.height, s.width, s.shape, [[b""], [b""]]))
+    )
 
 
 @pytest.mark.parametrize("size", [(16, 16), (100, 37), (65, 129), (200, 64)])
@@ -71,8 +72,10 @@ def test_modes_are_converted_to_rgb_with_notes(tmp_path, photo):
         "gray.png": (gray, ["grayscale replicated to RGB"]),
         "rgba.png": (photo.convert("RGBA"), ["alpha channel dropped"]),
         "pal.png": (photo.convert("P"), ["palette expanded to RGB"]),
-        "gray16.png": (Image.fromarray(np.asarray(gray).astype(np.uint16) * 257),
-                       ["16-bit samples reduced to 8 bits", "grayscale replicated to RGB"]),
+        "gray16.png": (
+            Image.fromarray(np.asarray(gray).astype(np.uint16) * 257),
+            ["16-bit samples reduced to 8 bits", "grayscale replicated to RGB"],
+        ),
         "cmyk.tif": (photo.convert("CMYK"), ["converted from CMYK to RGB"]),
     }
     for name, (img, expected) in cases.items():

@@ -20,8 +20,11 @@ def _legacy(state_dict: dict) -> dict:
     names = {"matrices": "_matrix", "biases": "_bias", "factors": "_factor"}
     out = {}
     for k, v in state_dict.items():
-        k = re.sub(r"entropy_bottleneck\.(matrices|biases|factors)\.(\d+)$",
-                   lambda m: f"entropy_bottleneck.{names[m.group(1)]}{m.group(2)}", k)
+        k = re.sub(
+            r"entropy_bottleneck\.(matrices|biases|factors)\.(\d+)$",
+            lambda m: f"entropy_bottleneck.{names[m.group(1)]}{m.group(2)}",
+            k,
+        )
         out[f"module.{k}"] = v
     return out
 
@@ -54,11 +57,24 @@ def test_released_checkpoint_with_python_objects_loads(tmp_path, caplog):
 
 def test_detect_config_reads_sizes_from_keys():
     assert detect_config(small_model("gabic").state_dict()) == {
-        "model": "gabic", "N": 32, "M": 40, "num_slices": 4, "use_edge_attr": True}
+        "model": "gabic",
+        "N": 32,
+        "M": 40,
+        "num_slices": 4,
+        "use_edge_attr": True,
+    }
     assert detect_config(small_model("wacnn").state_dict()) == {"model": "wacnn", "N": 32, "M": 40, "num_slices": 4}
     stf = detect_config(small_model("stf").state_dict())
-    assert stf == {"model": "stf", "embed_dim": 12, "depths": [1, 1, 2, 1], "num_heads": [1, 2, 2, 4],
-                   "window_size": 4, "patch_size": 2, "mlp_ratio": 4.0, "num_slices": 4}
+    assert stf == {
+        "model": "stf",
+        "embed_dim": 12,
+        "depths": [1, 1, 2, 1],
+        "num_heads": [1, 2, 2, 4],
+        "window_size": 4,
+        "patch_size": 2,
+        "mlp_ratio": 4.0,
+        "num_slices": 4,
+    }
     assert detect_config({"foo.weight": torch.zeros(1)}) is None
 
 
@@ -129,8 +145,11 @@ def test_state_dict_that_does_not_fit(tmp_path):
     sd["g_s.5.extra.weight"] = torch.zeros(3)
     path = tmp_path / "edited.pth.tar"
     torch.save({"state_dict": sd}, path)
-    with pytest.raises(CheckpointError, match=r"edited.pth.tar: does not fit a gabic model .*1 keys missing "
-                       r"\(first: g_s.5.conv_b.0.conv.lin_edge.weight\), 1 unexpected \(first: g_s.5.extra.weight\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"edited.pth.tar: does not fit a gabic model .*1 keys missing "
+        r"\(first: g_s.5.conv_b.0.conv.lin_edge.weight\), 1 unexpected \(first: g_s.5.extra.weight\)",
+    ):
         load_checkpoint(path)
 
 

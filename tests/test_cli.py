@@ -84,8 +84,16 @@ def test_bad_streams_get_one_clear_line(capsys, tmp_path, photo, gabic_ckpt, wac
     stream = tmp_path / "s.gabic"
     assert run(capsys, "compress", photo, stream, "--checkpoint", gabic_ckpt)[0] == 0
     dec = tmp_path / "d.png"
-    _fails(capsys, tmp_path, "decompress", stream, dec, "--checkpoint", wacnn_ckpt,
-           expect="s.gabic: written by a gabic model, cannot decode it with a wacnn model")
+    _fails(
+        capsys,
+        tmp_path,
+        "decompress",
+        stream,
+        dec,
+        "--checkpoint",
+        wacnn_ckpt,
+        expect="s.gabic: written by a gabic model, cannot decode it with a wacnn model",
+    )
     data = stream.read_bytes()
     cut = tmp_path / "cut.gabic"
     cut.write_bytes(data[: len(data) // 2])
@@ -94,16 +102,28 @@ def test_bad_streams_get_one_clear_line(capsys, tmp_path, photo, gabic_ckpt, wac
     flip.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
     _fails(capsys, tmp_path, "decompress", flip, dec, "--checkpoint", gabic_ckpt, expect="flip.gabic: corrupted .gabic file")
     _fails(capsys, tmp_path, "decompress", photo, dec, "--checkpoint", gabic_ckpt, expect="coffee.png: not a .gabic file")
-    _fails(capsys, tmp_path, "decompress", stream, tmp_path / "d.jpg", "--checkpoint", gabic_ckpt,
-           expect="d.jpg: unsupported output extension")
+    _fails(
+        capsys,
+        tmp_path,
+        "decompress",
+        stream,
+        tmp_path / "d.jpg",
+        "--checkpoint",
+        gabic_ckpt,
+        expect="d.jpg: unsupported output extension",
+    )
     _fails(capsys, tmp_path, "info", tmp_path / "none.gabic", expect="none.gabic: no such file")
 
 
 def test_console_script_exit_status(tmp_path, gabic_ckpt):
     """The installed ``gabic`` entry point, as a new user runs it."""
     exe = shutil.which("gabic") or os.path.join(os.path.dirname(sys.executable), "gabic")
-    res = subprocess.run([exe, "compress", str(tmp_path / "none.png"), str(tmp_path / "o.gabic"),
-                          "--checkpoint", str(gabic_ckpt)], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [exe, "compress", str(tmp_path / "none.png"), str(tmp_path / "o.gabic"), "--checkpoint", str(gabic_ckpt)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 1
     assert res.stderr.strip().splitlines()[-1] == f"gabic: error: {tmp_path / 'none.png'}: no such file"
 

@@ -73,8 +73,15 @@ def test_config_rebuilds_the_same_model():
 def test_gabic_paper_defaults():
     cfg = GABIC().config
     assert cfg == {
-        "model": "gabic", "N": 192, "M": 320, "num_slices": 10, "knn": 9, "heads": 8,
-        "use_edge_attr": True, "dissimilarity": False, "backend": "dense",
+        "model": "gabic",
+        "N": 192,
+        "M": 320,
+        "num_slices": 10,
+        "knn": 9,
+        "heads": 8,
+        "use_edge_attr": True,
+        "dissimilarity": False,
+        "backend": "dense",
     }
 
 

@@ -23,6 +23,7 @@ from torch import Tensor
 
 __all__ = ["ChannelContextCodec"]
 
+
 def _widths(start: int, end: int, steps: int) -> list[int]:
     """``steps + 1`` evenly spaced integer widths from ``start`` to ``end`` (both included).
 
@@ -33,7 +34,7 @@ def _widths(start: int, end: int, steps: int) -> list[int]:
 
 def _gelu_stack(widths: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         if i:
             layers.append(nn.GELU())
         layers.append(conv3x3(a, b))
@@ -98,15 +99,9 @@ class ChannelContextCodec(CompressionModel):
         self.h_scale_s = self._hyper_synthesis(hs)
         hidden = list(cc_hidden or [round(M * f) for f in _CC_FRACTIONS])
         ms = self.max_support_slices
-        self.cc_mean_transforms = nn.ModuleList(
-            _gelu_stack([M + sc * min(i, ms), *hidden, sc]) for i in range(num_slices)
-        )
-        self.cc_scale_transforms = nn.ModuleList(
-            _gelu_stack([M + sc * min(i, ms), *hidden, sc]) for i in range(num_slices)
-        )
-        self.lrp_transforms = nn.ModuleList(
-            _gelu_stack([M + sc * min(i + 1, ms + 1), *hidden, sc]) for i in range(num_slices)
-        )
+        self.cc_mean_transforms = nn.ModuleList(_gelu_stack([M + sc * min(i, ms), *hidden, sc]) for i in range(num_slices))
+        self.cc_scale_transforms = nn.ModuleList(_gelu_stack([M + sc * min(i, ms), *hidden, sc]) for i in range(num_slices))
+        self.lrp_transforms = nn.ModuleList(_gelu_stack([M + sc * min(i + 1, ms + 1), *hidden, sc]) for i in range(num_slices))
         self.entropy_bottleneck = EntropyBottleneck(hyper_channels)
         self.gaussian_conditional = GaussianConditional(None)
 

@@ -48,9 +48,7 @@ class GABIC(WACNN):
         backend: Backend = "dense",
     ):
         _check_knn(knn, 4 * 4)
-        self._graph_kwargs = dict(
-            knn=knn, heads=heads, use_edge_attr=use_edge_attr, dissimilarity=dissimilarity, backend=backend
-        )
+        self._graph_kwargs = dict(knn=knn, heads=heads, use_edge_attr=use_edge_attr, dissimilarity=dissimilarity, backend=backend)
         super().__init__(N=N, M=M, num_slices=num_slices)
 
     def attention_block(self, dim: int, window_size: int) -> GatedAttentionBlock:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from gabic.layers import DropPath, WindowAttention, shifted_window_mask, window_merge, window_partition
+from gabic.layers import DropPath, WindowAttention
 from gabic.models.channel_context import ChannelContextCodec, _widths
 
 __all__ = ["STF"]
@@ -48,16 +49,9 @@ class SwinBlock(nn.Module):
 
     def forward(self, x: Tensor, H: int, W: int) -> Tensor:
         B, L, C = x.shape
-        ws, s = self.window_size, self.shift_size
+        ws = self.window_size
         t = F.pad(self.norm1(x).view(B, H, W, C), (0, 0, 0, (-W) % ws, 0, (-H) % ws))
-        Hp, Wp = t.shape[1:3]
-        mask = None
-        if s:
-            t = torch.roll(t, shifts=(-s, -s), dims=(1, 2))
-            mask = shifted_window_mask(Hp, Wp, ws, s, x.device)
-        t = window_merge(self.attn(window_partition(t, ws), mask), ws, Hp, Wp)
-        if s:
-            t = torch.roll(t, shifts=(s, s), dims=(1, 2))
+        t = self.attn.on_map(t, self.shift_size)
         x = x + self.drop_path(t[:, :H, :W].reshape(B, L, C))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -179,15 +173,29 @@ class STF(ChannelContextCodec):
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         starts = [sum(depths[:i]) for i in range(4)]
         self.layers = nn.ModuleList(
-            SwinStage(embed_dim * 2**i, depths[i], num_heads[i], window_size, mlp_ratio,
-                      dpr[starts[i]: starts[i] + depths[i]], PatchMerging if i < 3 else None)
+            SwinStage(
+                embed_dim * 2**i,
+                depths[i],
+                num_heads[i],
+                window_size,
+                mlp_ratio,
+                dpr[starts[i] : starts[i] + depths[i]],
+                PatchMerging if i < 3 else None,
+            )
             for i in range(4)
         )
         rdepths, rheads = list(depths)[::-1], list(num_heads)[::-1]
         rstarts = [sum(rdepths[:i]) for i in range(4)]  # the published code slices dpr this way
         self.syn_layers = nn.ModuleList(
-            SwinStage(embed_dim * 2 ** (3 - i), rdepths[i], rheads[i], window_size, mlp_ratio,
-                      dpr[rstarts[i]: rstarts[i] + rdepths[i]], PatchSplit if i < 3 else None)
+            SwinStage(
+                embed_dim * 2 ** (3 - i),
+                rdepths[i],
+                rheads[i],
+                window_size,
+                mlp_ratio,
+                dpr[rstarts[i] : rstarts[i] + rdepths[i]],
+                PatchSplit if i < 3 else None,
+            )
             for i in range(4)
         )
         self.end_conv = nn.Sequential(
