@@ -375,7 +375,8 @@ class KNNGraphAttention(nn.Module):
         if self._pyg is None:
             from gabic._pyg import GraphAttentionPropagation
 
-            self._pyg = GraphAttentionPropagation()
+            # Kept out of the module tree: it holds no parameters, and the tree must not change in forward.
+            object.__setattr__(self, "_pyg", GraphAttentionPropagation())
         flat = x.reshape(Bw * n, C)
         q, k, v = self.qkv(flat).view(Bw * n, 3, self.heads, self.head_dim).unbind(1)
         edge_index = knn_edge_index(idx)
