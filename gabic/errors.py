@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BitstreamError", "CheckpointError", "GabicError", "ImageError"]
+__all__ = ["BitstreamError", "CheckpointError", "CodecError", "DataError", "GabicError", "ImageError", "ResultsError"]
 
 
 class GabicError(Exception):
@@ -19,3 +19,15 @@ class ImageError(GabicError):
 
 class BitstreamError(GabicError):
     """A .gabic file that is truncated, corrupted or written by another model."""
+
+
+class DataError(GabicError):
+    """A dataset folder that is missing or empty, or a download that failed its check."""
+
+
+class CodecError(GabicError):
+    """An unknown or unavailable classical codec, or a quality outside its range."""
+
+
+class ResultsError(GabicError):
+    """A results file that is missing or not in the results schema."""
