@@ -11,6 +11,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     import compressai  # noqa: F401
 
-from gabic.models import GABIC, MODELS, STF, WACNN, build_model
+from gabic.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
+from gabic.models import GABIC, MODELS, STF, WACNN, build_model  # noqa: E402
 
-__all__ = ["GABIC", "MODELS", "STF", "WACNN", "__version__", "build_model"]
+__all__ = ["GABIC", "MODELS", "STF", "WACNN", "__version__", "build_model", "load_checkpoint", "save_checkpoint"]

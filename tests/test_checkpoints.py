@@ -86,6 +86,12 @@ def test_gabic_checkpoint_keeps_config_and_takes_overrides(tmp_path, gabic_ckpt)
     assert all(m.knn == 6 and m.backend == "pyg" for m in model.graph_attentions().values())
 
 
+def test_public_api_names():
+    import gabic
+
+    assert gabic.load_checkpoint is load_checkpoint and gabic.save_checkpoint is save_checkpoint
+
+
 def test_save_is_atomic_and_leaves_no_temporary(tmp_path):
     path = save_checkpoint(small_model("wacnn"), tmp_path / "runs" / "a.pth.tar")
     assert [p.name for p in path.parent.iterdir()] == ["a.pth.tar"]
