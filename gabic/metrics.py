@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["bpp_from_bytes", "ms_ssim", "psnr"]
+__all__ = ["BD_METHODS", "bd_psnr", "bd_rate", "bpp_from_bytes", "bpp_from_likelihoods", "ms_ssim", "ms_ssim_db", "psnr"]
+
+#: The interpolation methods of :func:`bd_rate` and :func:`bd_psnr`, with the fewest points per curve each needs
+#: ("cubic": G. Bjøntegaard, Calculation of average PSNR differences between RD-curves, VCEG-M33, 2001).
+BD_METHODS: dict[str, int] = {"cubic": 4, "pchip": 2}
 
 
 def psnr(reference: Image.Image | np.ndarray, test: Image.Image | np.ndarray) -> float:
@@ -47,3 +52,216 @@ def ms_ssim(reference: Image.Image | np.ndarray, test: Image.Image | np.ndarray)
 def bpp_from_bytes(num_bytes: int, height: int, width: int) -> float:
     """Bits per pixel of ``num_bytes`` for a ``height x width`` image."""
     return num_bytes * 8.0 / (height * width)
+
+
+def ms_ssim_db(value: float) -> float:
+    """MS-SSIM in decibels: ``-10 log10(1 - value)``, as learned-compression papers plot it.
+
+    ``value`` is a linear MS-SSIM in ``[0, 1]`` (what :func:`ms_ssim` returns); 1.0 (identical
+    images) gives ``inf``. Values outside ``[0, 1]`` or NaN raise ValueError.
+    """
+    v = float(value)
+    if not 0.0 <= v <= 1.0:  # also catches NaN
+        raise ValueError(f"value must be a linear MS-SSIM in [0, 1], got {value!r}")
+    return math.inf if v == 1.0 else -10.0 * math.log10(1.0 - v)
+
+
+def bpp_from_likelihoods(likelihoods: Mapping[str, torch.Tensor] | torch.Tensor, num_pixels: int) -> float:
+    """Estimated bits per pixel from an entropy model's likelihoods.
+
+    Args:
+        likelihoods: one tensor, or a mapping of tensors such as the ``{"y": ..., "z": ...}``
+            that CompressAI models return under ``"likelihoods"``; any shape, e.g.
+            ``(N, C, H', W')``. Every entry is a probability in ``(0, 1]``.
+        num_pixels: the number of image pixels the likelihoods code; for a batch, the total
+            over the batch (``N * H * W``), so the result is the mean bpp of the batch.
+
+    Returns:
+        ``sum(-log2(l)) / num_pixels`` over every entry of every tensor, as a Python float
+        (computed in float64, without gradients).
+    """
+    if isinstance(num_pixels, bool) or not isinstance(num_pixels, int | np.integer) or num_pixels <= 0:
+        raise ValueError(f"num_pixels must be a positive integer, got {num_pixels!r}")
+    if isinstance(likelihoods, torch.Tensor):
+        tensors = {"likelihoods": likelihoods}
+    elif isinstance(likelihoods, Mapping):
+        tensors = dict(likelihoods)
+        if not tensors:
+            raise ValueError("likelihoods is an empty mapping: expected tensors such as {'y': ..., 'z': ...}")
+    else:
+        raise ValueError(f"likelihoods must be a tensor or a mapping of tensors, got {type(likelihoods).__name__}")
+    bits = 0.0
+    with torch.no_grad():
+        for name, lik in tensors.items():
+            if not isinstance(lik, torch.Tensor):
+                raise ValueError(f"likelihoods[{name!r}] must be a tensor, got {type(lik).__name__}")
+            lik = lik.detach().to(torch.float64)
+            if lik.numel() and not bool(((lik > 0) & (lik <= 1)).all()):
+                raise ValueError(f"likelihoods[{name!r}] must hold probabilities in (0, 1]; found values outside it (or NaN)")
+            bits += float(-torch.log2(lik).sum())
+    return bits / int(num_pixels)
+
+
+def _curve(
+    bpp: Sequence[float] | np.ndarray,
+    psnr: Sequence[float] | np.ndarray,
+    prefix: str,
+    min_points: int,
+    method: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check one RD curve and return it as float64 arrays ``(bpp, psnr)``, pairs kept together."""
+    arrays = []
+    for name, values in ((f"{prefix}_bpp", bpp), (f"{prefix}_psnr", psnr)):
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a 1-D sequence of numbers") from None
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D sequence of numbers, got an array of shape {arr.shape}")
+        arrays.append(arr)
+    r, q = arrays
+    if len(r) != len(q):
+        raise ValueError(f"{prefix}_bpp and {prefix}_psnr differ in length: {len(r)} and {len(q)} (one bpp per PSNR)")
+    for name, arr in ((f"{prefix}_bpp", r), (f"{prefix}_psnr", q)):
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise ValueError(f"{name} holds NaN or inf (at index {int(bad[0])}): every point must be finite")
+    bad = np.flatnonzero(r <= 0)
+    if bad.size:
+        raise ValueError(f"{prefix}_bpp must be positive (the rate is taken on a log scale), got {r[bad[0]]} at index {int(bad[0])}")
+    if len(r) < min_points:
+        raise ValueError(f"method {method!r} needs at least {min_points} points per curve; {prefix}_bpp has {len(r)}")
+    return r, q
+
+
+def _sorted_unique(x: np.ndarray, y: np.ndarray, given: np.ndarray, name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sort the pairs ``(x, y)`` by ``x`` (stable, pairs kept together); a repeated ``x`` raises ValueError.
+
+    ``given`` is the argument as the user passed it (``x`` may be its logarithm), for the message.
+    """
+    order = np.argsort(x, kind="stable")
+    x, y, given = x[order], y[order], given[order]
+    dup = np.flatnonzero(np.diff(x) == 0)
+    if dup.size:
+        raise ValueError(f"{name} has duplicate values ({float(given[dup[0]])!r}): {what} needs distinct values, one point per value")
+    return x, y
+
+
+def _integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float, method: str) -> float:
+    """Integral over ``[lo, hi]`` of the curve through the points ``(x, y)`` (``x`` sorted, distinct)."""
+    if method == "cubic":
+        # Least-squares cubic, as in VCEG-M33. Fitted in t = (x - c) / s, which is the same
+        # polynomial of x (least squares is invariant under an affine change of the variable),
+        # but keeps the Vandermonde matrix well conditioned for PSNRs around 30-40 dB.
+        c = 0.5 * (x[0] + x[-1])
+        s = 0.5 * (x[-1] - x[0])
+        antiderivative = np.polyint(np.polyfit((x - c) / s, y, 3))
+        return float(s * (np.polyval(antiderivative, (hi - c) / s) - np.polyval(antiderivative, (lo - c) / s)))
+    from scipy.interpolate import PchipInterpolator
+
+    # Exact integral of the piecewise cubic; [lo, hi] lies inside [x[0], x[-1]], so no extrapolation.
+    return float(PchipInterpolator(x, y, extrapolate=False).integrate(lo, hi))
+
+
+def _mean_difference(anchor: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], method: str) -> float:
+    """Mean of ``test - anchor`` (curves given as sorted ``(x, y)``) over the overlap of their ``x`` ranges."""
+    lo = max(anchor[0][0], test[0][0])
+    hi = min(anchor[0][-1], test[0][-1])
+    return (_integral(*test, lo, hi, method) - _integral(*anchor, lo, hi, method)) / (hi - lo)
+
+
+def _check_method(method: str) -> int:
+    """The fewest points per curve that ``method`` needs; an unknown method raises ValueError."""
+    if not isinstance(method, str) or method not in BD_METHODS:
+        raise ValueError(f"unknown method {method!r}: expected one of {sorted(BD_METHODS)}")
+    return BD_METHODS[method]
+
+
+def _check_overlap(a: np.ndarray, t: np.ndarray, what: str, a_name: str, t_name: str, unit: str) -> None:
+    """Raise ValueError unless the sorted ranges ``a`` and ``t`` overlap in an interval of positive length."""
+    if min(a[-1], t[-1]) <= max(a[0], t[0]):
+        raise ValueError(
+            f"the {what} ranges of the two curves do not overlap: {a_name} spans [{a[0]:.6g}, {a[-1]:.6g}]{unit}, "
+            f"{t_name} spans [{t[0]:.6g}, {t[-1]:.6g}]{unit}"
+        )
+
+
+def bd_rate(
+    anchor_bpp: Sequence[float] | np.ndarray,
+    anchor_psnr: Sequence[float] | np.ndarray,
+    test_bpp: Sequence[float] | np.ndarray,
+    test_psnr: Sequence[float] | np.ndarray,
+    method: str = "cubic",
+) -> float:
+    """Bjøntegaard delta rate (BD-rate) of a test RD curve against an anchor, in percent.
+
+    The average rate difference at equal quality (G. Bjøntegaard, Calculation of average PSNR
+    differences between RD-curves, VCEG-M33, 2001): each curve's natural-log rate ``ln(bpp)`` is
+    interpolated as a function of PSNR, both are integrated over the PSNR interval where the
+    curves overlap, and ``BD-rate = (exp(mean(ln R_test - ln R_anchor)) - 1) * 100``.
+
+    Sign: negative means the test codec needs fewer bits than the anchor at the same quality
+    (-10.0 = 10% fewer bits); positive means more.
+
+    Args:
+        anchor_bpp, anchor_psnr: the anchor's RD points, one bpp per PSNR (dB). Any order: the
+            points are sorted by PSNR with their pairs kept together.
+        test_bpp, test_psnr: the test codec's RD points, likewise. Any quality in dB works in
+            place of PSNR (e.g. :func:`ms_ssim_db`).
+        method: ``"cubic"`` (default): VCEG-M33's least-squares cubic polynomial (``numpy.polyfit``,
+            degree 3), integrated exactly; needs at least 4 points per curve (with fewer the cubic
+            is not determined). ``"pchip"``: piecewise cubic Hermite interpolation through the
+            points (``scipy.interpolate.PchipInterpolator``, the variant used by later
+            Bjøntegaard tools), integrated exactly; needs at least 2 points per curve, because
+            it interpolates rather than fits: with two points it is the straight line between
+            them, the only curve two points determine, and it never overshoots the data.
+
+    Raises:
+        ValueError: a curve's lists differ in length, hold NaN/inf or a non-positive bpp, have
+            too few points for ``method`` or repeated PSNR values; an unknown ``method``; or PSNR
+            ranges that do not overlap.
+    """
+    min_points = _check_method(method)
+    ar, aq = _curve(anchor_bpp, anchor_psnr, "anchor", min_points, method)
+    tr, tq = _curve(test_bpp, test_psnr, "test", min_points, method)
+    anchor = _sorted_unique(aq, np.log(ar), aq, "anchor_psnr", "bd_rate interpolates log-rate over PSNR and")
+    test = _sorted_unique(tq, np.log(tr), tq, "test_psnr", "bd_rate interpolates log-rate over PSNR and")
+    _check_overlap(anchor[0], test[0], "PSNR", "anchor_psnr", "test_psnr", " dB")
+    return float((math.exp(_mean_difference(anchor, test, method)) - 1.0) * 100.0)
+
+
+def bd_psnr(
+    anchor_bpp: Sequence[float] | np.ndarray,
+    anchor_psnr: Sequence[float] | np.ndarray,
+    test_bpp: Sequence[float] | np.ndarray,
+    test_psnr: Sequence[float] | np.ndarray,
+    method: str = "cubic",
+) -> float:
+    """Bjøntegaard delta PSNR (BD-PSNR) of a test RD curve against an anchor, in dB.
+
+    The average quality difference at equal rate (G. Bjøntegaard, Calculation of average PSNR
+    differences between RD-curves, VCEG-M33, 2001): each curve's PSNR is interpolated as a
+    function of the natural-log rate ``ln(bpp)``, both are integrated over the log-rate interval
+    where the curves overlap, and ``BD-PSNR = mean(PSNR_test - PSNR_anchor)`` over it.
+
+    Sign: positive means the test codec is better (higher PSNR at the same rate).
+
+    Args:
+        anchor_bpp, anchor_psnr: the anchor's RD points, one bpp per PSNR (dB). Any order: the
+            points are sorted by rate with their pairs kept together.
+        test_bpp, test_psnr: the test codec's RD points, likewise.
+        method: ``"cubic"`` (default, at least 4 points per curve) or ``"pchip"`` (at least 2);
+            see :func:`bd_rate`.
+
+    Raises:
+        ValueError: a curve's lists differ in length, hold NaN/inf or a non-positive bpp, have
+            too few points for ``method`` or repeated bpp values; an unknown ``method``; or
+            log-rate ranges that do not overlap.
+    """
+    min_points = _check_method(method)
+    ar, aq = _curve(anchor_bpp, anchor_psnr, "anchor", min_points, method)
+    tr, tq = _curve(test_bpp, test_psnr, "test", min_points, method)
+    anchor = _sorted_unique(np.log(ar), aq, ar, "anchor_bpp", "bd_psnr interpolates PSNR over log-rate and")
+    test = _sorted_unique(np.log(tr), tq, tr, "test_bpp", "bd_psnr interpolates PSNR over log-rate and")
+    _check_overlap(np.exp(anchor[0]), np.exp(test[0]), "log-rate", "anchor_bpp", "test_bpp", " bpp")
+    return _mean_difference(anchor, test, method)
