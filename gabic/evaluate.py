@@ -1,0 +1,258 @@
+"""Evaluate classical codecs over a folder of images: rate-distortion points in the results schema.
+
+:func:`evaluate_codec` encodes and decodes every image of a folder at every quality setting
+and reports, per quality, the mean over images of the rate (bpp), PSNR and MS-SSIM on 8-bit
+RGB and the encoding and decoding times, as CompressAI's ``compressai.utils.bench`` does.
+The result follows CompressAI's results schema (``name``, ``description``, ``results``) plus
+``meta`` and ``per_image``, so curves from either tool mix; :func:`write_results` saves it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from gabic.codecs import get_codec, pixels_only
+from gabic.errors import CodecError
+
+__all__ = ["evaluate_codec", "write_results"]
+
+logger = logging.getLogger(__name__)
+
+#: The ``meta["dataset"]`` of an evaluation over the embedded sample photographs.
+SAMPLES_DATASET = "gabic samples"
+
+_RESULT_KEYS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "ms-ssim-db-rgb", "encoding_time", "decoding_time")
+_PER_IMAGE_KEYS = ("bpp", "psnr-rgb", "ms-ssim-rgb")
+
+
+# -- one (image, quality) job, run in a worker process or in this one ----------------------------
+
+
+@lru_cache(maxsize=4)
+def _load_pixels(path: str) -> Image.Image:
+    """The image at ``path`` as metadata-free RGB pixels; cached because the jobs of one image
+    are submitted one after the other."""
+    from gabic.images import load_image
+
+    return pixels_only(load_image(path)[0])
+
+
+def _init_worker() -> None:
+    """Worker process set-up: one torch thread (MS-SSIM), as PyTorch's DataLoader workers do,
+    so that N workers use N cores and a forked child never re-enters the parent's OpenMP pool."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_job(codec_name: str, path: str, quality: int) -> dict[str, float]:
+    """Encode and decode one image at one quality; return its bpp, PSNR, MS-SSIM and times."""
+    from gabic.metrics import bpp_from_bytes, ms_ssim, psnr
+
+    codec = get_codec(codec_name)
+    image = _load_pixels(path)
+    t0 = time.perf_counter()
+    data = codec.encode(image, quality)
+    t1 = time.perf_counter()
+    rec = codec.decode(data)
+    t2 = time.perf_counter()
+    if rec.size != image.size:
+        raise CodecError(
+            f"codec {codec_name!r}: decoded {Path(path).name} as {rec.size[0]}x{rec.size[1]}, expected {image.size[0]}x{image.size[1]}"
+        )
+    w, h = image.size
+    try:
+        msssim = ms_ssim(image, rec)
+    except ValueError:  # under 161 px a side: MS-SSIM is undefined
+        msssim = math.nan
+    return {
+        "bpp": bpp_from_bytes(len(data), h, w),
+        "psnr-rgb": psnr(image, rec),
+        "ms-ssim-rgb": msssim,
+        "encoding_time": t1 - t0,
+        "decoding_time": t2 - t1,
+    }
+
+
+def _mp_context():
+    """``fork`` where the platform offers it (workers start in milliseconds instead of
+    re-importing torch), otherwise the platform's default (``spawn`` on macOS and Windows)."""
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+# -- the sweep ------------------------------------------------------------------------------
+
+
+def _check_qualities(codec, qualities) -> list[int]:
+    if qualities is None:
+        return list(codec.default_qualities)
+    if isinstance(qualities, int | str) or not hasattr(qualities, "__iter__"):
+        qualities = [qualities]
+    qs = [codec.check_quality(q) for q in qualities]
+    if not qs:
+        raise CodecError(f"codec {codec.name!r}: no quality settings given")
+    duplicates = sorted({q for q in qs if qs.count(q) > 1})
+    if duplicates:
+        raise CodecError(f"codec {codec.name!r}: quality settings repeated: {', '.join(map(str, duplicates))}")
+    return qs
+
+
+def _ms_ssim_db(value: float) -> float:
+    """MS-SSIM in dB, ``-10 log10(1 - MS-SSIM)`` (as CompressAI's plots convert it)."""
+    if math.isnan(value):
+        return math.nan
+    return math.inf if value >= 1.0 else -10.0 * math.log10(1.0 - value)
+
+
+def evaluate_codec(
+    name: str,
+    dataset: str | os.PathLike | None = None,
+    qualities: list[int] | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Rate-distortion sweep of a classical codec over a folder of images.
+
+    For every quality and every image: encode, decode, then bpp (``bytes * 8 / pixels``),
+    PSNR and MS-SSIM on the 8-bit RGB images, encoding and decoding wall times; then the mean
+    over images per quality, as CompressAI's bench computes them. ``ms-ssim-db-rgb`` is
+    ``-10 log10(1 - mean MS-SSIM)``. MS-SSIM is undefined for images under 161 pixels a side:
+    it is recorded as null for them in ``per_image`` and the MS-SSIM columns are left out of
+    ``results`` (a mean over fewer images than the other columns would not pair with them),
+    with a note in ``meta["omitted"]``.
+
+    Args:
+        name: registered codec name (see :func:`gabic.codecs.list_codecs`).
+        dataset: folder of images (not recursive; see :func:`gabic.data.list_images`); default
+            None: the embedded sample photographs (:func:`gabic.data.samples`).
+        qualities: quality settings; default None: the codec's ``default_qualities``.
+        workers: processes to run the (image, quality) jobs in; default None: ``os.cpu_count()``;
+            1 runs everything in this process.
+        progress: show one tqdm bar over all (image, quality) jobs.
+
+    Returns:
+        ``{"name", "description", "results": {"bpp", "psnr-rgb", "ms-ssim-rgb",
+        "ms-ssim-db-rgb", "encoding_time", "decoding_time"}, "meta": {"dataset", "num_images",
+        "quality", "codec", "source", "versions"}, "per_image": {file name: {"bpp",
+        "psnr-rgb", "ms-ssim-rgb"}}}``, one entry per quality in every list, all sorted together
+        by mean bpp (``meta["quality"][i]`` is the setting of point ``i``; the per-image lists
+        follow the same order).
+
+    Raises, before any coding starts:
+        CodecError: unknown or unavailable codec, a quality outside the codec's range, no or
+            repeated qualities.
+        DataError: a missing folder, or one without images.
+        ImageError: an unreadable image (naming the file): every image is read once first, so
+            a bad file stops the sweep instead of being skipped silently.
+        ValueError: ``workers`` below 1.
+    """
+    from gabic import __version__
+    from gabic.data import list_images, samples
+    from gabic.images import load_image
+
+    codec = get_codec(name)
+    codec.require()
+    qs = _check_qualities(codec, qualities)
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+
+    if dataset is None:
+        paths, dataset_name = samples(), SAMPLES_DATASET
+    else:
+        paths, dataset_name = list_images(dataset), str(dataset)
+    names = [p.name for p in paths]
+    for path in paths:  # fail on a bad image before any work; the pixels are re-read by the jobs
+        _, notes = load_image(path)
+        if notes:
+            logger.warning("%s: %s", path, "; ".join(notes))
+
+    jobs = [(i, j) for i in range(len(paths)) for j in range(len(qs))]  # image-major: the cache hits
+    values: dict[tuple[int, int], dict[str, float]] = {}
+    workers = min(workers, len(jobs))
+    logger.info("%s: %d images x %d qualities on %d worker(s)", codec.name, len(paths), len(qs), workers)
+    try:
+        if workers == 1:
+            for i, j in tqdm(jobs, desc=codec.name, unit="job", disable=not progress):
+                values[i, j] = _run_job(codec.name, str(paths[i]), qs[j])
+        else:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_init_worker) as pool:
+                futures: dict[Future, tuple[int, int]] = {
+                    pool.submit(_run_job, codec.name, str(paths[i]), qs[j]): (i, j) for i, j in jobs
+                }
+                try:
+                    with tqdm(total=len(jobs), desc=codec.name, unit="job", disable=not progress) as bar:
+                        for future in as_completed(futures):
+                            values[futures[future]] = future.result()
+                            bar.update(1)
+                except BaseException:  # a failed job or Ctrl-C: drop the queued jobs, do not wait for them
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    finally:
+        _load_pixels.cache_clear()
+
+    undefined = sorted({names[i] for (i, _), v in values.items() if math.isnan(v["ms-ssim-rgb"])})
+    if undefined:
+        logger.warning(
+            "MS-SSIM is undefined for %d image(s) under 161 px a side (%s): left out of the results",
+            len(undefined),
+            ", ".join(undefined),
+        )
+
+    # mean over images per quality, then sort the points by bpp, all lists together
+    points = []
+    for j, q in enumerate(qs):
+        mean = {
+            k: float(np.mean([values[i, j][k] for i in range(len(paths))]))
+            for k in ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
+        }
+        mean["ms-ssim-db-rgb"] = _ms_ssim_db(mean["ms-ssim-rgb"])
+        points.append((mean["bpp"], j, q, mean))
+    points.sort(key=lambda p: (p[0], p[1]))
+    order = [j for _, j, _, _ in points]
+
+    versions = codec.versions()
+    versions["pytorch-msssim"] = metadata.version("pytorch-msssim")
+    versions["numpy"] = np.__version__
+    results = {k: [p[3][k] for p in points] for k in _RESULT_KEYS}
+    meta = {
+        "kind": "measured",
+        "dataset": dataset_name,
+        "num_images": len(paths),
+        "quality": [p[2] for p in points],
+        "codec": codec.name,
+        "source": f"measured with gabic {__version__}",
+        "versions": versions,
+    }
+    if undefined:  # the schema holds finite numbers only: leave the undefined metric out, and say so
+        del results["ms-ssim-rgb"], results["ms-ssim-db-rgb"]
+        meta["omitted"] = f"MS-SSIM: undefined for images under 161 px a side ({', '.join(undefined)})"
+    per_image = {names[i]: {k: [_finite_or_none(values[i, j][k]) for j in order] for k in _PER_IMAGE_KEYS} for i in range(len(paths))}
+    return {"name": codec.name, "description": codec.label, "results": results, "meta": meta, "per_image": per_image}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def write_results(result: dict, path: str | os.PathLike) -> Path:
+    """Validate a results dict and write it as JSON to ``path`` atomically (:func:`gabic.results.save`)."""
+    from gabic.results import save
+
+    return save(result, path)
