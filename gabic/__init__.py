@@ -12,6 +12,20 @@ with warnings.catch_warnings():
     import compressai  # noqa: F401
 
 from gabic.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
+from gabic.metrics import bd_psnr, bd_rate, ms_ssim, psnr  # noqa: E402
 from gabic.models import GABIC, MODELS, STF, WACNN, build_model  # noqa: E402
 
-__all__ = ["GABIC", "MODELS", "STF", "WACNN", "__version__", "build_model", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "GABIC",
+    "MODELS",
+    "STF",
+    "WACNN",
+    "__version__",
+    "bd_psnr",
+    "bd_rate",
+    "build_model",
+    "load_checkpoint",
+    "ms_ssim",
+    "psnr",
+    "save_checkpoint",
+]

@@ -1,4 +1,5 @@
-"""The ``gabic`` command: ``compress``, ``decompress``, ``info`` and ``demo``.
+"""The ``gabic`` command: ``compress``, ``decompress``, ``info``, ``evaluate-codec``, ``codecs``,
+``data`` and ``demo``.
 
 Built as ``setup_args()`` -> ``main(argv)``; every user error is one line on stderr and
 exit status 1.
@@ -42,6 +43,20 @@ def setup_args() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="show the header of a .gabic file")
     p.add_argument("stream", type=Path)
+
+    p = sub.add_parser("evaluate-codec", help="RD points of a classical codec over a folder of images")
+    p.add_argument("codec", help="jpeg, webp, avif, heif, jpeg2000, jpegxl or bpg (see `gabic codecs`)")
+    p.add_argument("--dataset", type=Path, help="folder of images (default: the embedded sample photos)")
+    p.add_argument("--qualities", type=int, nargs="+", help="quality settings (default: the codec's list)")
+    p.add_argument("--out", type=Path, required=True, help="results file (JSON, CompressAI's results schema)")
+    p.add_argument("--workers", type=int, help="processes (default: all cores)")
+
+    sub.add_parser("codecs", help="list the classical codecs and whether they are available here")
+
+    p = sub.add_parser("data", help="datasets")
+    p.add_argument("dataset", choices=("kodak",), help="kodak: download the 24 Kodak images and check their pixels")
+    p.add_argument("--dest", type=Path, default=Path("data/kodak"), help="destination folder (default: data/kodak)")
+    p.add_argument("--url", help="download from this mirror instead of the official Kodak page")
 
     p = sub.add_parser("demo", help="run what gabic has on the embedded sample photos")
     p.add_argument("--checkpoint", type=Path, help="a released or gabic checkpoint (default: an untrained small GABIC)")
@@ -140,6 +155,41 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_codec(args: argparse.Namespace) -> int:
+    from gabic.evaluate import evaluate_codec, write_results
+
+    if args.workers is not None and args.workers < 1:
+        raise GabicError(f"--workers must be at least 1, got {args.workers}")
+    if args.out.is_dir():
+        raise GabicError(f"{args.out}: is a folder; give a file name for the results")
+    result = evaluate_codec(args.codec, dataset=args.dataset, qualities=args.qualities, workers=args.workers)
+    write_results(result, args.out)
+    r = result["results"]
+    for i, q in enumerate(result["meta"]["quality"]):
+        print(f"{args.codec} q={q}: {r['bpp'][i]:.4f} bpp, {r['psnr-rgb'][i]:.2f} dB, MS-SSIM {r['ms-ssim-rgb'][i]:.4f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_codecs(args: argparse.Namespace) -> int:
+    from gabic.codecs import list_codecs
+
+    for codec in list_codecs():
+        state = "available" if codec.available else f"unavailable: {codec.unavailable_reason}"
+        lo, hi = codec.quality_range
+        direction = "higher is better" if codec.higher_is_better else "lower is better"
+        print(f"{codec.name:>9}  {codec.label}  (quality {lo}..{hi}, {direction})  {state}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from gabic.data import KODAK_URL, download_kodak
+
+    paths = download_kodak(args.dest, base_url=args.url or KODAK_URL)
+    print(f"{len(paths)} Kodak images verified in {args.dest}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gabic.demo import run_demo
 
@@ -153,7 +203,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"compress": cmd_compress, "decompress": cmd_decompress, "info": cmd_info, "demo": cmd_demo}
+_COMMANDS = {
+    "compress": cmd_compress,
+    "decompress": cmd_decompress,
+    "info": cmd_info,
+    "evaluate-codec": cmd_evaluate_codec,
+    "codecs": cmd_codecs,
+    "data": cmd_data,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
