@@ -339,3 +339,22 @@ class TestBadInputRaisesBeforeWork:
     def test_bad_workers(self, folder):
         with pytest.raises(ValueError, match="workers"):
             evaluate_codec("jpeg", folder, workers=0, progress=False)
+
+
+def test_jpeg_matches_compressai_bench_per_image(tmp_path):
+    """CompressAI's own bench (which made the published jpeg.json) gives the same numbers."""
+    from compressai.utils.bench.codecs import JPEG as CompressAIJPEG
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in samples():
+        if p.suffix == ".png":  # no EXIF to strip: the bytes must match exactly
+            shutil.copy(p, photos / p.name)
+    ours = evaluate_codec("jpeg", photos, qualities=[30, 75], workers=1, progress=False)
+    theirs = CompressAIJPEG(None)
+    for name, values in ours["per_image"].items():
+        for i, q in enumerate(ours["meta"]["quality"]):
+            ref = theirs.run(str(photos / name), q, metrics=["psnr-rgb", "ms-ssim-rgb"])
+            assert values["bpp"][i] == pytest.approx(ref["bpp"], rel=1e-12), (name, q)
+            assert values["psnr-rgb"][i] == pytest.approx(ref["psnr-rgb"], abs=1e-6), (name, q)
+            assert values["ms-ssim-rgb"][i] == pytest.approx(ref["ms-ssim-rgb"], abs=1e-5), (name, q)
