@@ -21,6 +21,15 @@ SMALL = {
 }
 
 
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """Run the ``gabic`` command in-process; return (exit status, stdout, stderr)."""
+    from gabic.cli import main
+
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def small_model(name: str, seed: int = 0):
     """A small model of architecture ``name``, seeded, CDFs updated, eval mode."""
     torch.manual_seed(seed)

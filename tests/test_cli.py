@@ -11,13 +11,7 @@ import sys
 import pytest
 from PIL import Image
 
-from gabic.cli import main
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.conftest import run_cli as run
 
 
 @pytest.fixture

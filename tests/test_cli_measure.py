@@ -9,15 +9,9 @@ import matplotlib
 import pytest
 
 import gabic.results
-from gabic.cli import main
+from tests.conftest import run_cli as run
 
 matplotlib.use("Agg")
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
