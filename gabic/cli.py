@@ -1,5 +1,5 @@
 """The ``gabic`` command: ``compress``, ``decompress``, ``info``, ``evaluate-codec``, ``codecs``,
-``data`` and ``demo``.
+``data``, ``train`` and ``demo``.
 
 Built as ``setup_args()`` -> ``main(argv)``; every user error is one line on stderr and
 exit status 1.
@@ -52,6 +52,11 @@ def setup_args() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="processes (default: all cores)")
 
     sub.add_parser("codecs", help="list the classical codecs and whether they are available here")
+
+    from gabic.train import add_arguments as add_train_arguments
+
+    p = sub.add_parser("train", help="train a model (same options as `torchrun -m gabic.train`)")
+    add_train_arguments(p)
 
     p = sub.add_parser("data", help="datasets")
     p.add_argument("dataset", choices=("kodak",), help="kodak: download the 24 Kodak images and check their pixels")
@@ -171,6 +176,16 @@ def cmd_evaluate_codec(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from gabic.train import run_from_args
+
+    history = run_from_args(args)
+    if history["val"]:
+        v = history["val"][-1]
+        print(f"step {v['step']}: validation {v['bpp']:.4f} bpp, {v['psnr']:.2f} dB, loss {v['loss']:.4f}")
+    return 0
+
+
 def cmd_codecs(args: argparse.Namespace) -> int:
     from gabic.codecs import list_codecs
 
@@ -209,6 +224,7 @@ _COMMANDS = {
     "info": cmd_info,
     "evaluate-codec": cmd_evaluate_codec,
     "codecs": cmd_codecs,
+    "train": cmd_train,
     "data": cmd_data,
     "demo": cmd_demo,
 }
@@ -227,7 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gabic: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("gabic: interrupted", file=sys.stderr)
+        print(
+            "gabic: interrupted" + (" (the last checkpoint is saved; continue with --resume)" if args.command == "train" else ""),
+            file=sys.stderr,
+        )
         return 130
 
 
