@@ -130,14 +130,6 @@ class ChannelContextCodec(CompressionModel):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ shared parts
-    def _init_weights(self) -> None:
-        """Kaiming-normal convolutions with zero biases (as in the released code)."""
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.kaiming_normal_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
     def _slice_params(self, slice_index: int, means: Tensor, scales: Tensor, decoded: list[Tensor], shape):
         support = decoded[: self.max_support_slices]
         mean_support = torch.cat([means, *support], dim=1)

@@ -203,18 +203,7 @@ class STF(ChannelContextCodec):
             nn.PixelShuffle(patch_size),
             nn.Conv2d(embed_dim, 3, kernel_size=3, padding=1),
         )
-        self._init_weights()
 
-    def _init_weights(self) -> None:
-        super()._init_weights()
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
     @property
     def config(self) -> dict[str, Any]:

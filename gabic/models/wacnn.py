@@ -55,7 +55,6 @@ class WACNN(ChannelContextCodec):
             GDN(N, inverse=True),
             deconv(N, 3, kernel_size=5, stride=2),
         )
-        self._init_weights()
 
     def attention_block(self, dim: int, window_size: int) -> GatedAttentionBlock:
         """Gated block with 8-head window attention, shifted by half a window."""
