@@ -47,6 +47,7 @@ __all__ = [
     "encode_image",
     "entropy_fingerprint",
     "pack",
+    "round_trip",
     "unpack",
 ]
 
@@ -213,3 +214,21 @@ def decode_image(model: ChannelContextCodec, data: bytes | Stream, source: str =
     _, unpad = compute_padding(stream.height, stream.width, out_h=hp, out_w=wp)
     x = crop(out["x_hat"], unpad)
     return tensor_to_image(x)
+
+
+def round_trip(model: ChannelContextCodec, image: Image.Image) -> dict[str, Any]:
+    """Code an RGB image for real and decode it.
+
+    Returns ``{"decoded": PIL image, "bytes": size of the .gabic file (header included),
+    "bpp": bits per pixel of that file, "psnr": dB on 8-bit RGB}``.
+    """
+    from gabic.metrics import bpp_from_bytes, psnr
+
+    data = encode_image(model, image)
+    decoded = decode_image(model, data)
+    return {
+        "decoded": decoded,
+        "bytes": len(data),
+        "bpp": bpp_from_bytes(len(data), image.height, image.width),
+        "psnr": psnr(image, decoded),
+    }

@@ -46,7 +46,7 @@ from gabic.files import write_atomic
 from gabic.images import pad
 from gabic.models import MODELS, ChannelContextCodec, build_model
 
-__all__ = ["PRESETS", "TrainConfig", "fit", "main", "rd_loss"]
+__all__ = ["PRESETS", "TrainConfig", "fit", "initial_model", "main", "rd_loss", "resolve_config"]
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +260,33 @@ def validate(model: ChannelContextCodec, images: Dataset, lmbda: float, device: 
 
 
 # ------------------------------------------------------------------------------------ fit
+def resolve_config(preset: str | None = None, **options: Any) -> TrainConfig:
+    """The :class:`TrainConfig` of a run: the preset's settings, then ``options`` (None ignored).
+
+    Checks every value (see :func:`fit`); 1000 steps when neither steps nor epochs is given.
+    """
+    if preset and preset not in PRESETS:
+        raise GabicError(f"unknown preset {preset!r}: {', '.join(PRESETS)}")
+    base = dict(PRESETS[preset]) if preset else {}
+    base.update({k: v for k, v in options.items() if v is not None})
+    unknown = set(base) - set(TrainConfig.__dataclass_fields__)
+    if unknown:
+        raise GabicError(f"unknown training options: {', '.join(sorted(unknown))}")
+    cfg = TrainConfig(**base)
+    if cfg.steps is None and cfg.epochs is None:
+        cfg.steps = 1000
+    _check(cfg)
+    return cfg
+
+
+def initial_model(cfg: TrainConfig) -> ChannelContextCodec:
+    """The model a run starts from (seeded with ``cfg.seed``, then built), on the CPU, train mode."""
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    return build_model(cfg.model_config())
+
+
 def fit(
     preset: str | None = None,
     resume: bool | str | os.PathLike = False,
@@ -285,17 +312,7 @@ def fit(
     Bad options, a missing or empty dataset and a checkpoint of another architecture are
     refused before any work starts. Only rank 0 writes files under ``torchrun``.
     """
-    if preset and preset not in PRESETS:
-        raise GabicError(f"unknown preset {preset!r}: {', '.join(PRESETS)}")
-    base = dict(PRESETS[preset]) if preset else {}
-    base.update({k: v for k, v in options.items() if v is not None})
-    unknown = set(base) - set(TrainConfig.__dataclass_fields__)
-    if unknown:
-        raise GabicError(f"unknown training options: {', '.join(sorted(unknown))}")
-    cfg = TrainConfig(**base)
-    if cfg.steps is None and cfg.epochs is None:
-        cfg.steps = 1000
-    _check(cfg)
+    cfg = resolve_config(preset, **options)
     device = resolve_device(cfg.device)
     if cfg.precision == "bf16" and device.type != "cuda":
         raise GabicError("precision bf16 is autocast on a GPU; on the CPU train in fp32")
@@ -304,6 +321,7 @@ def fit(
     world = torch.distributed.get_world_size() if distributed else 1
 
     train_set, val_set = _datasets(cfg)
+    cfg.extra["validation_images"] = [str(p) for p in val_set.paths]  # recorded in config.json
     if cfg.steps is None:
         cfg.steps = max(1, cfg.epochs * math.ceil(len(train_set) / (cfg.batch_size * world)))
     name = cfg.name or f"{cfg.model}-lmbda{cfg.lmbda:g}"
@@ -323,10 +341,7 @@ def fit(
         }:
             raise CheckpointError(f"{path}: a {saved.get('model')} checkpoint ({saved}); this run is {want}")
 
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    model = build_model(cfg.model_config()).to(device).train()
+    model = initial_model(cfg).to(device).train()
     opt, aux_opt, sched = _optimizers(model, cfg)
     step, best, history = 0, math.inf, {"train": [], "val": []}
     if start_ckpt is not None:

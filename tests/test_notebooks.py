@@ -1,0 +1,110 @@
+"""The notebooks: committed clean, and run top to bottom, headless, with small parameters.
+
+Each notebook is executed with nbclient in a fresh kernel of *this* interpreter (``python3``
+resolved to ``sys.executable``, whatever kernelspecs the user or the machine has installed),
+with the working directory in a temporary folder and its ``parameters`` cell replaced.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+#: Small parameters per notebook: every cell runs, in seconds on 2 CPU cores.
+SMALL_PARAMETERS = {
+    "01_train_small.ipynb": """
+PRESET = "small-cpu"
+MODEL = "gabic"
+LMBDA = 0.0130
+KNN = 9
+N, M, NUM_SLICES = 16, 16, 2
+PATCH_SIZE, BATCH_SIZE = 64, 1
+STEPS = 4
+VAL_INTERVAL = 2
+DEVICE = "cpu"
+RUN_NAME = "notebook01"
+RUNS_DIR = {runs_dir!r}
+""",
+}
+
+
+def parameters_cells(nb) -> list:
+    return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+def run_notebook(path: Path, parameters: str, cwd: Path, timeout: int = 300):
+    """Execute ``path`` with its parameters cell replaced by ``parameters``; return the notebook.
+
+    Raises ``nbclient.exceptions.CellExecutionError`` (with the cell's traceback) when a cell fails.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    nb = nbformat.read(path, as_version=4)
+    (cell,) = parameters_cells(nb)
+    cell.source = parameters.strip()
+    # No kernel directories: "python3" then falls back to ipykernel's own spec, which runs
+    # sys.executable, never a kernel of another environment that happens to be installed.
+    km = KernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
+    assert km.kernel_spec.argv[0] == sys.executable
+    client = nbclient.NotebookClient(nb, km=km, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return nb
+
+
+def outputs_of(cell, mime: str) -> list:
+    return [o for o in cell.get("outputs", []) if mime in o.get("data", {})]
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebook_is_committed_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == [None] * len(code), "execution counts left in"
+    assert [i for i, c in enumerate(code) if c.outputs] == [], "outputs left in"
+    assert len(parameters_cells(nb)) == 1, "exactly one cell tagged 'parameters'"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), "a title first"
+
+
+def test_every_notebook_has_small_parameters():
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == sorted(SMALL_PARAMETERS)
+
+
+@pytest.mark.slow
+def test_01_train_small_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend draws the figures
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugpy's frozen-modules note
+    # One torch thread in the kernel: on a busy 2-core runner, two OpenMP threads fighting other
+    # processes made a tiny training step 100 times slower (8 s instead of 0.08 s).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    cwd, runs = tmp_path / "cwd", tmp_path / "runs"
+    cwd.mkdir()
+    name = "01_train_small.ipynb"
+    nb = run_notebook(NOTEBOOKS / name, SMALL_PARAMETERS[name].format(runs_dir=str(runs)), cwd)
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert errors == []
+    run = runs / "notebook01"
+    for f in ("best.pth.tar", "last.pth.tar", "history.json", "config.json"):
+        assert (run / f).is_file(), f
+    assert list(cwd.iterdir()) == [], "the notebook wrote into its working directory"
+
+    (train,) = [c for c in code if "= fit(" in c.source]
+    plots = outputs_of(train, "image/png")
+    assert len(plots) == 1, "one live figure, updated in place"
+    (after,) = [c for c in code if "= load_checkpoint(" in c.source]
+    assert outputs_of(after, "image/png"), "the before/after reconstructions"
+    printed = "".join(o.get("text", "") for o in after.outputs if o.output_type == "stream")
+    assert f"checkpoint: {(run / 'best.pth.tar').resolve()}" in printed
+    stderr = "".join(o.get("text", "") for c in code for o in c.outputs if o.get("name") == "stderr")
+    assert "Traceback" not in stderr
