@@ -20,6 +20,16 @@ from tests.conftest import run_cli
 TINY = dict(model="gabic", N=32, M=40, num_slices=4, patch_size=64, batch_size=2, val_interval=2, progress=False)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def small_validation_set(tmp_path_factory, sample_paths):
+    """One 128x96 crop of a sample photo as the validation set, so validations are quick."""
+    folder = tmp_path_factory.mktemp("val")
+    Image.open(sample_paths[3]).convert("RGB").crop((200, 150, 328, 246)).save(folder / "val.png")
+    TINY["val_dataset"] = str(folder)
+    yield folder
+    del TINY["val_dataset"]
+
+
 def _losses(history):
     return [row["loss"] for row in history["train"]]
 
