@@ -22,45 +22,29 @@ Measured:
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+from _common import emit, machine, sync
 
 from gabic import GABIC, WACNN
 from gabic.layers import GatedAttentionBlock, WindowGraphAttention
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timeit(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
     """Median seconds of ``fn`` over ``repeats`` runs after ``warmup`` runs."""
     for _ in range(warmup):
         fn()
-    _sync(device)
+    sync(device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-
-
-def emit(record: dict) -> None:
-    print(json.dumps(record), flush=True)
 
 
 def bench_attention(device, batch, repeats, results):

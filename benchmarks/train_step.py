@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import time
 from contextlib import nullcontext
 
 import torch
+from _common import emit, machine, sync
 
 from gabic import GABIC, WACNN
 from gabic.train import PAPER_AUX_LR, PAPER_CLIP, PAPER_LR, rd_loss
@@ -48,21 +48,6 @@ MODELS = {
 }
 LMBDA = 0.0130
 WARMUP = 2
-
-
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-
-
-def emit(record: dict) -> None:
-    print(json.dumps(record), flush=True)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_step(label: str, precision: str, x: torch.Tensor):
@@ -123,7 +108,7 @@ def measure_memory(label: str, precision: str, device: torch.device, batch: int,
     step = make_step(label, precision, x)
     for _ in range(WARMUP + 1):
         step()
-    _sync(device)
+    sync(device)
     if device.type == "cuda":
         return {"peak_mem_mib": torch.cuda.max_memory_allocated(device) / 2**20, "memory": "torch.cuda.max_memory_allocated"}
     return {"peak_mem_mib": (_peak_rss_bytes() - before) / 2**20, "memory": "peak RSS increase (VmHWM / ru_maxrss)"}
@@ -150,17 +135,17 @@ def bench(device: torch.device, batch: int, size: int, rounds: int) -> dict[tupl
             steps[v] = make_step(*v, x)
             for _ in range(WARMUP):
                 steps[v]()
-            _sync(device)
+            sync(device)
         except Exception as err:  # a variant that cannot run is reported, the others still are
             errors[v] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
             steps.pop(v, None)
     samples: dict[tuple[str, str], list[float]] = {v: [] for v in steps}
     for _ in range(rounds):
         for v, step in steps.items():
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             step()
-            _sync(device)
+            sync(device)
             samples[v].append(time.perf_counter() - t0)
     del steps
     if gpu:

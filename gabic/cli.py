@@ -11,6 +11,7 @@ import argparse
 import io
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -180,7 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gabic.train import run_from_args
 
     history = run_from_args(args)
-    if history["val"]:
+    if history["val"] and int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
         v = history["val"][-1]
         print(f"step {v['step']}: validation {v['bpp']:.4f} bpp, {v['psnr']:.2f} dB, loss {v['loss']:.4f}")
     return 0

@@ -540,23 +540,10 @@ def run_from_args(args: argparse.Namespace) -> dict[str, list[dict[str, float]]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gabic.train``: the same options as ``gabic train``."""
-    p = argparse.ArgumentParser(prog="python -m gabic.train", description="Train a GABIC, WACNN or STF model.")
-    add_arguments(p)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="gabic: %(message)s")
-    try:
-        history = run_from_args(args)
-    except GabicError as err:
-        print(f"gabic: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("gabic: interrupted; the last checkpoint is saved (continue with --resume)", file=sys.stderr)
-        return 130
-    if int(os.environ.get("RANK", "0")) == 0 and history["val"]:
-        v = history["val"][-1]
-        print(f"step {v['step']}: validation {v['bpp']:.4f} bpp, {v['psnr']:.2f} dB, loss {v['loss']:.4f}")
-    return 0
+    """``python -m gabic.train ...`` (and ``torchrun ... -m gabic.train ...``): ``gabic train ...``."""
+    from gabic.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
