@@ -204,7 +204,6 @@ class STF(ChannelContextCodec):
             nn.Conv2d(embed_dim, 3, kernel_size=3, padding=1),
         )
 
-
     @property
     def config(self) -> dict[str, Any]:
         return dict(self._config)
