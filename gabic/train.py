@@ -39,6 +39,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from gabic.bitstream import config_hash
 from gabic.checkpoints import read_checkpoint, save_checkpoint
 from gabic.device import resolve_device
 from gabic.errors import CheckpointError, DataError, GabicError
@@ -328,6 +329,7 @@ def fit(
     cfg.name = name
     run_dir = Path(cfg.runs_dir) / name
 
+    model = initial_model(cfg)
     start_ckpt = None
     if resume:
         path = run_dir / "last.pth.tar" if resume is True else Path(resume)
@@ -335,13 +337,10 @@ def fit(
         saved = start_ckpt.get("config", {})
         if "train" not in start_ckpt:
             raise CheckpointError(f"{path}: not a gabic training checkpoint (no optimiser state to resume from)")
-        want = build_model(cfg.model_config()).config
-        if saved.get("model") != want.get("model") or {k: v for k, v in saved.items() if k != "backend"} != {
-            k: v for k, v in want.items() if k != "backend"
-        }:
-            raise CheckpointError(f"{path}: a {saved.get('model')} checkpoint ({saved}); this run is {want}")
+        if config_hash(saved) != config_hash(model.config):  # the backend may change, nothing else
+            raise CheckpointError(f"{path}: a {saved.get('model')} checkpoint ({saved}); this run is {model.config}")
 
-    model = initial_model(cfg).to(device).train()
+    model = model.to(device).train()
     opt, aux_opt, sched = _optimizers(model, cfg)
     step, best, history = 0, math.inf, {"train": [], "val": []}
     if start_ckpt is not None:

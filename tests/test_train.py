@@ -17,6 +17,8 @@ from gabic.errors import CheckpointError, DataError, GabicError
 from gabic.train import fit, rd_loss
 from tests.conftest import run_cli
 
+#: The same tiny model on the command line.
+TINY_ARGS = ["--N", "32", "--M", "40", "--num-slices", "4", "--patch-size", "64", "--steps", "2", "--val-interval", "2"]
 TINY = dict(model="gabic", N=32, M=40, num_slices=4, patch_size=64, batch_size=2, val_interval=2, progress=False)
 
 
@@ -122,28 +124,7 @@ def test_resume_from_another_architecture_is_refused(tmp_path):
 
 
 def test_train_command(capsys, tmp_path):
-    code, out, _ = run_cli(
-        capsys,
-        "train",
-        "--N",
-        "32",
-        "--M",
-        "40",
-        "--num-slices",
-        "4",
-        "--patch-size",
-        "64",
-        "--batch-size",
-        "2",
-        "--steps",
-        "2",
-        "--val-interval",
-        "2",
-        "--runs-dir",
-        tmp_path,
-        "--name",
-        "cli",
-    )
+    code, out, _ = run_cli(capsys, "train", *TINY_ARGS, "--batch-size", "2", "--runs-dir", tmp_path, "--name", "cli")
     assert code == 0 and "step 2: validation" in out
     code, _, err = run_cli(capsys, "train", "--lambda", "0", "--steps", "1", "--runs-dir", tmp_path)
     assert code == 1 and "gabic: error: lambda must be a positive number" in err
@@ -164,33 +145,8 @@ def test_small_preset_learns(tmp_path):
 def test_torchrun_two_cpu_processes(tmp_path):
     """DistributedDataParallel with gloo on 2 CPU processes; only rank 0 writes."""
     torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
-    cmd = [
-        torchrun,
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "gabic.train",
-        "--N",
-        "32",
-        "--M",
-        "40",
-        "--num-slices",
-        "4",
-        "--patch-size",
-        "64",
-        "--batch-size",
-        "1",
-        "--steps",
-        "2",
-        "--val-interval",
-        "2",
-        "--device",
-        "cpu",
-        "--runs-dir",
-        str(tmp_path),
-        "--name",
-        "ddp",
-    ]
+    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "gabic.train", *TINY_ARGS, "--batch-size", "1"]
+    cmd += ["--device", "cpu", "--runs-dir", str(tmp_path), "--name", "ddp"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
