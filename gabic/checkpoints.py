@@ -28,7 +28,7 @@ from gabic.errors import CheckpointError
 from gabic.files import atomic_open
 from gabic.models import MODELS, ChannelContextCodec, build_model
 
-__all__ = ["detect_config", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
+__all__ = ["model_from_checkpoint", "detect_config", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def _check_zip(path: Path) -> None:
     """Check the CRC of every member of a zip-format checkpoint (torch.load does not)."""
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if not head:
+            raise CheckpointError(f"{path}: cannot read the checkpoint (the file is empty); is it truncated or corrupted?")
+        if head == b"PK":  # a zip archive without its central directory: cut short
+            raise CheckpointError(f"{path}: cannot read the checkpoint (incomplete zip archive); is it truncated or corrupted?")
+        if head[:1] != b"\x80":  # neither torch.save's zip format nor a pickle (protocol 2+)
+            raise CheckpointError(f"{path}: cannot read the checkpoint: not a PyTorch file (neither a torch.save archive nor a pickle)")
         return
     try:
         with zipfile.ZipFile(path) as zf:
@@ -173,8 +181,20 @@ def load_checkpoint(
     (``update(force=True)``) before the model moves to ``device``, so that they are the
     same whatever the device.
     """
+    return model_from_checkpoint(read_checkpoint(path), path, device, architecture, **overrides)
+
+
+def model_from_checkpoint(
+    ckpt: dict[str, Any],
+    path: str | os.PathLike,
+    device: str | torch.device = "auto",
+    architecture: str | None = None,
+    **overrides: Any,
+) -> ChannelContextCodec:
+    """:func:`load_checkpoint` on a checkpoint already read with :func:`read_checkpoint`
+    (``path`` only names it in errors), so that its other entries (the lambda...) need no
+    second read."""
     dev = resolve_device(device)
-    ckpt = read_checkpoint(path)
     sd = ckpt["state_dict"]
     detected = detect_config(sd)
     config = dict(ckpt["config"]) if isinstance(ckpt.get("config"), dict) else None

@@ -1,4 +1,4 @@
-"""The ``gabic`` command: ``compress``, ``decompress``, ``info``, ``evaluate-codec``, ``codecs``,
+"""The ``gabic`` command: ``compress``, ``decompress``, ``info``, ``evaluate``, ``rd``, ``evaluate-codec``, ``codecs``,
 ``data``, ``train`` and ``demo``.
 
 Built as ``setup_args()`` -> ``main(argv)``; every user error is one line on stderr and
@@ -44,6 +44,32 @@ def setup_args() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="show the header of a .gabic file")
     p.add_argument("stream", type=Path)
+
+    p = sub.add_parser("evaluate", help="RD points of checkpoints over a folder of images (real coding)")
+    p.add_argument("checkpoints", type=Path, nargs="+", metavar="CKPT", help="checkpoint files or folders of them")
+    p.add_argument("--dataset", type=Path, help="folder of images (default: the embedded sample photos)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="results file (.json); checkpoints of several architectures or configurations give one file per curve, "
+        "named FILE_<curve>.json",
+    )
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--backend", choices=("dense", "pyg"), help="GABIC attention backend (default: dense)")
+    p.add_argument("--knn", type=int, help="GABIC: use this many neighbours instead of the checkpoint's")
+
+    p = sub.add_parser("rd", help="RD figures and a BD table from results files and published curves")
+    p.add_argument("results", nargs="+", metavar="RESULTS", help="results files (.json) or published curve names (see --list)")
+    p.add_argument("--anchor", help="BD-rate / BD-PSNR against this curve (a file, a published name or a curve's name)")
+    p.add_argument("--out", type=Path, required=True, help="output folder for the figures and tables")
+    p.add_argument(
+        "--metric",
+        nargs="+",
+        choices=("psnr-rgb", "ms-ssim-rgb", "ms-ssim-db-rgb"),
+        help="quality metrics to plot (default: each one some curve has)",
+    )
+    p.add_argument("--formats", nargs="+", default=["pdf", "svg", "png"], help="figure formats (default: pdf svg png)")
 
     p = sub.add_parser("evaluate-codec", help="RD points of a classical codec over a folder of images")
     p.add_argument("codec", help="jpeg, webp, avif, heif, jpeg2000, jpegxl or bpg (see `gabic codecs`)")
@@ -177,6 +203,52 @@ def cmd_evaluate_codec(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from gabic.evaluate import evaluate_checkpoints, find_checkpoints
+    from gabic.results import save
+
+    if args.out.suffix != ".json":
+        raise GabicError(f"{args.out}: the results file name must end in .json")
+    if args.out.is_dir():
+        raise GabicError(f"{args.out}: is a folder; give a file name for the results")
+    overrides = {k: v for k, v in (("backend", args.backend), ("knn", args.knn)) if v is not None}
+    curves = evaluate_checkpoints(find_checkpoints(args.checkpoints), dataset=args.dataset, device=args.device, **overrides)
+    outputs = [args.out] if len(curves) == 1 else [args.out.with_name(f"{args.out.stem}_{_slug(c['name'])}.json") for c in curves]
+    for curve in curves:
+        r = curve["results"]
+        for i, ckpt in enumerate(curve["meta"]["checkpoint"]):
+            print(
+                f"{curve['name']} {Path(ckpt).name}: {r['bpp'][i]:.4f} bpp ({r['bpp-likelihoods'][i]:.4f} estimated), "
+                f"{r['psnr-rgb'][i]:.2f} dB, {r['encoding_time'][i]:.2f} s + {r['decoding_time'][i]:.2f} s"
+            )
+    for curve, out in zip(curves, outputs, strict=True):
+        save(curve, out)
+        print(f"wrote {out} ({curve['name']}, {len(curve['results']['bpp'])} point(s))")
+    return 0
+
+
+def _slug(text: str) -> str:
+    """A file-name-safe form of a curve label: ``"GABIC (N=64, M=96)"`` -> ``"gabic-n64-m96"``."""
+    import re
+
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower().replace("=", "")).strip("-") or "curve"
+
+
+def cmd_rd(args: argparse.Namespace) -> int:
+    from gabic.plots import write_report
+    from gabic.results import load
+
+    if args.out.exists() and not args.out.is_dir():
+        raise GabicError(f"{args.out}: exists and is not a folder")
+    curves = [load(r) for r in args.results]
+    kwargs = {"metrics": tuple(args.metric)} if args.metric else {}
+    written = write_report(curves, args.out, anchor=args.anchor, formats=tuple(args.formats), **kwargs)
+    for path in written:
+        print(path)
+    print(f"wrote {len(written)} files to {args.out}/")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from gabic.train import run_from_args
 
@@ -223,7 +295,9 @@ _COMMANDS = {
     "compress": cmd_compress,
     "decompress": cmd_decompress,
     "info": cmd_info,
+    "evaluate": cmd_evaluate,
     "evaluate-codec": cmd_evaluate_codec,
+    "rd": cmd_rd,
     "codecs": cmd_codecs,
     "train": cmd_train,
     "data": cmd_data,

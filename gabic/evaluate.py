@@ -19,6 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 from gabic.codecs import get_codec, pixels_only
 from gabic.errors import CodecError
 
-__all__ = ["evaluate_codec", "write_results"]
+__all__ = ["curve_label", "evaluate_checkpoints", "evaluate_codec", "find_checkpoints", "measure_image", "write_results"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,14 @@ def _check_qualities(codec, qualities) -> list[int]:
     if duplicates:
         raise CodecError(f"codec {codec.name!r}: quality settings repeated: {', '.join(map(str, duplicates))}")
     return qs
+
+
+def _mean_over_images(rows: list[dict[str, float]]) -> dict[str, float]:
+    """One RD point: the mean of each measure over the images (as CompressAI's bench and
+    eval_model average them), plus ``ms-ssim-db-rgb`` from the mean MS-SSIM."""
+    mean = {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
+    mean["ms-ssim-db-rgb"] = _ms_ssim_db(mean["ms-ssim-rgb"])
+    return mean
 
 
 def _ms_ssim_db(value: float) -> float:
@@ -218,11 +227,7 @@ def evaluate_codec(
     # mean over images per quality, then sort the points by bpp, all lists together
     points = []
     for j, q in enumerate(qs):
-        mean = {
-            k: float(np.mean([values[i, j][k] for i in range(len(paths))]))
-            for k in ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
-        }
-        mean["ms-ssim-db-rgb"] = _ms_ssim_db(mean["ms-ssim-rgb"])
+        mean = _mean_over_images([values[i, j] for i in range(len(paths))])
         points.append((mean["bpp"], j, q, mean))
     points.sort(key=lambda p: (p[0], p[1]))
     order = [j for _, j, _, _ in points]
@@ -256,3 +261,268 @@ def write_results(result: dict, path: str | os.PathLike) -> Path:
     from gabic.results import save
 
     return save(result, path)
+
+
+# -- learned codecs: checkpoints ------------------------------------------------------------
+
+#: Checkpoint file endings looked for in a folder given to :func:`evaluate_checkpoints`.
+CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".ckpt")
+
+#: Display names of the architectures (curve labels).
+ARCHITECTURE_LABELS = {"gabic": "GABIC", "wacnn": "WACNN", "stf": "STF"}
+
+_CHECKPOINT_KEYS = ("bpp", "bpp-likelihoods", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
+_CHECKPOINT_PER_IMAGE = (
+    "bpp",
+    "bpp-likelihoods",
+    "bpp-file",
+    "y_bytes",
+    "z_bytes",
+    "psnr-rgb",
+    "ms-ssim-rgb",
+    "encoding_time",
+    "decoding_time",
+)
+
+
+def find_checkpoints(paths: str | os.PathLike | list[str | os.PathLike]) -> list[Path]:
+    """Checkpoint files from files and folders: a folder stands for its files ending in one
+    of :data:`CHECKPOINT_SUFFIXES` (not recursive, sorted by name); files are kept in order.
+
+    Raises:
+        CheckpointError: a path that does not exist, or a folder without checkpoints.
+    """
+    from gabic.errors import CheckpointError
+
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and f.name.endswith(CHECKPOINT_SUFFIXES))
+            if not files:
+                raise CheckpointError(f"{p}: no checkpoints in this folder (files ending in {', '.join(CHECKPOINT_SUFFIXES)})")
+            found += files
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise CheckpointError(f"{p}: no such checkpoint file or folder")
+    if not found:
+        raise CheckpointError("no checkpoints given")
+    duplicates = sorted({str(p) for p in found if found.count(p) > 1})
+    if duplicates:
+        raise CheckpointError(f"checkpoints given twice: {', '.join(duplicates)}")
+    return found
+
+
+def curve_label(config: dict[str, Any]) -> str:
+    """The label of the RD curve of a model configuration: the architecture's name, followed
+    by the hyper-parameters that differ from the paper's (its class defaults), e.g. ``"GABIC"``
+    or ``"GABIC (N=64, M=96, num_slices=8, knn=6)"``. The attention backend is left out (it
+    does not change the numbers beyond float rounding)."""
+    import inspect
+
+    from gabic.bitstream import _NOT_HASHED
+    from gabic.models import MODELS
+
+    name = config.get("model", "?")
+    label = ARCHITECTURE_LABELS.get(name, name)
+    cls = MODELS.get(name)
+    if cls is None:
+        return label
+    defaults = {
+        k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if p.default is not inspect.Parameter.empty
+    }
+    changed = [
+        f"{k}={v}"
+        for k, v in config.items()
+        if k != "model" and k not in _NOT_HASHED and (k not in defaults or _plain_value(defaults[k]) != _plain_value(v))
+    ]
+    return f"{label} ({', '.join(changed)})" if changed else label
+
+
+def _plain_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_image(model, image: Image.Image) -> dict[str, float]:
+    """Code one RGB image with a learned codec for real and measure it.
+
+    The image is zero-padded to a multiple of 64 (centred), compressed into a .gabic file
+    (:func:`gabic.bitstream.encode_image`), decoded back and cropped; the forward pass on the
+    same padded tensor gives the likelihood estimate of the rate.
+
+    Returns:
+        ``bpp`` (bits of the y and z strings per pixel of the original image, CompressAI's
+        definition), ``bpp-file`` (the whole .gabic file, header included),
+        ``bpp-likelihoods`` (``-sum(log2 p) / pixels`` of the forward pass), ``y_bytes``,
+        ``z_bytes``, ``psnr-rgb`` and ``ms-ssim-rgb`` of the 8-bit decoded image (MS-SSIM NaN
+        under 161 px a side), ``encoding_time`` and ``decoding_time`` in seconds (CUDA
+        synchronised).
+    """
+    import torch
+
+    from gabic.bitstream import decode_image, encode_image, unpack
+    from gabic.images import image_to_tensor, pad
+    from gabic.metrics import bpp_from_bytes, bpp_from_likelihoods, ms_ssim, psnr
+
+    device = next(model.parameters()).device
+    w, h = image.size
+    _sync(device)
+    t0 = time.perf_counter()
+    data = encode_image(model, image)
+    _sync(device)
+    t1 = time.perf_counter()
+    decoded = decode_image(model, data)
+    _sync(device)
+    t2 = time.perf_counter()
+    stream = unpack(data)
+    y_bytes = sum(len(s) for s in stream.strings[0])
+    z_bytes = sum(len(s) for s in stream.strings[1])
+    with torch.no_grad():
+        xp, _ = pad(image_to_tensor(image).to(device))
+        estimate = bpp_from_likelihoods(model(xp)["likelihoods"], h * w)
+    try:
+        msssim = ms_ssim(image, decoded)
+    except ValueError:  # under 161 px a side
+        msssim = math.nan
+    return {
+        "bpp": bpp_from_bytes(y_bytes + z_bytes, h, w),
+        "bpp-likelihoods": estimate,
+        "bpp-file": bpp_from_bytes(len(data), h, w),
+        "y_bytes": y_bytes,
+        "z_bytes": z_bytes,
+        "psnr-rgb": psnr(image, decoded),
+        "ms-ssim-rgb": msssim,
+        "encoding_time": t1 - t0,
+        "decoding_time": t2 - t1,
+    }
+
+
+def evaluate_checkpoints(
+    checkpoints: str | os.PathLike | list[str | os.PathLike],
+    dataset: str | os.PathLike | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    **overrides: Any,
+) -> list[dict]:
+    """Rate-distortion points of learned-codec checkpoints over a folder of images.
+
+    Every image is coded for real (:func:`measure_image`) with every checkpoint; each
+    checkpoint gives one RD point, the mean over the images. The points are grouped into
+    curves by architecture and configuration (hyper-parameters; the lambda and the weights
+    may differ): checkpoints of different architectures or configurations never share a curve.
+
+    Args:
+        checkpoints: checkpoint files (released GABIC / WACNN / STF ``.pth.tar`` or gabic's
+            own) and folders of them (see :func:`find_checkpoints`).
+        dataset: folder of images (see :func:`gabic.data.list_images`); default None: the
+            embedded sample photographs.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        progress: one tqdm bar over all (checkpoint, image) pairs.
+        **overrides: passed to :func:`gabic.checkpoints.load_checkpoint` for every
+            checkpoint (e.g. ``backend="pyg"``, ``knn=6``).
+
+    Returns:
+        One results dict per curve, in the order their first checkpoint was given:
+        ``{"name", "description", "results": {"bpp", "bpp-likelihoods", "psnr-rgb",
+        "ms-ssim-rgb", "ms-ssim-db-rgb", "encoding_time", "decoding_time"}, "meta":
+        {"kind": "measured", "dataset", "num_images", "model", "config", "lambda",
+        "checkpoint", "device", "source", "versions"}, "per_image": {file name: {measure:
+        [one value per point]}}}``, points sorted by bpp with every list (``meta["lambda"]``
+        and ``meta["checkpoint"]`` too) in the same order. ``lambda`` is the one stored in
+        the checkpoint (gabic's training writes it), None where the file does not say.
+
+    Raises, before any coding starts where they can:
+        CheckpointError: a missing, unreadable or foreign checkpoint (naming the file).
+        DataError: a missing folder, or one without images.
+        ImageError: an unreadable image.
+    """
+    import torch
+
+    from gabic import __version__
+    from gabic.bitstream import config_hash
+    from gabic.checkpoints import model_from_checkpoint, read_checkpoint
+    from gabic.data import list_images, samples
+    from gabic.device import resolve_device
+    from gabic.images import load_image
+
+    files = find_checkpoints(checkpoints)
+    dev = resolve_device(device)
+    if dataset is None:
+        paths, dataset_name = samples(), SAMPLES_DATASET
+    else:
+        paths, dataset_name = list_images(dataset), str(dataset)
+    images = []
+    for path in paths:
+        img, notes = load_image(path)
+        if notes:
+            logger.warning("%s: %s", path, "; ".join(notes))
+        images.append(pixels_only(img))
+    names = [p.name for p in paths]
+
+    curves: dict[bytes, dict[str, Any]] = {}
+    with tqdm(total=len(files) * len(images), desc="evaluate", unit="image", disable=not progress) as bar:
+        for file in files:
+            ckpt = read_checkpoint(file)
+            model = model_from_checkpoint(ckpt, file, dev, **overrides)
+            lmbda = next((ckpt[k] for k in ("lmbda", "lambda", "lmbda_value") if isinstance(ckpt.get(k), int | float)), None)
+            del ckpt
+            bar.set_postfix_str(file.name)
+            rows = []
+            for image in images:
+                rows.append(measure_image(model, image))
+                bar.update(1)
+            config = model.config
+            curve = curves.setdefault(config_hash(config), {"config": config, "points": []})
+            curve["points"].append({"mean": _mean_over_images(rows), "rows": rows, "lambda": lmbda, "checkpoint": str(file)})
+            logger.info(
+                "%s: %.4f bpp, %.2f dB", file.name, curve["points"][-1]["mean"]["bpp"], curve["points"][-1]["mean"]["psnr-rgb"]
+            )
+            del model
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+
+    versions = {"gabic": __version__, "torch": torch.__version__, "compressai": metadata.version("compressai")}
+    threads = torch.get_num_threads()
+    machine = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {threads} thread{'s' if threads > 1 else ''}"
+    return [_checkpoint_curve(c, names, dataset_name, machine, versions) for c in curves.values()]
+
+
+def _checkpoint_curve(curve: dict[str, Any], names: list[str], dataset: str, machine: str, versions: dict) -> dict:
+    """One results dict from the points of one configuration."""
+    from gabic import __version__
+
+    points = sorted(curve["points"], key=lambda p: p["mean"]["bpp"])
+    config = {k: v for k, v in curve["config"].items() if k != "backend"}
+    label = curve_label(config)
+    results = {k: [p["mean"][k] for p in points] for k in (*_CHECKPOINT_KEYS[:4], "ms-ssim-db-rgb", *_CHECKPOINT_KEYS[4:])}
+    undefined = sorted({names[i] for p in points for i, row in enumerate(p["rows"]) if math.isnan(row["ms-ssim-rgb"])})
+    meta = {
+        "kind": "measured",
+        "dataset": dataset,
+        "num_images": len(names),
+        "model": config["model"],
+        "config": config,
+        "lambda": [p["lambda"] for p in points],
+        "checkpoint": [p["checkpoint"] for p in points],
+        "device": machine,
+        "source": f"measured with gabic {__version__}: real coding, bpp of the y and z strings",
+        "versions": versions,
+    }
+    if undefined:
+        del results["ms-ssim-rgb"], results["ms-ssim-db-rgb"]
+        meta["omitted"] = f"MS-SSIM: undefined for images under 161 px a side ({', '.join(undefined)})"
+    per_image = {
+        name: {k: [_finite_or_none(p["rows"][i][k]) for p in points] for k in _CHECKPOINT_PER_IMAGE} for i, name in enumerate(names)
+    }
+    n = len(points)
+    description = f"{label} on {dataset}: {n} checkpoint{'s' if n > 1 else ''}, real coding ({machine})"
+    return {"name": label, "description": description, "results": results, "meta": meta, "per_image": per_image}
