@@ -1,10 +1,14 @@
-"""Evaluate classical codecs over a folder of images: rate-distortion points in the results schema.
+"""Evaluate codecs over a folder of images: rate-distortion points in the results schema.
 
 :func:`evaluate_codec` encodes and decodes every image of a folder at every quality setting
-and reports, per quality, the mean over images of the rate (bpp), PSNR and MS-SSIM on 8-bit
-RGB and the encoding and decoding times, as CompressAI's ``compressai.utils.bench`` does.
-The result follows CompressAI's results schema (``name``, ``description``, ``results``) plus
-``meta`` and ``per_image``, so curves from either tool mix; :func:`write_results` saves it.
+of a classical codec and reports, per quality, the mean over images of the rate (bpp), PSNR
+and MS-SSIM on 8-bit RGB and the encoding and decoding times, as CompressAI's
+``compressai.utils.bench`` does. :func:`evaluate_checkpoints` does the same for learned-codec
+checkpoints (one RD point per checkpoint, real coding as CompressAI's ``eval_model``, plus the
+likelihood estimate of the rate), grouping the points into one curve per architecture and
+configuration. Results follow CompressAI's results schema (``name``, ``description``,
+``results``) plus ``meta`` and ``per_image``, so curves from either tool mix;
+:func:`write_results` saves one.
 """
 
 from __future__ import annotations
@@ -449,10 +453,12 @@ def evaluate_checkpoints(
 
     from gabic import __version__
     from gabic.bitstream import config_hash
-    from gabic.checkpoints import model_from_checkpoint, read_checkpoint
+    from gabic.checkpoints import detect_config, model_from_checkpoint, read_checkpoint
     from gabic.data import list_images, samples
     from gabic.device import resolve_device
+    from gabic.errors import CheckpointError
     from gabic.images import load_image
+    from gabic.models import build_model
 
     files = find_checkpoints(checkpoints)
     dev = resolve_device(device)
@@ -467,6 +473,20 @@ def evaluate_checkpoints(
             logger.warning("%s: %s", path, "; ".join(notes))
         images.append(pixels_only(img))
     names = [p.name for p in paths]
+    checked: set[str] = set()
+    for file in files:  # a damaged or foreign checkpoint or a bad override stops here, before any coding
+        ckpt = read_checkpoint(file)  # read again below, one at a time
+        config = ckpt["config"] if isinstance(ckpt.get("config"), dict) else detect_config(ckpt["state_dict"])
+        del ckpt
+        if config is None:
+            raise CheckpointError(f"{file}: not a GABIC, WACNN or STF checkpoint")
+        config = {**config, **overrides}
+        if repr(config) not in checked:
+            try:
+                build_model(config)
+            except (ValueError, TypeError) as err:
+                raise CheckpointError(f"{file}: {err}") from None
+            checked.add(repr(config))
 
     curves: dict[bytes, dict[str, Any]] = {}
     with tqdm(total=len(files) * len(images), desc="evaluate", unit="image", disable=not progress) as bar:
