@@ -45,7 +45,18 @@ from typing import Any
 from gabic.errors import ResultsError
 from gabic.files import write_atomic
 
-__all__ = ["QUALITY_PREFIXES", "dumps", "list_published", "load", "points", "published_dir", "save", "validate"]
+__all__ = [
+    "QUALITY_PREFIXES",
+    "dumps",
+    "list_published",
+    "load",
+    "per_image_frame",
+    "point_labels",
+    "points",
+    "published_dir",
+    "save",
+    "validate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +247,42 @@ def points(result: dict[str, Any], metric: str = "psnr-rgb") -> list[tuple[float
         have = ", ".join(repr(k) for k in res if k != "bpp")
         raise ResultsError(f"{name}: no metric {metric!r} (it has {have})")
     return sorted(zip(res["bpp"], values, strict=True))
+
+
+def point_labels(result: dict[str, Any]) -> list[str]:
+    """A short label per RD point, in the stored order: the checkpoint's file name
+    (``meta["checkpoint"]``), else ``q=<quality>``, else ``lambda=<lambda>``, else its index."""
+    meta = result.get("meta") or {}
+    n = len(result["results"]["bpp"])
+    for key, fmt in (("checkpoint", lambda v: Path(v).name), ("quality", lambda v: f"q={v}"), ("lambda", lambda v: f"lambda={v}")):
+        values = meta.get(key)
+        if isinstance(values, list) and len(values) == n and all(v is not None for v in values):
+            return [fmt(v) for v in values]
+    return [str(i) for i in range(n)]
+
+
+def per_image_frame(result: dict[str, Any]):
+    """The per-image values of a result as a pandas DataFrame.
+
+    One row per (image, point), indexed by ``image`` and ``point`` (see :func:`point_labels`),
+    one column per measure of ``result["per_image"]`` (bpp, PSNR, MS-SSIM...); null values
+    become NaN. Raises :class:`~gabic.errors.ResultsError` when the result has no per-image values.
+    """
+    import pandas as pd
+
+    name = result.get("name", "results") if isinstance(result, dict) else "results"
+    validate(result, source=str(name))
+    per_image = result.get("per_image")
+    if not per_image:
+        raise ResultsError(f"{name}: no per-image values in this result")
+    labels = point_labels(result)
+    rows = []
+    for image, values in per_image.items():
+        for i, label in enumerate(labels):
+            rows.append(
+                {"image": image, "point": label, **{k: (v[i] if v[i] is not None else float("nan")) for k, v in values.items()}}
+            )
+    return pd.DataFrame(rows).set_index(["image", "point"])
 
 
 def _resolve(name_or_path: str | os.PathLike) -> Path:
