@@ -174,7 +174,9 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(n, n, self.num_heads).permute(2, 0, 1)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """``(Bw, n, C)`` in and out; with ``return_attention`` also the weights ``(Bw, heads, n, n)``
+        (each row sums to 1 over the last axis)."""
         # Written out rather than through scaled_dot_product_attention: the bias is learned,
         # and a mask that needs a gradient sends SDPA to a slower path than this one.
         Bw, n, C = x.shape
@@ -184,20 +186,28 @@ class WindowAttention(nn.Module):
         if mask is not None:
             nW = mask.shape[0]
             attn = (attn.view(Bw // nW, nW, h, n, n) + mask.to(attn.dtype)[:, None]).view(Bw, h, n, n)
-        out = torch.matmul(attn.softmax(-1), v)
-        return self.proj(out.transpose(1, 2).reshape(Bw, n, C))
+        alpha = attn.softmax(-1)
+        out = self.proj(torch.matmul(alpha, v).transpose(1, 2).reshape(Bw, n, C))
+        return (out, alpha) if return_attention else out
 
-    def on_map(self, t: Tensor, shift: int = 0) -> Tensor:
+    def on_map(self, t: Tensor, shift: int = 0, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Attend inside the windows of a map ``(B, H, W, C)`` (H, W multiples of the window),
-        cyclically shifted by ``shift`` with the shifted-window mask; same shape out."""
+        cyclically shifted by ``shift`` with the shifted-window mask; same shape out.
+
+        With ``return_attention`` also the weights ``(B*nW, heads, n, n)`` of the windows of
+        the shifted map (window w, node i sit at ``(w_r*ws + r_i + shift, w_c*ws + c_i + shift)``
+        modulo H, W of the unshifted map)."""
         ws = self.window_size
         H, W = t.shape[1:3]
         mask = None
         if shift:
             t = torch.roll(t, shifts=(-shift, -shift), dims=(1, 2))
             mask = shifted_window_mask(H, W, ws, shift, t.device)
-        t = window_merge(self(window_partition(t, ws), mask), ws, H, W)
-        return torch.roll(t, shifts=(shift, shift), dims=(1, 2)) if shift else t
+        res = self(window_partition(t, ws), mask, return_attention)
+        out, alpha = res if return_attention else (res, None)
+        t = window_merge(out, ws, H, W)
+        t = torch.roll(t, shifts=(shift, shift), dims=(1, 2)) if shift else t
+        return (t, alpha) if return_attention else t
 
 
 class SwinWindowAttention(nn.Module):
@@ -214,13 +224,18 @@ class SwinWindowAttention(nn.Module):
         self.window_size, self.shift_size = window_size, shift_size
         self.attn = WindowAttention(dim, window_size, num_heads)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, return_attention: bool = False):
+        """``(B, C, H, W)`` in and out; with ``return_attention`` also a dict with the weights
+        ``(B*nW, heads, n, n)`` of the shifted windows, the ``shift`` and the ``padded_size`` (H, W)."""
         B, C, H, W = x.shape
         ws, s = self.window_size, self.shift_size
         if H % ws or W % ws:
             raise ValueError(
                 f"WACNN window attention needs H and W to be multiples of {ws}, got {H}x{W}: pad the image to a multiple of 64"
             )
+        if return_attention:
+            t, alpha = self.attn.on_map(x.permute(0, 2, 3, 1), s, return_attention=True)
+            return x + t.permute(0, 3, 1, 2), {"weights": alpha, "shift": s, "padded_size": (H, W)}
         return x + self.attn.on_map(x.permute(0, 2, 3, 1), s).permute(0, 3, 1, 2)
 
 

@@ -33,6 +33,17 @@ DEVICE = "cpu"
 RUN_NAME = "notebook01"
 RUNS_DIR = {runs_dir!r}
 """,
+    "04_knn_attention.ipynb": """
+CHECKPOINT = {checkpoint!r}
+IMAGE = None
+CROP = 64
+BLOCK = "g_a.4"
+HEAD = "mean"
+KS = [3, 9]
+REAL_CODING = True
+DEVICE = "cpu"
+OUT_DIR = {out_dir!r}
+""",
 }
 
 
@@ -62,6 +73,29 @@ def run_notebook(path: Path, parameters: str, cwd: Path, timeout: int = 300):
 
 def outputs_of(cell, mime: str) -> list:
     return [o for o in cell.get("outputs", []) if mime in o.get("data", {})]
+
+
+@pytest.fixture
+def kernel_env(monkeypatch):
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend draws the figures
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugpy's frozen-modules note
+    # One torch thread in the kernel: on a busy 2-core runner, two OpenMP threads fighting other
+    # processes made a tiny training step 100 times slower (8 s instead of 0.08 s).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def execute(name: str, tmp_path: Path, **fields) -> tuple[list, Path]:
+    """Run notebook ``name`` with its small parameters (``fields`` filled in) in an empty
+    working directory; return its code cells and that directory. No cell may fail."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    nb = run_notebook(NOTEBOOKS / name, SMALL_PARAMETERS[name].format(**{k: str(v) for k, v in fields.items()}), cwd)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [o for c in code for o in c.outputs if o.output_type == "error"] == []
+    stderr = "".join(o.get("text", "") for c in code for o in c.outputs if o.get("name") == "stderr")
+    assert "Traceback" not in stderr
+    assert list(cwd.iterdir()) == [], "the notebook wrote into its working directory"
+    return code, cwd
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
@@ -108,3 +142,26 @@ def test_01_train_small_runs(tmp_path, monkeypatch):
     assert f"checkpoint: {(run / 'best.pth.tar').resolve()}" in printed
     stderr = "".join(o.get("text", "") for c in code for o in c.outputs if o.get("name") == "stderr")
     assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_04_knn_attention_runs(tmp_path, kernel_env):
+    from gabic.checkpoints import save_checkpoint
+    from gabic.results import load
+    from tests.conftest import small_model
+
+    checkpoint, out = tmp_path / "small-gabic.pth.tar", tmp_path / "figures"
+    save_checkpoint(small_model("gabic"), checkpoint, lmbda=0.0130)
+    code, _ = execute("04_knn_attention.ipynb", tmp_path, checkpoint=checkpoint, out_dir=out)
+
+    exported = sorted(p.name for p in out.iterdir())
+    assert exported == sorted(
+        ["04_grid_g_a.4.pdf", "04_window_g_a.4.pdf", "04_matrix_g_a.4.pdf", "04_statistics.pdf", "04_k_sweep.pdf", "04_k_sweep.json"]
+    )
+    assert all((out / f).read_bytes().startswith(b"%PDF") for f in exported if f.endswith(".pdf"))
+    sweep = load(out / "04_k_sweep.json")
+    assert sweep["meta"]["knn"] == [3, 9] and sweep["meta"]["estimate"] == "bitstream"
+    figures = [c for c in code if c.source.rstrip().endswith("fig")]
+    assert len(figures) == 5 and all(outputs_of(c, "image/png") for c in figures)
+    (explorer,) = [c for c in code if "attention_explorer(" in c.source and "import" not in c.source]
+    assert outputs_of(explorer, "application/vnd.jupyter.widget-view+json"), "the explorer widget is displayed"

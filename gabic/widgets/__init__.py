@@ -1,0 +1,1 @@
+"""ipywidgets apps used by the notebooks (ipywidgets is imported only by these modules)."""

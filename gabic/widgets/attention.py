@@ -1,0 +1,198 @@
+"""An ipywidgets explorer of the kNN graph attention: block, window, node, head and k.
+
+``attention_explorer(model, image)`` captures the model's attention blocks on the image
+(:func:`gabic.viz.capture`) and shows, side by side, the image with the block's window grid
+(selected window in red, centre node filled, its neighbours dotted), the window enlarged with
+arrows weighted by attention (:func:`gabic.viz.draw_window`) and the window's attention matrix.
+The k slider rebuilds the selected block's graph with another k on the same weights
+(:func:`gabic.viz.rebuild`). The figure is rendered to PNG bytes in an ``ipywidgets.Image``
+(``explorer.image.value``). A window and node can also be picked by pixel with
+:meth:`AttentionExplorer.select_at`, or by clicking on the left panel when ``ipyevents`` is installed.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import torch.nn as nn
+
+try:
+    import ipywidgets as widgets
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError("gabic.widgets.attention needs ipywidgets: pip install 'gabic[notebooks]' (or ipywidgets)") from err
+
+from gabic import viz
+
+__all__ = ["AttentionExplorer", "attention_explorer"]
+
+log = logging.getLogger(__name__)
+
+
+class AttentionExplorer(widgets.VBox):
+    """The explorer's container; its controls and output are attributes.
+
+    Attributes:
+        block: Dropdown of the block names.
+        window_row, window_col: IntSliders of the window in the block's window grid.
+        node_row, node_col: IntSliders of the centre node inside the window.
+        head: Dropdown, ``"mean"`` or a head index.
+        k: IntSlider of the neighbours per node (graph blocks; rebuilds the graph on the same weights).
+        image: ``ipywidgets.Image`` holding the PNG of the current figure.
+        info: HTML line describing the selection.
+        capture: the :class:`~gabic.viz.AttentionCapture` shown.
+    """
+
+    def __init__(self, model: nn.Module, capture: viz.AttentionCapture, dpi: int = 90):
+        self.model, self.capture, self.dpi = model, capture, dpi
+        self._rebuilt: dict[tuple[str, int], viz.BlockCapture] = {}
+        self._quiet = True
+        first = capture[capture.names()[0]]
+        style = {"description_width": "initial"}
+        self.block = widgets.Dropdown(
+            options=[(n.removesuffix(".conv_b.0"), n) for n in capture.names()], value=first.name, description="block"
+        )
+        self.head = widgets.Dropdown(options=["mean"], value="mean", description="head")
+        self.k = widgets.IntSlider(value=1, min=1, max=2, description="k", continuous_update=False, style=style)
+        self.window_row = widgets.IntSlider(min=0, max=1, description="window row", continuous_update=False, style=style)
+        self.window_col = widgets.IntSlider(min=0, max=1, description="window col", continuous_update=False, style=style)
+        self.node_row = widgets.IntSlider(min=0, max=1, description="node row", continuous_update=False, style=style)
+        self.node_col = widgets.IntSlider(min=0, max=1, description="node col", continuous_update=False, style=style)
+        self.image = widgets.Image(format="png")
+        self.info = widgets.HTML()
+        controls = [self.block, self.head, self.k, self.window_row, self.window_col, self.node_row, self.node_col]
+        super().__init__(
+            [widgets.HBox([self.block, self.head, self.k]), widgets.HBox(controls[3:]), self.info, self.image],
+        )
+        self._configure(first)
+        self.block.observe(self._on_block, names="value")
+        for w in controls[1:]:
+            w.observe(self._on_change, names="value")
+        self._attach_click()
+        self._quiet = False
+        self.render()
+
+    # ------------------------------------------------------------------ selection
+    def current_block(self) -> viz.BlockCapture:
+        """The selected block, rebuilt with the k of the slider when it differs from the captured k."""
+        base = self.capture[self.block.value]
+        if base.kind != "graph" or self.k.value == base.knn:
+            return base
+        key = (base.name, self.k.value)
+        if key not in self._rebuilt:
+            self._rebuilt[key] = viz.rebuild(base, self.model, self.k.value)
+        return self._rebuilt[key]
+
+    def selection(self) -> tuple[int, int, Any]:
+        """``(window, node, head)`` of the controls."""
+        base = self.capture[self.block.value]
+        ws = base.window_size
+        window = self.window_row.value * base.grid[1] + self.window_col.value
+        return window, self.node_row.value * ws + self.node_col.value, self.head.value
+
+    def select_at(self, y: int, x: int) -> None:
+        """Select the window and node whose patch holds pixel ``(y, x)`` of the original image."""
+        base = self.capture[self.block.value]
+        window, node = viz.pixel_to_node(base, int(y), int(x))
+        self._quiet = True
+        try:
+            self.window_row.value, self.window_col.value = divmod(window, base.grid[1])
+            self.node_row.value, self.node_col.value = divmod(node, base.window_size)
+        finally:
+            self._quiet = False
+        self.render()
+
+    # ------------------------------------------------------------------ events
+    def _configure(self, block: viz.BlockCapture) -> None:
+        """Set the ranges of the controls for ``block``; select the window and node at the image centre."""
+        nWh, nWw = block.grid
+        ws = block.window_size
+        window, node = viz.pixel_to_node(block, block.image_size[0] // 2, block.image_size[1] // 2)
+        self.head.options = ["mean", *range(block.heads)]
+        self.head.value = "mean"
+        graph = block.kind == "graph"
+        self.k.max, self.k.min = block.n - 1, 1
+        self.k.value = block.knn if graph else 1
+        self.k.disabled = not graph
+        for slider, top, value in (
+            (self.window_row, nWh - 1, window // nWw),
+            (self.window_col, nWw - 1, window % nWw),
+            (self.node_row, ws - 1, node // ws),
+            (self.node_col, ws - 1, node % ws),
+        ):
+            slider.max = max(top, 0)
+            slider.value = value
+            slider.disabled = top == 0
+
+    def _on_block(self, change) -> None:
+        self._quiet = True
+        try:
+            self._configure(self.capture[change["new"]])
+        finally:
+            self._quiet = False
+        self.render()
+
+    def _on_change(self, change) -> None:
+        if not self._quiet:
+            self.render()
+
+    def _attach_click(self) -> None:
+        try:
+            from ipyevents import Event
+        except ImportError:
+            return
+        self._events = Event(source=self.image, watched_events=["click"])
+        self._events.on_dom_event(self._on_click)
+
+    def _on_click(self, event: dict) -> None:
+        """A click on the image (``relativeX/Y`` in displayed pixels) selects the pixel under it
+        when it falls in the left panel."""
+        fig, ax = getattr(self, "_fig", None), getattr(self, "_grid_ax", None)
+        if fig is None:
+            return
+        width_px, height_px = fig.get_size_inches() * fig.dpi
+        scale = width_px / max(float(event.get("boundingRectWidth") or width_px), 1.0)
+        px, py = float(event["relativeX"]) * scale, float(event["relativeY"]) * scale
+        if not ax.get_window_extent().contains(px, height_px - py):
+            return
+        x, y = ax.transData.inverted().transform((px, height_px - py))
+        try:
+            self.select_at(int(y // 1), int(x // 1))
+        except ValueError as err:
+            log.info("click outside the padded image: %s", err)
+
+    # ------------------------------------------------------------------ drawing
+    def render(self) -> None:
+        """Redraw the figure into :attr:`image`."""
+        from matplotlib.figure import Figure
+
+        block = self.current_block()
+        window, node, head = self.selection()
+        fig = Figure(figsize=(11, 3.6), dpi=self.dpi, layout="constrained")
+        axes = [fig.add_subplot(1, 3, i + 1) for i in range(3)]
+        viz.draw_window_grid(block, window, node, ax=axes[0])
+        viz.draw_window(block, window, node, head, ax=axes[1])
+        viz.draw_attention_matrix(block, window, head, ax=axes[2])
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=self.dpi)
+        self._fig, self._grid_ax = fig, axes[0]
+        self.image.value = buf.getvalue()
+        t, left, b, r = viz.node_patch(block, window, node)
+        k = f"k={block.knn}" if block.kind == "graph" else "full window"
+        self.info.value = (
+            f"<b>{block.name}</b> · 1/{block.scale} · window {window} of {block.num_windows} · node {node} "
+            f"(image pixels y {t}..{b - 1}, x {left}..{r - 1}) · head {head} · {k}"
+        )
+
+
+def attention_explorer(
+    model: nn.Module, image: viz.ImageLike | None = None, capture: viz.AttentionCapture | None = None, dpi: int = 90
+) -> AttentionExplorer:
+    """An :class:`AttentionExplorer` of ``model`` on ``image`` (path, PIL image or ``(1, 3, H, W)`` tensor),
+    or on an existing ``capture`` of that model. Display it in a notebook as the cell's value."""
+    if capture is None:
+        if image is None:
+            raise ValueError("attention_explorer needs an image or a capture")
+        capture = viz.capture(model, image)
+    return AttentionExplorer(model, capture, dpi=dpi)

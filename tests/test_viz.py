@@ -1,0 +1,352 @@
+"""Looking inside the attention: captured graphs and weights, coordinates, drawings, statistics, k sweep, widget."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gabic import viz
+from gabic._viz_draw import ARROW_GID, attention_matrix
+from gabic.data import samples
+from gabic.images import crop, image_to_tensor, pad, tensor_to_image
+from gabic.metrics import bpp_from_likelihoods, psnr
+from gabic.results import load, save, validate
+from tests.conftest import small_model
+
+BLOCKS = ["g_a.4.conv_b.0", "g_a.8.conv_b.0", "g_s.0.conv_b.0", "g_s.5.conv_b.0"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return small_model("gabic")
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return viz.center_crop(samples()[0], 128)
+
+
+@pytest.fixture(scope="module")
+def cap(model, photo):
+    return viz.capture(model, photo)
+
+
+@pytest.fixture(scope="module")
+def odd():
+    """A 100x70 (H x W) image: padded to 128x128 at offset (top 14, left 29)."""
+    return viz.capture(small_model("gabic"), viz.center_crop(samples()[1], (100, 70)))
+
+
+def _windows(block: viz.BlockCapture) -> torch.Tensor:
+    """The block's input as windows ``(nW, n, C)``, written out independently of gabic.layers."""
+    ws, (Hp, Wp) = block.window_size, block.padded_size
+    x = block.input[0]
+    x = F.pad(x, (0, Wp - x.shape[-1], 0, Hp - x.shape[-2]))
+    C = x.shape[0]
+    return x.view(C, Hp // ws, ws, Wp // ws, ws).permute(1, 3, 2, 4, 0).reshape(-1, ws * ws, C)
+
+
+# --------------------------------------------------------------------------- capture
+def test_capture_has_every_block(cap, photo):
+    assert cap.names() == BLOCKS
+    assert cap["g_a.4"] is cap["g_a.4.conv_b.0"]
+    expected = {"g_a.4": (4, 8, (32, 32)), "g_a.8": (16, 4, (8, 8)), "g_s.0": (16, 4, (8, 8)), "g_s.5": (4, 8, (32, 32))}
+    for short, (scale, ws, res) in expected.items():
+        b = cap[short]
+        assert (b.scale, b.window_size, b.resolution, b.knn, b.kind) == (scale, ws, res, 9, "graph")
+        nW, n = b.num_windows, ws * ws
+        assert b.idx.shape == (nW, n, 9) and b.idx.dtype == torch.int64
+        assert b.weights.shape == b.edge_bias.shape == (nW, b.heads, n, 9)
+    assert cap.x_hat.shape == cap.image.shape == (1, 3, 128, 128)
+    with pytest.raises(KeyError, match="no attention block"):
+        cap["g_a.5"]
+
+
+def test_neighbours_are_the_k_nearest_by_the_block_distance(cap):
+    for b in cap.values():
+        xn = F.normalize(_windows(b).double(), dim=-1)
+        d = torch.cdist(xn, xn) ** 2
+        d.diagonal(dim1=1, dim2=2).fill_(math.inf)
+        chosen = d.gather(-1, b.idx)
+        nearest = d.sort(-1).values[..., : b.knn]
+        # the chosen distances are the k smallest ones (ties may pick either node)
+        torch.testing.assert_close(chosen.sort(-1).values, nearest, atol=1e-6, rtol=0)
+        assert not (b.idx == torch.arange(b.n)[None, :, None]).any(), "a node is its own neighbour"
+        assert all(len(set(row)) == b.knn for row in b.idx.reshape(-1, b.knn).tolist()), "repeated neighbours"
+
+
+def test_weights_sum_to_one(cap):
+    for b in cap.values():
+        torch.testing.assert_close(b.weights.sum(-1), torch.ones(b.weights.shape[:-1]), atol=1e-5, rtol=0)
+        assert (b.weights >= 0).all()
+
+
+def test_captured_output_is_the_block_output(cap, model, photo):
+    xp, _ = pad(image_to_tensor(photo))
+    with torch.no_grad():
+        a4_in = model.g_a[:4](xp)
+        torch.testing.assert_close(cap["g_a.4"].input, a4_in, atol=1e-6, rtol=0)
+        torch.testing.assert_close(cap["g_a.4"].output, model.g_a[4].conv_b[0](a4_in), atol=1e-6, rtol=0)
+        torch.testing.assert_close(cap["g_a.8"].input, model.g_a[5:8](model.g_a[4](a4_in)), atol=1e-5, rtol=0)
+        # the synthesis blocks saw the decoded latent of the forward pass
+        y_hat = cap["g_s.0"].input
+        torch.testing.assert_close(cap["g_s.0"].output, model.g_s[0].conv_b[0](y_hat), atol=1e-6, rtol=0)
+        torch.testing.assert_close(cap["g_s.5"].input, model.g_s[1:5](model.g_s[0](y_hat)), atol=1e-5, rtol=0)
+        # the return_attention path gives the same output as the plain forward
+        for name in BLOCKS:
+            y, _ = dict(model.named_modules())[name](cap[name].input, return_attention=True)
+            torch.testing.assert_close(y, cap[name].output, atol=1e-5, rtol=1e-5)
+
+
+def test_edge_bias_is_the_layer_bias(cap, model):
+    b = cap["g_a.8"]
+    conv = model.g_a[8].conv_b[0].conv
+    beta = conv.lin_edge.weight.view(conv.heads, conv.head_dim).sum(-1)
+    rc = torch.tensor([divmod(i, b.window_size) for i in range(b.n)])
+    s = rc.sum(-1)
+    e = (s[:, None] - s[b.idx]) ** 2  # ((r_i - r_j) + (c_i - c_j))^2, (nW, n, k)
+    torch.testing.assert_close(b.edge_bias, beta.view(1, -1, 1, 1) * e[:, None].float(), atol=1e-5, rtol=1e-5)
+
+
+def test_both_backends_give_the_same_graph(cap, model, photo):
+    pyg = viz.capture(model, photo, backend="pyg")
+    assert all(m.backend == "dense" for m in model.graph_attentions().values()), "backend not restored"
+    # the first block sees the same input: the same graph and weights
+    assert torch.equal(pyg["g_a.4"].input, cap["g_a.4"].input)
+    assert torch.equal(pyg["g_a.4"].idx, cap["g_a.4"].idx)
+    torch.testing.assert_close(pyg["g_a.4"].weights, cap["g_a.4"].weights, atol=1e-5, rtol=0)
+    # later blocks see inputs that differ by float rounding (1e-8), which can swap near-tied neighbours:
+    # on the same input each block builds the same graph with either backend
+    for name in BLOCKS:
+        module = dict(model.named_modules())[name]
+        module.backend = "pyg"
+        try:
+            with torch.no_grad():
+                _, info = module(cap[name].input, return_attention=True)
+        finally:
+            module.backend = "dense"
+        assert torch.equal(info["idx"], cap[name].idx)
+        torch.testing.assert_close(info["weights"], cap[name].weights, atol=1e-5, rtol=0)
+        assert (pyg[name].idx != cap[name].idx).float().mean() < 1e-3
+
+
+def test_image_inputs(cap, model, photo, tmp_path):
+    path = tmp_path / "photo.png"
+    photo.save(path)
+    from_path = viz.capture(model, path)
+    assert torch.equal(from_path["g_a.4"].idx, cap["g_a.4"].idx)
+    with pytest.raises(ValueError, match="batch of 2"):
+        viz.capture(model, torch.rand(2, 3, 64, 64))
+    with pytest.raises(ValueError, match=r"\(1, 3, H, W\)"):
+        viz.capture(model, torch.rand(3, 64, 64))
+    with pytest.raises(ValueError, match="GABIC or WACNN"):
+        viz.capture(torch.nn.Conv2d(3, 3, 1), photo)
+
+
+def test_wacnn_window_maps(photo):
+    wacnn = small_model("wacnn")
+    cap = viz.capture(wacnn, photo)
+    assert cap.names() == BLOCKS
+    for name, b in cap.items():
+        assert b.kind == "window" and b.idx is None and b.shift == b.window_size // 2
+        assert b.weights.shape == (b.num_windows, b.heads, b.n, b.n)
+        torch.testing.assert_close(b.weights.sum(-1), torch.ones(b.weights.shape[:-1]), atol=1e-5, rtol=0)
+        with torch.no_grad():
+            torch.testing.assert_close(b.output, dict(wacnn.named_modules())[name](b.input), atol=1e-6, rtol=0)
+    assert viz.draw_window(cap["g_s.5"], 3, 10, head=1, top=5).axes[0].patches
+    with pytest.raises(ValueError, match="no k to change"):
+        viz.rebuild(cap["g_a.4"], wacnn, 3)
+
+
+# --------------------------------------------------------------------------- coordinates
+def test_coordinates_hand_worked(odd):
+    b = odd["g_a.4"]
+    assert b.offset == (14, 29) and b.image_size == (100, 70) and b.grid == (4, 4)
+    # window 5 = grid (1, 1), node 10 = (1, 2): feature (9, 10), padded pixels (36, 40), image (22, 11)
+    assert viz.feature_position(b, 5, 10) == (9, 10)
+    assert viz.node_patch(b, 5, 10) == (22, 11, 26, 15)
+    assert viz.pixel_to_node(b, 22, 11) == viz.pixel_to_node(b, 25, 14) == (5, 10)
+    assert viz.window_box(b, 5) == (18, 3, 50, 35)
+    b16 = odd["g_a.8"]
+    # window 3 = grid (1, 1), node 5 = (1, 1): feature (5, 5), padded pixels (80, 80), image (66, 51)
+    assert viz.node_patch(b16, 3, 5) == (66, 51, 82, 67)
+    assert viz.pixel_to_node(b16, -14, -29) == (0, 0)  # the padded image's top-left corner
+    # valid nodes at 1/16: rows 0..7 all touch the image; columns 1..6 only (column 0 covers x -29..-14)
+    valid = viz.valid_nodes(b16)
+    assert int(valid.sum()) == 8 * 6
+    assert not valid[0, 0] and valid[0, 1]
+    with pytest.raises(ValueError, match="outside the padded image"):
+        viz.pixel_to_node(b16, 200, 0)
+    with pytest.raises(ValueError, match="window must be in 0..3"):
+        viz.node_patch(b16, 4, 0)
+
+
+def test_coordinates_round_trip(odd):
+    for b in odd.values():
+        for window in range(b.num_windows):
+            for node in range(b.n):
+                top, left, bottom, right = viz.node_patch(b, window, node)
+                assert (bottom - top, right - left) == (b.scale, b.scale)
+                assert viz.pixel_to_node(b, top, left) == (window, node)
+                assert viz.pixel_to_node(b, bottom - 1, right - 1) == (window, node)
+
+
+def test_window_pixels(cap):
+    b = cap["g_a.4"]
+    px = viz.window_pixels(b, 5)  # grid (1, 1): padded pixels 32..63
+    assert px.shape == (3, 32, 32)
+    assert torch.equal(px, b.image[0, :, 32:64, 32:64])
+
+
+# --------------------------------------------------------------------------- drawings
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=50)
+    return buf.getvalue()
+
+
+def test_enlarged_window_has_k_arrows(cap):
+    b = cap["g_a.4"]
+    for head in ("mean", 2):
+        fig = viz.draw_window(b, 5, 10, head=head)
+        arrows = [p for p in fig.axes[0].patches if p.get_gid() == ARROW_GID]
+        assert len(arrows) == b.knn
+    assert _png(fig).startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="head must be 'mean' or an integer in 0..7"):
+        viz.draw_window(b, 5, 10, head=8)
+
+
+def test_attention_matrix_blanks_non_neighbours(cap):
+    b = cap["g_a.8"]
+    fig = viz.draw_attention_matrix(b, 2, head=1)
+    shown = fig.axes[0].images[0].get_array()
+    m = torch.as_tensor(attention_matrix(b, 2, head=1))
+    neighbour = torch.zeros(b.n, b.n, dtype=torch.bool).scatter_(1, b.idx[2], True)
+    assert torch.equal(torch.isnan(m), ~neighbour)
+    assert int(torch.as_tensor(shown.mask).sum()) == b.n * (b.n - b.knn)
+    torch.testing.assert_close(m[neighbour].view(b.n, b.knn), b.weights[2, 1].gather(-1, b.idx[2].sort(-1).indices).double())
+
+
+def test_grid_and_statistics_figures(cap):
+    fig = viz.draw_window_grid(cap["g_a.8"], window=1, node=3)
+    assert len(fig.axes) == 1 and _png(fig)
+    fig = viz.draw_statistics(cap)
+    assert len(fig.axes) >= 3 + 4  # three panels, four heat maps (and their colour bars)
+    assert _png(fig)
+
+
+def test_statistics_hand_computed():
+    # 3x3 window, node i chooses (i + 1) % 9 and (i + 3) % 9
+    idx = torch.tensor([[[(i + 1) % 9, (i + 3) % 9] for i in range(9)]])
+    weights = torch.tensor([[0.5, 0.5], [1.0, 0.0]]).view(1, 2, 1, 2).expand(1, 2, 9, 2)
+    stats = viz.graph_statistics(idx, 3, weights)
+    # (i + 1): six steps of 1, (0,2)->(1,0) and (1,2)->(2,0) of sqrt(5), (2,2)->(0,0) of sqrt(8);
+    # (i + 3): six steps of 1 down, three of 2 up
+    assert stats["mean_distance"] == pytest.approx((18 + 2 * math.sqrt(5) + math.sqrt(8)) / 18)
+    assert stats["adjacent_share"] == pytest.approx(12 / 18)
+    torch.testing.assert_close(stats["entropy"], torch.tensor([math.log(2), 0.0]))
+    torch.testing.assert_close(stats["frequency"], torch.full((3, 3), 2.0))
+    only0 = viz.graph_statistics(idx, 3, weights, valid=torch.arange(9).view(1, 9) == 0)
+    assert (only0["mean_distance"], only0["adjacent_share"]) == (1.0, 1.0)
+    assert only0["frequency"].flatten().tolist() == [0, 1, 0, 1, 0, 0, 0, 0, 0]
+
+
+def test_block_statistics(odd):
+    b = odd["g_a.8"]
+    stats = viz.block_statistics(b)
+    assert stats["frequency_map"].shape == b.resolution
+    assert float(stats["frequency_map"].sum()) == b.knn * int(viz.valid_nodes(b).sum())
+    assert 0 <= stats["padded_neighbour_share"] <= 1
+    assert stats["entropy"].shape == (b.heads,) and bool((stats["entropy"] <= math.log(b.knn) + 1e-5).all())
+
+
+# --------------------------------------------------------------------------- k
+def test_rebuild_with_another_k(cap, model):
+    b = cap["g_a.4"]
+    r = viz.rebuild(b, model, 3)
+    assert r.knn == 3 and r.idx.shape == (b.num_windows, b.n, 3) and r.weights.shape == (b.num_windows, b.heads, b.n, 3)
+    assert torch.equal(r.idx, b.idx[..., :3]), "the 3 nearest are the first 3 of the 9 nearest"
+    torch.testing.assert_close(r.weights.sum(-1), torch.ones(r.weights.shape[:-1]), atol=1e-5, rtol=0)
+    assert model.g_a[4].conv_b[0].knn == 9
+    assert r.input is b.input
+
+
+@pytest.mark.parametrize("k", [0, 64, 2.5, True])
+def test_k_outside_the_window_is_refused(cap, model, k):
+    with pytest.raises(ValueError, match=r"k must be an integer in 1\.\.63 for block g_a\.4\.conv_b\.0 .* got k="):
+        viz.rebuild(cap["g_a.4"], model, k)
+    assert model.g_a[4].conv_b[0].knn == 9
+
+
+def test_rebuild_restores_k_on_error(cap, model, monkeypatch):
+    module = model.g_a[8].conv_b[0]
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(module, "forward", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        viz.rebuild(cap["g_a.8"], model, 4)
+    assert module.knn == 9
+
+
+def test_k_sweep(model, photo, tmp_path):
+    result = viz.k_sweep(model, [photo], ks=[3, 9], progress=False)
+    validate(result)
+    assert result["meta"]["knn"] == [3, 9] and result["meta"]["estimate"] == "likelihoods" and result["meta"]["trained_knn"] == 9
+    assert all(m.knn == 9 for m in model.graph_attentions().values()) and model.config["knn"] == 9
+    x = image_to_tensor(photo)
+    xp, unpad = pad(x)
+    with torch.no_grad():
+        out = model(xp)
+    assert result["results"]["bpp"][1] == pytest.approx(bpp_from_likelihoods(out["likelihoods"], 128 * 128), rel=1e-9)
+    assert result["results"]["psnr-rgb"][1] == pytest.approx(psnr(photo, tensor_to_image(crop(out["x_hat"], unpad))), rel=1e-9)
+    assert result["per_image"]["image0"]["bpp"] == result["results"]["bpp"]
+    assert load(save(result, tmp_path / "k.json"))["meta"]["knn"] == [3, 9]
+    assert len(viz.plot_k_sweep(result).axes) == 3
+
+    with pytest.raises(ValueError, match=r"1\.\.15 .* got k=16"):
+        viz.k_sweep(model, [photo], ks=[3, 16], progress=False)
+    with pytest.raises(ValueError, match="GABIC"):
+        viz.k_sweep(small_model("wacnn"), [photo], ks=[3], progress=False)
+
+
+def test_k_sweep_real_coding(model, photo):
+    from gabic.bitstream import round_trip
+
+    small = viz.center_crop(photo, 64)
+    result = viz.k_sweep(model, small, ks=[9], real_coding=True, progress=False)
+    assert result["meta"]["estimate"] == "bitstream"
+    rt = round_trip(model, small)
+    assert result["results"]["bpp"] == [rt["bpp"]] and result["results"]["psnr-rgb"] == [rt["psnr"]]
+
+
+# --------------------------------------------------------------------------- widget
+def test_explorer_widget(cap, model):
+    pytest.importorskip("ipywidgets")
+    from gabic.widgets.attention import attention_explorer
+
+    ex = attention_explorer(model, capture=cap, dpi=40)
+    seen = [bytes(ex.image.value)]
+    assert seen[0].startswith(b"\x89PNG")
+    ex.window_col.value = (ex.window_col.value + 1) % (ex.window_col.max + 1)
+    seen.append(bytes(ex.image.value))
+    ex.head.value = 3
+    seen.append(bytes(ex.image.value))
+    ex.k.value = 3
+    seen.append(bytes(ex.image.value))
+    assert len(set(seen)) == 4, "every change redraws the figure"
+    assert ex.current_block().idx.shape[-1] == 3 and model.g_a[4].conv_b[0].knn == 9
+    ex.block.value = "g_a.8.conv_b.0"
+    assert (ex.k.value, ex.k.max, ex.window_row.max, ex.node_row.max) == (9, 15, 1, 3)
+    ex.select_at(100, 20)  # 1/16: feature (6, 1) -> window (1, 0), node (2, 1)
+    assert ex.selection() == (2, 9, "mean")
+    # a click on the left panel (browser pixels from the top-left corner) selects the pixel under it
+    x, y = ex._grid_ax.transData.transform((20, 30))
+    height = ex._fig.get_size_inches()[1] * ex._fig.dpi
+    ex._on_click({"relativeX": x, "relativeY": height - y})
+    assert ex.selection()[:2] == viz.pixel_to_node(cap["g_a.8"], 30, 20)
