@@ -1,0 +1,627 @@
+"""Rate-distortion figures and Bjøntegaard-delta (BD) tables from results files.
+
+Every function takes curves as a results dict (see :mod:`gabic.results`), a path to a results
+file, the name of a published curve (``"jpeg"``, ``"stf_mse"``, ...), or a sequence of these.
+
+- :func:`rd_figure` draws an RD figure with matplotlib for papers, :func:`save_figure` writes
+  it as PDF, SVG or PNG; :func:`rd_plotly` draws the same curves with plotly for exploring
+  (hover shows each point's quality or lambda, bpp and quality value).
+- :func:`method_style` gives each *method* one colour and marker, the same in every figure and
+  session. Measured curves are solid with filled markers; published ones (``meta.kind ==
+  "published"``) dashed and labelled "(published)"; digitised ones (``meta.digitized``), such as
+  the GABIC paper figure, dotted with hollow markers and labelled "(digitised from figure)".
+- :func:`bd_table` gives BD-rate and BD-PSNR of each curve against an anchor as a DataFrame,
+  :func:`bd_markdown` / :func:`bd_latex` format it; :func:`write_report` writes all of it.
+
+A curve without the metric asked for is left out of a figure with a logged warning; when no curve
+has it, :class:`~gabic.errors.ResultsError` names each curve and the metrics it has. In a BD table
+such a curve gets NaN and a note.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import numbers
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from gabic.errors import ResultsError
+from gabic.files import write_atomic
+from gabic.metrics import BD_METHODS, bd_psnr, bd_rate
+from gabic.results import load, points, validate
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+__all__ = [
+    "COLUMN_WIDTHS",
+    "METHOD_STYLES",
+    "METRIC_LABELS",
+    "PALETTE",
+    "bd_latex",
+    "bd_markdown",
+    "bd_table",
+    "figure_width",
+    "method_style",
+    "rd_figure",
+    "rd_plotly",
+    "save_figure",
+    "write_report",
+]
+
+log = logging.getLogger(__name__)
+
+#: One curve or many: results dicts, paths to results files, names of published curves.
+Curves = dict[str, Any] | str | os.PathLike | Sequence[dict[str, Any] | str | os.PathLike]
+
+#: Figure widths in inches: one column and the full page width of a two-column IEEE paper
+#: (IEEE Author Center, graphics guidelines: 3.5 in / 88.9 mm and 7.16 in / 181.9 mm).
+COLUMN_WIDTHS: dict[str, float] = {"single": 3.5, "double": 7.16}
+#: Height / width of every figure.
+HEIGHT_RATIO = 0.75
+#: Type size in points: that of IEEEtran's figure captions (\\footnotesize in a 10 pt paper).
+FONT_SIZE = 8.0
+LEGEND_FONT_SIZE = 7.0
+_LEGEND_LINE_IN = LEGEND_FONT_SIZE * 1.4 / 72  # height of one legend entry, inches
+LINE_WIDTH = 1.2
+MARKER_SIZE = 4.0
+
+#: Axis label and BD column of each metric (``ms-ssim-db-rgb`` is ``-10 log10(1 - MS-SSIM)``).
+METRIC_LABELS: dict[str, tuple[str, str]] = {
+    "psnr-rgb": ("PSNR (dB)", "BD-PSNR (dB)"),
+    "ms-ssim-rgb": ("MS-SSIM", "BD-MS-SSIM"),
+    "ms-ssim-db-rgb": ("MS-SSIM (dB)", "BD-MS-SSIM (dB)"),
+}
+
+#: Colour-blind-friendly colours: Okabe & Ito, "Color Universal Design" (2008), without its
+#: yellow (too pale on white), then Paul Tol's "muted" scheme (SRON/EPS/TN/09-002), without its
+#: pale cyan, sand and grey.
+PALETTE: tuple[str, ...] = (
+    *("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7"),
+    *("#332288", "#117733", "#44AA99", "#999933", "#CC6677", "#882255", "#AA4499"),
+)
+#: Markers that can be drawn hollow (digitised curves), in the order unknown methods draw from.
+MARKERS: tuple[str, ...] = ("o", "s", "^", "v", "D", "p", "h", "<", ">", "P", "X", "*", "8", "d")
+
+#: Known methods: (key, pattern matched at the start of the normalised curve name, colour, marker).
+#: The name is lower-cased, a leading "compressai " dropped and cut at the first "(" or ",", so
+#: "STF (mse)" and a measured "stf" share STF's style, and "Zou2022 (WACNN as plotted by GABIC)"
+#: gets WACNN's. Order matters: the first match wins. Every (colour, marker) pair is distinct.
+METHOD_STYLES: tuple[tuple[str, str, str, str], ...] = (
+    ("gabic", r"gabic\b", "#D55E00", "o"),
+    ("wacnn", r"(wacnn|zou2022|cnn)\b", "#0072B2", "s"),
+    ("stf", r"stf\b", "#009E73", "^"),
+    ("jpeg2000", r"(jpeg[ _-]?2000|j2k|jp2|openjpeg)\b", "#999933", "<"),
+    ("jpegxl", r"(jpeg[ _-]?xl|jxl)\b", "#882255", ">"),
+    ("jpeg", r"jpeg\b", "#000000", "v"),
+    ("webp", r"webp\b", "#CC79A7", "D"),
+    ("avif", r"avif\b", "#332288", "h"),
+    ("heif", r"(heif|heic|hevc)\b", "#AA4499", "p"),
+    ("bpg", r"bpg\b", "#E69F00", "s"),
+    ("vtm", r"(vtm|vvc)\b", "#56B4E9", "X"),
+    ("hm", r"hm\b", "#44AA99", "P"),
+    ("av1", r"(av1|aom)\b", "#117733", "8"),
+    ("bmshj2018-factorized", r"bmshj2018[ _-]factorized\b", "#CC6677", "v"),
+    ("bmshj2018-hyperprior", r"bmshj2018[ _-]hyperprior\b", "#332288", "o"),
+    ("mbt2018-mean", r"mbt2018[ _-]mean\b", "#882255", "^"),
+    ("mbt2018", r"mbt2018\b", "#117733", "s"),
+    ("cheng2020-anchor", r"cheng2020[ _-]anchor\b", "#999933", "D"),
+    ("cheng2020-attn", r"cheng2020[ _-]attn\b", "#44AA99", "h"),
+    ("elic", r"elic(2022)?\b", "#AA4499", "*"),
+)
+
+#: (colour, marker) pairs for unknown methods: every pair a known method does not use.
+_KNOWN_PAIRS = {(color, marker) for _, _, color, marker in METHOD_STYLES}
+_FREE_STYLES = [(color, marker) for marker in MARKERS for color in PALETTE if (color, marker) not in _KNOWN_PAIRS]
+_LINESTYLES = {"measured": "-", "published": "--", "digitized": ":"}
+_PLOTLY_DASH = {"-": "solid", "--": "dash", ":": "dot"}
+_PLOTLY_SYMBOL = {  # plotly's names of the markers
+    **{"o": "circle", "s": "square", "^": "triangle-up", "v": "triangle-down", "<": "triangle-left", ">": "triangle-right"},
+    **{"D": "diamond", "d": "diamond-tall", "p": "pentagon", "h": "hexagon", "8": "octagon", "P": "cross", "X": "x", "*": "star"},
+}
+_DATASETS = {"kodak": "Kodak", "clic": "CLIC", "tecnick": "Tecnick"}
+_FORMATS = ("pdf", "svg", "png")
+_NA = "n/a"
+
+
+def _method_key(name: str) -> str:
+    key = name.strip().lower()
+    key = re.sub(r"^compressai\s+", "", key)
+    return re.split(r"[(,]", key, maxsplit=1)[0].strip() or key
+
+
+def method_style(name_or_result: str | dict[str, Any]) -> dict[str, Any]:
+    """The drawing style of a curve: one fixed colour and marker per method.
+
+    Known methods (:data:`METHOD_STYLES`) are matched on the curve's name, case-insensitively;
+    any other name gets a colour from :data:`PALETTE` and a marker from :data:`MARKERS`, a pair
+    that no known method uses, chosen by a SHA-256 of the normalised name, so the choice is the
+    same in every session (Python's own ``hash()`` is salted per process). Two unknown methods
+    may share a style.
+
+    Args:
+        name_or_result: a curve's name (``"STF (mse)"``; drawn as measured), or a results dict,
+            whose ``name`` is matched and whose ``meta`` sets the line: measured ``"-"``,
+            published (``meta.kind == "published"``) ``"--"``, digitised (``meta.digitized``) ``":"``
+            with hollow markers.
+
+    Returns:
+        ``{"method", "color", "marker", "linestyle", "markerfacecolor", "kind", "label"}``;
+        ``kind`` is ``"measured"``, ``"published"`` or ``"digitized"``; ``label`` is the name with
+        " (published)" or " (digitised from figure)" added.
+    """
+    if isinstance(name_or_result, dict):
+        meta = name_or_result.get("meta") if isinstance(name_or_result.get("meta"), dict) else {}
+        name = name_or_result.get("name") or meta.get("codec") or "results"
+        kind = "digitized" if meta.get("digitized") is True else "published" if meta.get("kind") == "published" else "measured"
+    else:
+        name, kind = str(name_or_result), "measured"
+    key = _method_key(name)
+    known = next((entry for entry in METHOD_STYLES if re.match(entry[1], key)), None)
+    if known is not None:
+        method, _, color, marker = known
+    else:
+        digest = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
+        method, (color, marker) = key, _FREE_STYLES[digest % len(_FREE_STYLES)]
+    if kind == "digitized":
+        # the published GABIC names already say "digitised from the ... figure": say it once
+        label = re.sub(r",?\s*digiti[sz]ed from .*$", "", name, flags=re.IGNORECASE).strip() + " (digitised from figure)"
+    elif kind == "published" and not name.endswith("(published)"):
+        label = f"{name} (published)"
+    else:
+        label = name
+    return {
+        "method": method,
+        "color": color,
+        "marker": marker,
+        "linestyle": _LINESTYLES[kind],
+        "markerfacecolor": "white" if kind == "digitized" else color,
+        "kind": kind,
+        "label": label,
+    }
+
+
+@dataclass(eq=False)  # compared by identity
+class _Curve:
+    result: dict[str, Any]
+    label: str  # unique within one call
+    given: str  # what the caller passed: a published name, a path, or the result's name
+    style: dict[str, Any]
+
+
+def _curves(results: Curves) -> list[_Curve]:
+    """Load and validate the curves; labels made unique with " [2]", " [3]" ..."""
+    items = [results] if isinstance(results, (dict, str, os.PathLike)) else list(results)
+    if not items:
+        raise ValueError("no curves given: expected results dicts, paths to results files or published names")
+    curves, seen = [], {}
+    for i, item in enumerate(items):
+        if isinstance(item, _Curve):  # already loaded (write_report passes its curves on)
+            curves.append(item)
+            continue
+        if isinstance(item, (str, os.PathLike)):
+            result, given = load(item), os.fspath(item)
+        else:
+            source = item.get("name", f"results[{i}]") if isinstance(item, dict) else f"results[{i}]"
+            validate(item, source=str(source))
+            result, given = item, str(item.get("name", f"results[{i}]"))
+        style = method_style(result)
+        label = style["label"]
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            label = f"{label} [{seen[label]}]"
+        curves.append(_Curve(result, label, given, {**style, "label": label}))
+    return curves
+
+
+def _with_metric(curves: list[_Curve], metric: str) -> list[tuple[_Curve, list[tuple[float, float]]]]:
+    """The curves that have ``metric`` with their (bpp, value) pairs; the others are skipped with a warning.
+    When none has it, ResultsError names each curve and the metrics it has."""
+    have, missing = [], []
+    for curve in curves:
+        try:
+            have.append((curve, points(curve.result, metric)))
+        except ResultsError as err:
+            missing.append(str(err))
+    if not have:
+        raise ResultsError(f"no curve has the metric {metric!r}: " + "; ".join(missing))
+    for message in missing:
+        log.warning("left out of the %s figure: %s", metric, message)
+    return have
+
+
+def figure_width(width: str | float) -> float:
+    """A figure width in inches from ``"single"`` (3.5), ``"double"`` (7.16) or a positive number."""
+    if isinstance(width, str):
+        if width not in COLUMN_WIDTHS:
+            raise ValueError(f"width must be 'single', 'double' or inches, got {width!r}")
+        return COLUMN_WIDTHS[width]
+    if isinstance(width, bool) or not isinstance(width, numbers.Real) or not math.isfinite(width) or width <= 0:
+        raise ValueError(f"width must be 'single', 'double' or a positive number of inches, got {width!r}")
+    return float(width)
+
+
+def _legend_fits(labels: list[str], width: float, height: float) -> bool:
+    """Whether a legend of ``labels`` fits in the lower right of a plot of this size (a rough
+    estimate: a character is about 0.55 em wide, the line sample about 3 em)."""
+    legend_width = (max(map(len, labels)) * 0.55 + 3) * LEGEND_FONT_SIZE / 72
+    return legend_width <= 0.5 * width and len(labels) * _LEGEND_LINE_IN <= 0.45 * height
+
+
+def _auto_title(curves: list[_Curve]) -> str:
+    datasets = {str((c.result.get("meta") or {}).get("dataset", "")) for c in curves}
+    if len(datasets) == 1 and (dataset := datasets.pop()):
+        return _DATASETS.get(dataset.lower(), dataset)
+    return ""
+
+
+def rd_figure(
+    results: Curves,
+    metric: str = "psnr-rgb",
+    width: str | float = "single",
+    ax: Axes | None = None,
+    title: str | None = None,
+    legend: bool = True,
+    xlim: tuple[float, float] | None = None,
+    ylim: tuple[float, float] | None = None,
+) -> Figure:
+    """An RD figure: rate (bpp) against ``metric``, one line per curve, styled by :func:`method_style`.
+
+    Args:
+        results: one curve or a sequence (results dicts, paths, published names).
+        metric: ``"psnr-rgb"`` (default), ``"ms-ssim-rgb"`` or ``"ms-ssim-db-rgb"`` (derived from
+            linear MS-SSIM where a file has only that), or another key of the files' ``results``.
+        width: ``"single"`` (3.5 in, default), ``"double"`` (7.16 in) or inches; the height is
+            :data:`HEIGHT_RATIO` times the width. Ignored when ``ax`` is given.
+        ax: draw into these axes instead of a new :class:`~matplotlib.figure.Figure` (no pyplot
+            state is used either way).
+        title: the title; None (default) shows the dataset when every curve names the same
+            ``meta.dataset``; ``""`` shows none.
+        legend: draw a legend (default True): inside, lower right, where RD curves leave room;
+            in a new figure whose plot it would cover (more than about half its width or
+            height), below the axes, the figure growing taller by the legend's height.
+        xlim, ylim: axis limits; None (default) fits the data.
+
+    Returns:
+        The figure (``ax.figure`` when ``ax`` is given).
+
+    Raises:
+        ResultsError: a curve is not in the results schema, or no curve has ``metric`` (curves
+            lacking it while others have it are left out with a logged warning).
+        ValueError: a bad ``width``, or no curves.
+    """
+    curves = _curves(results)
+    drawn = _with_metric(curves, metric)
+    own = ax is None
+    if own:
+        w = figure_width(width)
+        fig = Figure(figsize=(w, w * HEIGHT_RATIO), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    for curve, pairs in drawn:
+        style = {k: curve.style[k] for k in ("label", "color", "marker", "linestyle", "markerfacecolor")}
+        bpp, values = zip(*pairs, strict=True)
+        ax.plot(bpp, values, markeredgecolor=style["color"], linewidth=LINE_WIDTH, markersize=MARKER_SIZE, **style)
+    ax.set_xlabel("Rate (bpp)", fontsize=FONT_SIZE)
+    ax.set_ylabel(METRIC_LABELS.get(metric, (metric,))[0], fontsize=FONT_SIZE)
+    ax.tick_params(labelsize=FONT_SIZE)
+    ax.grid(True, linewidth=0.4, alpha=0.6)
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    title = _auto_title([c for c, _ in drawn]) if title is None else title
+    if title:
+        ax.set_title(title, fontsize=FONT_SIZE + 1)
+    if legend and own and not _legend_fits([c.label for c, _ in drawn], *fig.get_size_inches()):
+        # too big to sit inside the plot: below it, the figure taller by the legend's height
+        labels = [c.label for c, _ in drawn]
+        ncols = 1 if fig.get_figwidth() < 5 or len(labels) < 4 else 2
+        lines = math.ceil(len(labels) / ncols)
+        fig.set_size_inches(fig.get_figwidth(), fig.get_figheight() + 0.15 + lines * _LEGEND_LINE_IN)
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=ncols, fontsize=LEGEND_FONT_SIZE, frameon=False)
+    elif legend:
+        ax.legend(loc="lower right", fontsize=LEGEND_FONT_SIZE, framealpha=0.9)
+    return fig
+
+
+def save_figure(fig: Figure, stem: str | os.PathLike, formats: Sequence[str] = _FORMATS, dpi: int = 300) -> list[Path]:
+    """Write ``fig`` as ``<stem>.<format>`` for each format, atomically (a temporary file in the
+    same folder, renamed into place), creating missing folders. Fonts are embedded as TrueType in
+    PDF; dates are left out of PDF and SVG so the same figure gives the same bytes.
+
+    Args:
+        fig: a matplotlib figure.
+        stem: the path without the extension (``"figures/rd_psnr"``).
+        formats: any of ``"pdf"``, ``"svg"``, ``"png"`` (default: all three).
+        dpi: resolution of PNG (default 300).
+
+    Returns:
+        The paths written, in the order of ``formats``.
+
+    Raises:
+        ValueError: an unknown format (checked before anything is written).
+    """
+    if isinstance(formats, str):
+        formats = (formats,)
+    fmts = [str(f).lower().lstrip(".") for f in formats]
+    bad = [f for f, n in zip(formats, fmts, strict=True) if n not in _FORMATS]
+    if bad or not fmts:
+        raise ValueError(f"unknown figure format(s) {bad or list(formats)!r}: expected some of {list(_FORMATS)}")
+    metadata = {"pdf": {"CreationDate": None, "Creator": "gabic"}, "svg": {"Date": None}, "png": {"Software": "gabic"}}
+    rc = {"pdf.fonttype": 42, "svg.hashsalt": "gabic"}
+    written = []
+    for fmt in fmts:
+        buf = io.BytesIO()
+        with matplotlib.rc_context(rc):
+            fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata[fmt])
+        written.append(write_atomic(Path(f"{os.fspath(stem)}.{fmt}"), buf.getvalue()))
+        log.info("wrote %s", written[-1])
+    return written
+
+
+def _hover_points(result: dict[str, Any], metric: str) -> list[tuple[float, float, str]]:
+    """(bpp, value, setting text) per point, sorted like :func:`gabic.results.points`; the setting
+    (quality or lambda from ``meta``) is paired with its point before sorting."""
+    res = result["results"]
+    n = len(res["bpp"])
+    # points() over the point indices: the metric's values in stored order (with its dB conversion)
+    values = [v for _, v in points({**result, "results": {**res, "bpp": list(range(n))}}, metric)]
+    meta = result.get("meta") or {}
+    settings = [""] * n
+    if isinstance(meta.get("quality"), list):
+        settings = [f"quality {q:g}" if isinstance(q, (int, float)) else f"quality {q}" for q in meta["quality"]]
+    elif isinstance(meta.get("lambda"), list):
+        settings = [f"λ = {lam:g}" if isinstance(lam, (int, float)) else f"λ = {lam}" for lam in meta["lambda"]]
+    return sorted(zip(res["bpp"], values, settings, strict=True), key=lambda t: (t[0], t[1]))
+
+
+def rd_plotly(results: Curves, metric: str = "psnr-rgb", title: str | None = None) -> go.Figure:
+    """An interactive RD figure with plotly, styled as :func:`rd_figure` (colours, marker shapes,
+    dashes). Hovering a point shows the curve, its quality or lambda (from ``meta``), bpp and
+    the metric.
+
+    Args:
+        results: one curve or a sequence (results dicts, paths, published names).
+        metric: as for :func:`rd_figure` (default ``"psnr-rgb"``).
+        title: as for :func:`rd_figure`.
+
+    Returns:
+        A ``plotly.graph_objects.Figure``.
+
+    Raises:
+        ImportError: plotly is not installed. ResultsError: as for :func:`rd_figure`.
+    """
+    try:
+        import plotly.graph_objects as go
+    except ImportError as err:
+        raise ImportError("rd_plotly needs plotly: pip install plotly") from err
+    curves = _curves(results)
+    drawn = _with_metric(curves, metric)
+    axis_label = METRIC_LABELS.get(metric, (metric,))[0]
+    name, _, unit = axis_label.partition(" (")  # "PSNR (dB)" -> "PSNR", "dB)"
+    unit = " " + unit.rstrip(")") if unit else ""
+    value_format = ".4f" if metric == "ms-ssim-rgb" else ".3f"
+    fig = go.Figure()
+    for curve, _ in drawn:
+        s = curve.style
+        rows = _hover_points(curve.result, metric)
+        hover = [
+            "<br>".join(x for x in (f"<b>{s['label']}</b>", setting, f"{b:.4f} bpp", f"{name} {v:{value_format}}{unit}") if x)
+            for b, v, setting in rows
+        ]
+        symbol = _PLOTLY_SYMBOL.get(s["marker"], "circle") + ("-open" if s["kind"] == "digitized" else "")
+        fig.add_trace(
+            go.Scatter(
+                x=[r[0] for r in rows],
+                y=[r[1] for r in rows],
+                mode="lines+markers",
+                name=s["label"],
+                line={"color": s["color"], "dash": _PLOTLY_DASH[s["linestyle"]], "width": 2},
+                marker={"symbol": symbol, "color": s["color"], "size": 8, "line": {"color": s["color"], "width": 1.5}},
+                text=hover,
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    title = _auto_title([c for c, _ in drawn]) if title is None else title
+    layout = {"xaxis_title": "Rate (bpp)", "yaxis_title": axis_label, "template": "plotly_white", "hovermode": "closest"}
+    fig.update_layout(title=title or None, **layout)
+    return fig
+
+
+def _find_anchor(curves: list[_Curve], anchor: str | os.PathLike | dict[str, Any]) -> tuple[list[_Curve], _Curve]:
+    """The anchor among ``curves`` (by identity, what was passed, label or name), or loaded and put first."""
+    if isinstance(anchor, dict):
+        for c in curves:
+            if c.result is anchor or c.result == anchor:
+                return curves, c
+    elif isinstance(anchor, (str, os.PathLike)):
+        wanted = os.fspath(anchor).strip().lower()
+        for field in ("given", "label", "name"):
+            for c in curves:
+                value = c.result.get("name", "") if field == "name" else getattr(c, field)
+                if str(value).strip().lower() == wanted:
+                    return curves, c
+    try:
+        extra = _curves([anchor])[0]
+    except ResultsError as err:
+        labels = ", ".join(repr(c.label) for c in curves)
+        raise ResultsError(f"anchor {anchor!r} is none of the curves ({labels}), nor a results file: {err}") from None
+    labels = {c.label for c in curves}
+    if extra.label in labels:
+        extra.label = extra.style["label"] = f"{extra.label} [anchor]"
+    return [extra, *curves], extra
+
+
+def bd_table(
+    results: Curves,
+    anchor: str | os.PathLike | dict[str, Any],
+    metric: str = "psnr-rgb",
+    method: str = "cubic",
+) -> pd.DataFrame:
+    """BD-rate and BD-quality of each curve against ``anchor`` (:func:`gabic.metrics.bd_rate`,
+    :func:`gabic.metrics.bd_psnr`), one row per curve.
+
+    Args:
+        results: one curve or a sequence (results dicts, paths, published names).
+        anchor: one of the given curves, by what was passed for it (``"jpeg"``), its label or
+            its name (case-insensitive), or the dict itself; otherwise a results dict, path or
+            published name, which is loaded and put in the first row.
+        metric: the quality metric (default ``"psnr-rgb"``); the BD-quality column is named after
+            it (:data:`METRIC_LABELS`: "BD-PSNR (dB)", "BD-MS-SSIM", "BD-MS-SSIM (dB)").
+        method: ``"cubic"`` (default, 4 points per curve at least) or ``"pchip"`` (2), see
+            :func:`gabic.metrics.bd_rate`.
+
+    Returns:
+        A DataFrame indexed by curve label, with columns "BD-rate (%)", the BD-quality column,
+        "points" (RD points), "bpp range" and "note". The anchor's row holds 0 and the note
+        "anchor"; a curve that cannot be compared (too few points, no overlap, no such metric)
+        holds NaN and the reason in "note". ``df.attrs`` holds anchor, metric and method.
+
+    Raises:
+        ResultsError: a curve is not in the results schema, or the anchor lacks ``metric``.
+        ValueError: an unknown ``method``.
+    """
+    try:
+        import pandas as pd
+    except ImportError as err:
+        raise ImportError("bd_table needs pandas: pip install pandas") from err
+    if method not in BD_METHODS:
+        raise ValueError(f"unknown method {method!r}: expected one of {sorted(BD_METHODS)}")
+    curves, anchor_curve = _find_anchor(_curves(results), anchor)
+    anchor_points = points(anchor_curve.result, metric)  # an anchor without the metric is an error
+    ab, aq = zip(*anchor_points, strict=True)
+    quality_column = METRIC_LABELS.get(metric, (metric, f"BD-{metric}"))[1]
+    rows = []
+    for c in curves:
+        bpp = c.result["results"]["bpp"]
+        row = {"BD-rate (%)": math.nan, quality_column: math.nan, "points": len(bpp), "bpp range": f"{min(bpp):.3f}–{max(bpp):.3f}"}
+        if c is anchor_curve:
+            row.update({"BD-rate (%)": 0.0, quality_column: 0.0, "note": "anchor"})
+        else:
+            try:
+                tb, tq = zip(*points(c.result, metric), strict=True)
+                rate, quality = bd_rate(ab, aq, tb, tq, method=method), bd_psnr(ab, aq, tb, tq, method=method)
+                row.update({"BD-rate (%)": rate, quality_column: quality, "note": ""})
+            except (ResultsError, ValueError) as err:
+                row["note"] = str(err)
+                log.info("BD against %s: no values for %s: %s", anchor_curve.label, c.label, err)
+        rows.append(row)
+    df = pd.DataFrame(rows, index=pd.Index([c.label for c in curves], name="curve"))
+    df.attrs.update({"anchor": anchor_curve.label, "metric": metric, "method": method})
+    return df
+
+
+def _formatted(df: pd.DataFrame, digits: int) -> pd.DataFrame:
+    """A copy with the BD columns as signed text (``n/a`` for NaN) and the index as a column."""
+    out = df.reset_index().astype(object)
+    for column in df.columns:
+        if str(column).startswith("BD-"):
+            out[column] = [_NA if (v is None or v != v) else f"{0.0:.{digits}f}" if v == 0 else f"{v:+.{digits}f}" for v in df[column]]
+    if "note" in out:
+        out["note"] = ["" if n is None or n != n else n for n in out["note"]]
+    return out
+
+
+def bd_markdown(df: pd.DataFrame, digits: int = 2) -> str:
+    """The BD table of :func:`bd_table` as a Markdown (GitHub) table: BD values signed with
+    ``digits`` decimals (default 2), NaN shown as ``n/a``, numbers right-aligned."""
+    table = _formatted(df, digits)
+    rows = [[str(c) for c in table.columns]] + [[str(v).replace("|", "\\|") for v in row] for row in table.itertuples(index=False)]
+    right = [str(c).startswith("BD-") or c == "points" for c in table.columns]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(right))]
+    cells = [[v.rjust(w) if r else v.ljust(w) for v, w, r in zip(row, widths, right, strict=True)] for row in rows]
+    rule = ["-" * (w - 1) + ":" if r else ":" + "-" * (w - 1) for w, r in zip(widths, right, strict=True)]
+    return "\n".join("| " + " | ".join(row) + " |" for row in [cells[0], rule, *cells[1:]]) + "\n"
+
+
+def bd_latex(df: pd.DataFrame, digits: int = 2) -> str:
+    """The BD table of :func:`bd_table` as a LaTeX ``tabular`` (booktabs rules): numbers as in
+    :func:`bd_markdown`, special characters escaped, ranges with ``--``. Needs ``jinja2``."""
+    table = _formatted(df, digits)
+    return table.to_latex(index=False, escape=True).replace("–", "--")
+
+
+def _has_metric(curve: _Curve, metric: str) -> bool:
+    try:
+        points(curve.result, metric)
+    except ResultsError:
+        return False
+    return True
+
+
+def write_report(
+    results: Curves,
+    out_dir: str | os.PathLike,
+    anchor: str | os.PathLike | dict[str, Any] | None = None,
+    metrics: Sequence[str] = ("psnr-rgb", "ms-ssim-db-rgb"),
+    widths: Sequence[str | float] = ("single", "double"),
+    formats: Sequence[str] = _FORMATS,
+    method: str = "cubic",
+    dpi: int = 300,
+) -> list[Path]:
+    """Write RD figures and BD tables of ``results`` into ``out_dir`` (what ``gabic rd`` does).
+
+    For each metric that at least one curve has (the others are skipped with a log line):
+    ``rd_<metric>_<width>.<format>`` per width and format, and ``bd_<metric>.md``, ``.tex`` and
+    ``.csv`` (full precision). Curves lacking a metric are left out of its figures with a warning
+    (their BD rows say why). Bad widths, method or anchor fail before anything is written.
+
+    Args:
+        results: one curve or a sequence (results dicts, paths, published names).
+        out_dir: the output folder, created when missing.
+        anchor: the BD anchor, as for :func:`bd_table` (one not among ``results`` is drawn
+            too); None (default): the first curve that has the metric. When the anchor lacks a
+            metric, that metric gets figures but no BD table (warning).
+        metrics: default ``("psnr-rgb", "ms-ssim-db-rgb")`` (the dB form puts linear and dB
+            MS-SSIM files on one axis).
+        widths: ``"single"``, ``"double"`` or inches (file tag ``<w>in``); default both columns.
+        formats: figure formats, default ``("pdf", "svg", "png")``.
+        method: BD interpolation, ``"cubic"`` (default) or ``"pchip"``.
+        dpi: PNG resolution (default 300).
+
+    Returns:
+        The paths written.
+    """
+    curves = _curves(results)
+    anchor_curve = None
+    if anchor is not None:  # an unknown anchor fails before anything is written
+        curves, anchor_curve = _find_anchor(curves, anchor)
+    for w in widths:
+        figure_width(w)
+    if method not in BD_METHODS:
+        raise ValueError(f"unknown method {method!r}: expected one of {sorted(BD_METHODS)}")
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    for metric in metrics:
+        have = [c for c in curves if _has_metric(c, metric)]
+        if not have:
+            log.info("no curve has %s: no figure or BD table for it", metric)
+            continue
+        for c in curves:
+            if c not in have:
+                log.warning("%s has no %s: left out of its figures (n/a in its BD table)", c.label, metric)
+        for w in widths:
+            tag = w if isinstance(w, str) else f"{float(w):g}in"
+            written += save_figure(rd_figure(have, metric, width=w), out_dir / f"rd_{metric}_{tag}", formats, dpi=dpi)
+        base = anchor_curve or have[0]
+        if base not in have:
+            log.warning("the anchor %s has no %s: no BD table for it", base.label, metric)
+            continue
+        df = bd_table(curves, base.result, metric=metric, method=method)
+        for suffix, text in (("md", bd_markdown(df)), ("tex", bd_latex(df)), ("csv", df.to_csv())):
+            written.append(write_atomic(out_dir / f"bd_{metric}.{suffix}", text.encode("utf-8")))
+    return written

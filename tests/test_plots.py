@@ -1,0 +1,366 @@
+"""RD figures and BD tables (gabic.plots): styles, figure sizes and data, files, hover text, BD values."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from gabic import plots, results  # noqa: E402
+from gabic.errors import ResultsError  # noqa: E402
+from gabic.metrics import bd_psnr, bd_rate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: A hand-made anchor: five RD points on a plausible concave curve.
+ANCHOR_BPP = [0.2, 0.4, 0.6, 0.8, 1.0]
+ANCHOR_PSNR = [28.0, 31.0, 33.0, 34.5, 35.5]
+
+
+def curve(name: str, bpp, psnr, kind: str = "measured", **meta) -> dict:
+    return {"name": name, "results": {"bpp": list(bpp), "psnr-rgb": list(psnr)}, "meta": {"kind": kind, **meta}}
+
+
+def lines_by_label(fig: Figure) -> dict:
+    return {line.get_label(): line for line in fig.axes[0].get_lines()}
+
+
+# --- styles -----------------------------------------------------------------------------------
+
+
+def test_same_method_same_style_across_figures_and_sources():
+    measured = curve("stf", [0.2, 0.5, 0.9], [30, 34, 37])
+    fig1 = plots.rd_figure(["stf_mse", "jpeg"])
+    fig2 = plots.rd_figure([measured, "gabic_icip2024_digitized", "stf_mse"])
+    a, b, m = lines_by_label(fig1)["STF (mse) (published)"], lines_by_label(fig2)["STF (mse) (published)"], lines_by_label(fig2)["stf"]
+    for line in (b, m):
+        assert (line.get_color(), line.get_marker()) == (a.get_color(), a.get_marker())
+    assert m.get_linestyle() == "-" and a.get_linestyle() == "--"  # same method, measured vs published
+    assert plots.method_style("STF (mse)")["color"] == plots.method_style(measured)["color"] == plots.method_style("stf")["color"]
+
+
+@pytest.mark.parametrize(
+    "name, method",
+    [
+        ("GABIC (N=192, M=320, k=9)", "gabic"),
+        ("gabic", "gabic"),
+        ("GABIC, digitised from the GABIC paper figure, not published numbers", "gabic"),
+        ("wacnn", "wacnn"),
+        ("WACNN (mse)", "wacnn"),
+        ("Zou2022 (WACNN as plotted by GABIC), digitised from the GABIC paper figure", "wacnn"),
+        ("VTM (as plotted by GABIC), digitised from the GABIC paper figure", "vtm"),
+        ("JPEG", "jpeg"),
+        ("JPEG2000", "jpeg2000"),
+        ("jpeg2000", "jpeg2000"),
+        ("jpegxl", "jpegxl"),
+        ("BPG 4:4:4 (x265)", "bpg"),
+        ("heif", "heif"),
+        ("HM", "hm"),
+        ("CompressAI mbt2018-mean (mse, cpu)", "mbt2018-mean"),
+        ("mbt2018 (paper)", "mbt2018"),
+        ("CompressAI cheng2020-attn (ms-ssim, cuda)", "cheng2020-attn"),
+        ("elic2022 (paper, mse)", "elic"),
+    ],
+)
+def test_known_methods_matched_on_the_name(name, method):
+    assert plots.method_style(name)["method"] == method
+
+
+def test_known_styles_distinct_and_every_published_curve_styled():
+    pairs = [(color, marker) for _, _, color, marker in plots.METHOD_STYLES]
+    assert len(set(pairs)) == len(pairs)
+    assert all(color in plots.PALETTE and marker in plots.MARKERS for color, marker in pairs)
+    for name in results.list_published():
+        style = plots.method_style(results.load(name))
+        assert style["color"] in plots.PALETTE and style["marker"] in plots.MARKERS
+        assert style["kind"] in ("published", "digitized")
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch (5-10 s)
+def test_unknown_method_style_is_fixed_across_interpreters():
+    name = "My lab codec v2 (q=3)"
+    here = plots.method_style(name)
+    upper = plots.method_style(name.upper())  # case-insensitive
+    assert (upper["method"], upper["color"], upper["marker"]) == (here["method"], here["color"], here["marker"])
+    assert (here["color"], here["marker"]) not in {(c, m) for _, _, c, m in plots.METHOD_STYLES}
+    code = f"import json; from gabic.plots import method_style; print(json.dumps(method_style({name!r})))"
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True, timeout=120)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == here
+    # pinned, so a change of palette or hashing shows up here and not in someone's figures
+    assert (here["color"], here["marker"]) == ("#882255", "o")
+
+
+def test_published_dashed_digitised_dotted_hollow_and_labelled():
+    fig = plots.rd_figure(["jpeg", "gabic_icip2024_digitized", curve("gabic", [0.3, 0.5, 0.8], [32, 34.5, 37])])
+    lines = lines_by_label(fig)
+    assert set(lines) == {"JPEG (published)", "GABIC (digitised from figure)", "gabic"}
+    assert lines["JPEG (published)"].get_linestyle() == "--"
+    digitised = lines["GABIC (digitised from figure)"]
+    assert digitised.get_linestyle() == ":" and digitised.get_markerfacecolor() == "white"
+    measured = lines["gabic"]
+    assert measured.get_linestyle() == "-" and measured.get_markerfacecolor() == measured.get_color()
+    assert (digitised.get_color(), digitised.get_marker()) == (measured.get_color(), measured.get_marker())
+    legend = (
+        [t.get_text() for t in fig.legends[0].get_texts()]
+        if fig.legends
+        else [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    )
+    assert "GABIC (digitised from figure)" in legend and "JPEG (published)" in legend
+
+
+# --- matplotlib figures -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width, inches", [("single", 3.5), ("double", 7.16), (5, 5.0), (np.float32(4.5), 4.5)])
+def test_figure_width(width, inches):
+    fig = plots.rd_figure("jpeg", width=width)
+    assert fig.get_figwidth() == pytest.approx(inches)
+    assert fig.get_figheight() >= inches * plots.HEIGHT_RATIO - 1e-9
+
+
+@pytest.mark.parametrize("width", ["triple", 0, -3.5, float("nan"), True])
+def test_bad_width(width):
+    with pytest.raises(ValueError, match="width"):
+        plots.rd_figure("jpeg", width=width)
+
+
+@pytest.mark.parametrize("metric, label", [("psnr-rgb", "PSNR (dB)"), ("ms-ssim-rgb", "MS-SSIM"), ("ms-ssim-db-rgb", "MS-SSIM (dB)")])
+def test_axis_labels(metric, label):
+    ax = plots.rd_figure("jpeg", metric=metric).axes[0]
+    assert ax.get_ylabel() == label and ax.get_xlabel() == "Rate (bpp)"
+    assert ax.get_title() == "Kodak"  # every curve is on Kodak
+
+
+@pytest.mark.parametrize("metric", ["psnr-rgb", "ms-ssim-rgb", "ms-ssim-db-rgb"])
+def test_plotted_data_are_the_rd_points(metric):
+    # jpeg2000 is stored from high to low rate; ms-ssim-db-rgb is derived from linear MS-SSIM
+    fig = plots.rd_figure(["jpeg2000", "webp"], metric=metric)
+    for name, line in zip(["jpeg2000", "webp"], fig.axes[0].get_lines(), strict=True):
+        np.testing.assert_array_equal(line.get_xydata(), np.array(results.points(results.load(name), metric)))
+
+
+def test_draws_into_given_axes_and_options():
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plots.rd_figure(["jpeg", "webp"], ax=ax, title="", legend=False, xlim=(0, 2), ylim=(25, 40)) is fig
+    assert ax.get_legend() is None and ax.get_title() == ""
+    assert ax.get_xlim() == (0, 2) and ax.get_ylim() == (25, 40)
+    mixed = plots.rd_figure(["jpeg", curve("ours", [0.2, 0.5], [30, 33], dataset="clic")])
+    assert mixed.axes[0].get_title() == ""  # datasets differ: no title
+
+
+def test_same_label_twice_kept_apart():
+    fig = plots.rd_figure([curve("ours", [0.2, 0.5], [30, 33]), curve("ours", [0.3, 0.6], [31, 34])])
+    assert set(lines_by_label(fig)) == {"ours", "ours [2]"}
+
+
+def test_missing_metric(caplog):
+    with pytest.raises(ResultsError, match=r"STF \(mse\).*ms-ssim-rgb.*psnr-rgb"):
+        plots.rd_figure("stf_mse", metric="ms-ssim-rgb")
+    with caplog.at_level(logging.WARNING, logger="gabic.plots"):
+        fig = plots.rd_figure(["stf_mse", "jpeg"], metric="ms-ssim-rgb")
+    assert list(lines_by_label(fig)) == ["JPEG (published)"]
+    assert "STF (mse)" in caplog.text
+
+
+def test_not_results_schema():
+    other = {"bpp": [0.1, 0.2], "psnr": [30, 32]}
+    for call in (plots.rd_figure, plots.rd_plotly, lambda r: plots.bd_table(r, "jpeg")):
+        with pytest.raises(ResultsError, match="not in the results schema"):
+            call([other, "jpeg"])
+    with pytest.raises(ResultsError, match="no such results file or published curve"):
+        plots.rd_figure(["jpgg"])
+    with pytest.raises(ValueError, match="no curves"):
+        plots.rd_figure([])
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+
+def test_save_figure(tmp_path):
+    fig = plots.rd_figure(["jpeg", "stf_mse"])
+    paths = plots.save_figure(fig, tmp_path / "sub" / "rd", dpi=100)
+    assert [p.name for p in paths] == ["rd.pdf", "rd.svg", "rd.png"]
+    pdf, svg, png = (p.read_bytes() for p in paths)
+    assert pdf.startswith(b"%PDF")
+    assert svg.lstrip().startswith((b"<?xml", b"<svg"))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert int.from_bytes(png[16:20], "big") == round(3.5 * 100)  # IHDR width in pixels
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["rd.pdf", "rd.png", "rd.svg"]  # no temporary files
+    again = plots.save_figure(plots.rd_figure(["jpeg", "stf_mse"]), tmp_path / "again", formats=("pdf", "svg"))
+    assert [p.read_bytes() for p in again] == [pdf, svg]  # no dates in the files: the same figure, the same bytes
+
+
+def test_save_figure_bad_format_writes_nothing(tmp_path):
+    fig = plots.rd_figure("jpeg")
+    with pytest.raises(ValueError, match="bmp"):
+        plots.save_figure(fig, tmp_path / "out" / "rd", formats=("pdf", "bmp"))
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- plotly ------------------------------------------------------------------------------------------
+
+
+def test_plotly_hover_pairs_settings_with_points():
+    pytest.importorskip("plotly")
+    # stored out of bpp order: quality i belongs to point i, whatever the order
+    bpp, psnr, quality = [0.8, 0.2, 0.5, 0.35], [36.0, 29.0, 33.0, 31.5], [8, 2, 5, 3]
+    measured = curve("GABIC (ours)", bpp, psnr, quality=quality)
+    lam = [0.0483, 0.0067, 0.025, 0.013]
+    published = curve("WACNN (mse)", bpp, [p + 0.3 for p in psnr], kind="published", **{"lambda": lam})
+    fig = plots.rd_plotly([measured, published, "gabic_icip2024_digitized"])
+    ours, wacnn, gabic = fig.data
+    assert list(ours.x) == sorted(bpp) and list(ours.y) == [29.0, 31.5, 33.0, 36.0]
+    for b, p, q, text in zip(ours.x, ours.y, [2, 3, 5, 8], ours.text, strict=True):
+        assert f"quality {q}<" in text and f"{b:.4f} bpp" in text and f"PSNR {p:.3f} dB" in text and "GABIC (ours)" in text
+    assert [t.split("<br>")[1] for t in wacnn.text] == ["λ = 0.0067", "λ = 0.013", "λ = 0.025", "λ = 0.0483"]
+    assert ours.line.dash == "solid" and wacnn.line.dash == "dash" and gabic.line.dash == "dot"
+    assert gabic.marker.symbol == "circle-open" and ours.marker.symbol == "circle"
+    assert wacnn.name == "WACNN (mse) (published)" and wacnn.line.color == plots.method_style("wacnn")["color"]
+    assert fig.layout.xaxis.title.text == "Rate (bpp)" and fig.layout.yaxis.title.text == "PSNR (dB)"
+
+
+def test_plotly_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
+    with pytest.raises(ImportError, match="pip install plotly"):
+        plots.rd_plotly("jpeg")
+
+
+# --- BD tables -----------------------------------------------------------------------------------------
+
+
+def test_bd_table_hand_made():
+    anchor = curve("anchor", ANCHOR_BPP, ANCHOR_PSNR)
+    cheaper = curve("cheaper", [0.9 * b for b in ANCHOR_BPP], ANCHOR_PSNR)  # 10 % fewer bits at equal PSNR
+    better = curve("better", ANCHOR_BPP, [p + 0.5 for p in ANCHOR_PSNR])  # +0.5 dB at equal rate
+    apart = curve("apart", [2, 3, 4, 5], [40, 41, 42, 43])  # no PSNR overlap with the anchor
+    short = curve("short", [0.3, 0.5, 0.7], [30, 32, 33.5])  # too few for the cubic
+    df = plots.bd_table([anchor, cheaper, better, apart, short, "stf_ms-ssim"], anchor="anchor")
+    assert list(df.index) == ["anchor", "cheaper", "better", "apart", "short", "STF (ms-ssim) (published)"]
+    assert list(df.columns) == ["BD-rate (%)", "BD-PSNR (dB)", "points", "bpp range", "note"]
+    assert df.loc["anchor", "BD-rate (%)"] == 0 and df.loc["anchor", "BD-PSNR (dB)"] == 0 and df.loc["anchor", "note"] == "anchor"
+    assert df.loc["cheaper", "BD-rate (%)"] == pytest.approx(-10.0, abs=1e-6)
+    assert df.loc["better", "BD-PSNR (dB)"] == pytest.approx(0.5, abs=1e-9)
+    assert df.loc["better", "BD-rate (%)"] < 0 and df.loc["cheaper", "BD-PSNR (dB)"] > 0
+    for label, why in [("apart", "overlap"), ("short", "at least 4 points"), ("STF (ms-ssim) (published)", "no metric 'psnr-rgb'")]:
+        assert math.isnan(df.loc[label, "BD-rate (%)"]) and math.isnan(df.loc[label, "BD-PSNR (dB)"])
+        assert why in df.loc[label, "note"]
+    assert df.loc["cheaper", "note"] == "" and df.loc["cheaper", "points"] == 5 and df.loc["cheaper", "bpp range"] == "0.180–0.900"
+    assert df.attrs == {"anchor": "anchor", "metric": "psnr-rgb", "method": "cubic"}
+    # pchip needs 2 points: the short curve now has values
+    assert not math.isnan(plots.bd_table([anchor, short], anchor, method="pchip").loc["short", "BD-rate (%)"])
+
+
+@pytest.mark.parametrize("method", ["cubic", "pchip"])
+@pytest.mark.parametrize("metric", ["psnr-rgb", "ms-ssim-db-rgb"])
+def test_bd_table_equals_metrics(method, metric):
+    names = ["jpeg", "bpg444", "webp", "compressai_mbt2018-mean_mse_cpu", "vtm"]
+    df = plots.bd_table(names, anchor="jpeg", metric=metric, method=method)
+    column = "BD-PSNR (dB)" if metric == "psnr-rgb" else "BD-MS-SSIM (dB)"
+    ab, aq = zip(*results.points(results.load("jpeg"), metric), strict=True)
+    for name, (label, row) in zip(names, df.iterrows(), strict=True):
+        tb, tq = zip(*results.points(results.load(name), metric), strict=True)
+        assert label == plots.method_style(results.load(name))["label"]
+        assert row["BD-rate (%)"] == pytest.approx(bd_rate(ab, aq, tb, tq, method=method), rel=1e-12, abs=1e-12)
+        assert row[column] == pytest.approx(bd_psnr(ab, aq, tb, tq, method=method), rel=1e-12, abs=1e-12)
+
+
+def test_bd_table_anchor_forms():
+    jpeg = results.load("jpeg")
+    by_name = plots.bd_table(["jpeg", "stf_mse"], anchor="jpeg")
+    by_label = plots.bd_table(["jpeg", "stf_mse"], anchor="JPEG (published)")
+    by_dict = plots.bd_table([jpeg, "stf_mse"], anchor=jpeg)
+    outside = plots.bd_table(["stf_mse"], anchor="jpeg")  # not among the curves: loaded, first row
+    for df in (by_name, by_label, by_dict, outside):
+        assert list(df.index) == ["JPEG (published)", "STF (mse) (published)"]
+        pd.testing.assert_frame_equal(df, by_name)
+    assert plots.bd_table("stf_mse", anchor="jpeg").shape[0] == 2
+    linear = plots.bd_table(["jpeg", "webp"], anchor="jpeg", metric="ms-ssim-rgb")
+    assert "BD-MS-SSIM" in linear.columns
+    with pytest.raises(ResultsError, match="anchor 'nope' is none of the curves"):
+        plots.bd_table(["jpeg"], anchor="nope")
+    with pytest.raises(ResultsError, match="no metric 'psnr-rgb'"):
+        plots.bd_table(["jpeg"], anchor="stf_ms-ssim")
+    with pytest.raises(ValueError, match="unknown method"):
+        plots.bd_table(["jpeg"], anchor="jpeg", method="linear")
+
+
+def test_bd_markdown_and_latex():
+    anchor = curve("anchor_1", ANCHOR_BPP, ANCHOR_PSNR)
+    cheaper = curve("cheaper & co", [0.9 * b for b in ANCHOR_BPP], [p + 0.5 for p in ANCHOR_PSNR])
+    apart = curve("apart", [2, 3, 4, 5], [40, 41, 42, 43])
+    df = plots.bd_table([anchor, cheaper, apart], anchor="anchor_1")
+    rate, gain = df.loc["cheaper & co", "BD-rate (%)"], df.loc["cheaper & co", "BD-PSNR (dB)"]
+    md = plots.bd_markdown(df)
+    assert md.splitlines()[0].startswith("| curve") and md.splitlines()[1].startswith("| :---") and len(md.splitlines()) == 5
+    assert "| anchor_1 " in md and "| cheaper & co " in md
+    assert f"{rate:+.2f}" in md and f"{gain:+.2f}" in md and "n/a" in md and "0.00" in md
+    assert f"{rate:+.3f}" in plots.bd_markdown(df, digits=3)
+    tex = plots.bd_latex(df)
+    assert "\\begin{tabular}" in tex and "BD-rate (\\%)" in tex
+    assert "anchor\\_1" in tex and "cheaper \\& co" in tex and f"{rate:+.2f}" in tex and "n/a" in tex
+    assert "0.180--0.900" in tex and "–" not in tex
+
+
+# --- the whole report ------------------------------------------------------------------------------------
+
+
+def test_write_report(tmp_path, caplog):
+    names = ["jpeg", "stf_mse", "gabic_icip2024_digitized"]
+    with caplog.at_level(logging.WARNING, logger="gabic.plots"):
+        paths = plots.write_report(names, tmp_path / "rd", anchor="jpeg", dpi=72)
+    expected = {
+        f"rd_{metric}_{width}.{fmt}"
+        for metric in ("psnr-rgb", "ms-ssim-db-rgb")
+        for width in ("single", "double")
+        for fmt in ("pdf", "svg", "png")
+    } | {f"bd_{metric}.{ext}" for metric in ("psnr-rgb", "ms-ssim-db-rgb") for ext in ("md", "tex", "csv")}
+    assert {p.name for p in paths} == expected == {p.name for p in (tmp_path / "rd").iterdir()}
+    assert all(p.parent == tmp_path / "rd" and p.stat().st_size > 0 for p in paths)
+    assert "STF (mse)" in caplog.text  # no MS-SSIM: left out of those figures, with a warning
+    table = pd.read_csv(tmp_path / "rd" / "bd_psnr-rgb.csv", index_col=0)
+    expected_df = plots.bd_table(names, anchor="jpeg")
+    np.testing.assert_allclose(table["BD-rate (%)"], expected_df["BD-rate (%)"], rtol=1e-12)
+    assert "GABIC (digitised from figure)" in (tmp_path / "rd" / "bd_psnr-rgb.md").read_text(encoding="utf-8")
+    assert (tmp_path / "rd" / "rd_psnr-rgb_single.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_write_report_skips_a_metric_no_curve_has(tmp_path):
+    stf = copy.deepcopy(results.load("stf_mse"))
+    paths = plots.write_report([stf], tmp_path, metrics=("psnr-rgb", "ms-ssim-rgb"), widths=(4,), formats=("png",))
+    assert sorted(p.name for p in paths) == ["bd_psnr-rgb.csv", "bd_psnr-rgb.md", "bd_psnr-rgb.tex", "rd_psnr-rgb_4in.png"]
+    assert stf == results.load("stf_mse")  # the input is not changed
+
+
+def test_write_report_anchor(tmp_path, caplog):
+    with pytest.raises(ResultsError, match="anchor 'jpgg'"):
+        plots.write_report(["jpeg", "stf_mse"], tmp_path / "bad", anchor="jpgg", formats=("png",))
+    assert not (tmp_path / "bad").exists()  # checked before anything is written
+    with caplog.at_level(logging.WARNING, logger="gabic.plots"):
+        paths = plots.write_report(["jpeg"], tmp_path, anchor="stf_mse", widths=("single",), formats=("png",), dpi=50)
+    # the anchor joins the curves; it has no MS-SSIM, so that metric gets a figure but no BD table
+    assert sorted(p.name for p in paths) == [
+        "bd_psnr-rgb.csv",
+        "bd_psnr-rgb.md",
+        "bd_psnr-rgb.tex",
+        "rd_ms-ssim-db-rgb_single.png",
+        "rd_psnr-rgb_single.png",
+    ]
+    assert "the anchor STF (mse) (published) has no ms-ssim-db-rgb" in caplog.text
+    assert (tmp_path / "bd_psnr-rgb.md").read_text(encoding="utf-8").splitlines()[2].startswith("| STF (mse) (published)")
