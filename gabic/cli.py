@@ -205,7 +205,7 @@ def cmd_evaluate_codec(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from gabic.evaluate import evaluate_checkpoints, find_checkpoints
-    from gabic.results import save
+    from gabic.results import save, slug
 
     if args.out.suffix != ".json":
         raise GabicError(f"{args.out}: the results file name must end in .json")
@@ -213,7 +213,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise GabicError(f"{args.out}: is a folder; give a file name for the results")
     overrides = {k: v for k, v in (("backend", args.backend), ("knn", args.knn)) if v is not None}
     curves = evaluate_checkpoints(find_checkpoints(args.checkpoints), dataset=args.dataset, device=args.device, **overrides)
-    outputs = [args.out] if len(curves) == 1 else [args.out.with_name(f"{args.out.stem}_{_slug(c['name'])}.json") for c in curves]
+    outputs = [args.out] if len(curves) == 1 else [args.out.with_name(f"{args.out.stem}_{slug(c['name'])}.json") for c in curves]
     for curve in curves:
         r = curve["results"]
         for i, ckpt in enumerate(curve["meta"]["checkpoint"]):
@@ -225,13 +225,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         save(curve, out)
         print(f"wrote {out} ({curve['name']}, {len(curve['results']['bpp'])} point(s))")
     return 0
-
-
-def _slug(text: str) -> str:
-    """A file-name-safe form of a curve label: ``"GABIC (N=64, M=96)"`` -> ``"gabic-n64-m96"``."""
-    import re
-
-    return re.sub(r"[^a-z0-9.]+", "-", text.lower().replace("=", "")).strip("-") or "curve"
 
 
 def cmd_rd(args: argparse.Namespace) -> int:

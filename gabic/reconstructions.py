@@ -148,6 +148,6 @@ def stream_size_figure(result: dict[str, Any], point: int | None = None, width: 
     for i, (yi, zi) in enumerate(zip(y, z, strict=True)):
         ax.text(yi + zi, i, f"  {100 * zi / (yi + zi):.1f}% z", va="center", fontsize="small")
     ax.invert_yaxis()
-    ax.set(xlabel="bytes", title=f"{result.get('name', '')}: stream sizes, point {point}")
-    ax.legend(loc="lower right")
+    ax.set(xlabel="bytes", title=f"{result.get('name', '')}: stream sizes, point {point}", xlim=(0, 1.18 * float((y + z).max())))
+    fig.legend(loc="outside lower center", ncols=2)
     return fig

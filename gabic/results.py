@@ -51,6 +51,8 @@ __all__ = [
     "list_published",
     "load",
     "per_image_frame",
+    "points_frame",
+    "slug",
     "point_labels",
     "points",
     "published_dir",
@@ -259,6 +261,28 @@ def point_labels(result: dict[str, Any]) -> list[str]:
         if isinstance(values, list) and len(values) == n and all(v is not None for v in values):
             return [fmt(v) for v in values]
     return [str(i) for i in range(n)]
+
+
+def points_frame(result: dict[str, Any]):
+    """The RD points of a result as a pandas DataFrame, one row per point in the stored order,
+    indexed by :func:`point_labels`: every list of ``results`` as a column, and the per-point
+    ``meta`` lists (``lambda``, ``quality``) beside them."""
+    import pandas as pd
+
+    name = result.get("name", "results") if isinstance(result, dict) else "results"
+    validate(result, source=str(name))
+    meta = result.get("meta") or {}
+    columns = {k: meta[k] for k in _PER_POINT_META if isinstance(meta.get(k), list) and any(v is not None for v in meta[k])}
+    columns |= result["results"]
+    frame = pd.DataFrame(columns, index=pd.Index(point_labels(result), name="point"))
+    return frame
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a curve name: ``"GABIC (N=64, M=96)"`` -> ``"gabic-n64-m96"``."""
+    import re
+
+    return re.sub(r"[^a-z0-9.]+", "-", name.lower().replace("=", "")).strip("-") or "curve"
 
 
 def per_image_frame(result: dict[str, Any]):

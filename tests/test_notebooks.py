@@ -33,6 +33,15 @@ DEVICE = "cpu"
 RUN_NAME = "notebook01"
 RUNS_DIR = {runs_dir!r}
 """,
+    "02_evaluate_checkpoints.ipynb": """
+CHECKPOINTS = [{checkpoints!r}]
+RELEASED_DIR = {released!r}
+DATASET = {dataset!r}
+DEVICE = "cpu"
+SHOW_IMAGE = 1
+CROP_SIZE = 32
+OUT_DIR = {out_dir!r}
+""",
     "04_knn_attention.ipynb": """
 CHECKPOINT = {checkpoint!r}
 IMAGE = None
@@ -142,6 +151,36 @@ def test_01_train_small_runs(tmp_path, monkeypatch):
     assert f"checkpoint: {(run / 'best.pth.tar').resolve()}" in printed
     stderr = "".join(o.get("text", "") for c in code for o in c.outputs if o.get("name") == "stderr")
     assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_02_evaluate_checkpoints_runs(tmp_path, kernel_env, sample_paths):
+    from gabic.checkpoints import save_checkpoint
+    from gabic.images import load_image
+    from gabic.results import load
+    from tests.conftest import small_model
+
+    ours, released, dataset = tmp_path / "ours", tmp_path / "released", tmp_path / "images"
+    for folder in (ours, released, dataset):
+        folder.mkdir()
+    save_checkpoint(small_model("gabic", seed=0), ours / "best.pth.tar", lmbda=0.0130)
+    save_checkpoint(small_model("gabic", seed=1), released / "q2.pth.tar", lmbda=0.0250)
+    save_checkpoint(small_model("wacnn"), released / "wacnn.pth.tar")
+    for path in sample_paths[:2]:
+        load_image(path)[0].crop((0, 0, 96, 80)).save(dataset / f"{path.stem}.png")
+    out = tmp_path / "out"
+    code, _ = execute("02_evaluate_checkpoints.ipynb", tmp_path, checkpoints=ours, released=released, dataset=dataset, out_dir=out)
+
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["gabic-n32-m40-num-slices4.json", "wacnn-n32-m40-num-slices4.json"]
+    gabic = load(out / written[0])
+    assert sorted(gabic["meta"]["lambda"]) == [0.0130, 0.0250] and gabic["meta"]["num_images"] == 2
+    (recon,) = [c for c in code if "reconstruction_figure(" in c.source and "import" not in c.source]
+    assert len(outputs_of(recon, "image/png")) == 3, "one figure per checkpoint"
+    (sizes,) = [c for c in code if "stream_size_figure(curve)" in c.source]
+    assert len(outputs_of(sizes, "image/png")) == 2, "one figure per curve"
+    (tables,) = [c for c in code if "per_image_frame(curve)" in c.source]
+    assert len(outputs_of(tables, "text/html")) == 2
 
 
 @pytest.mark.slow
