@@ -82,7 +82,9 @@ def _check_zip(path: Path) -> None:
         if head == b"PK":  # a zip archive without its central directory: cut short
             raise CheckpointError(f"{path}: cannot read the checkpoint (incomplete zip archive); is it truncated or corrupted?")
         if head[:1] != b"\x80":  # neither torch.save's zip format nor a pickle (protocol 2+)
-            raise CheckpointError(f"{path}: cannot read the checkpoint: not a PyTorch file (neither a torch.save archive nor a pickle)")
+            raise CheckpointError(
+                f"{path}: cannot read the checkpoint: not a PyTorch file (neither a torch.save archive nor a pickle)"
+            )
         return
     try:
         with zipfile.ZipFile(path) as zf:
