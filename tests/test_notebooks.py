@@ -44,6 +44,16 @@ CROP_SIZE = 32
 OUT_DIR = {out_dir!r}
 FIGURES_DIR = {figures_dir!r}
 """,
+    "03_rd_curves.ipynb": """
+DATASET = None
+CODECS = ["jpeg", "webp"]
+QUALITIES = {{"jpeg": [20, 60], "webp": [30, 70]}}
+CHECKPOINTS = [{checkpoint!r}, {missing!r}]
+WORKERS = 2
+DEVICE = "cpu"
+OUT_DIR = {out_dir!r}
+RESULTS_DIR = {results_dir!r}
+""",
     "04_knn_attention.ipynb": """
 CHECKPOINT = {checkpoint!r}
 IMAGE = None
@@ -54,6 +64,7 @@ KS = [3, 9]
 REAL_CODING = True
 DEVICE = "cpu"
 OUT_DIR = {out_dir!r}
+RESULTS_DIR = {results_dir!r}
 """,
 }
 
@@ -181,6 +192,39 @@ def test_02_evaluate_checkpoints_runs(tmp_path, kernel_env, sample_paths):
 
 
 @pytest.mark.slow
+def test_03_rd_curves_runs(tmp_path, kernel_env):
+    from gabic.checkpoints import save_checkpoint
+    from gabic.results import load
+    from tests.conftest import small_model
+
+    checkpoint, out, results = tmp_path / "small-gabic.pth.tar", tmp_path / "figures", tmp_path / "results"
+    save_checkpoint(small_model("gabic"), checkpoint, lmbda=0.0130)
+    missing = tmp_path / "nope.pth.tar"
+    code, _ = execute("03_rd_curves.ipynb", tmp_path, checkpoint=checkpoint, missing=missing, out_dir=out, results_dir=results)
+
+    assert sorted(p.name for p in results.iterdir()) == ["03_gabic-n32-m40-num-slices4.json", "03_jpeg.json", "03_webp.json"]
+    jpeg = load(results / "03_jpeg.json")
+    assert sorted(jpeg["meta"]["quality"]) == [20, 60] and jpeg["meta"]["num_images"] == 4
+    assert load(results / "03_gabic-n32-m40-num-slices4.json")["meta"]["lambda"] == [0.0130]
+    figures = {f"rd_{m}_{w}.{e}" for m in ("psnr-rgb", "ms-ssim-db-rgb") for w in ("single", "double") for e in ("pdf", "svg", "png")}
+    tables = {f"bd_{m}.{e}" for m in ("psnr-rgb", "ms-ssim-db-rgb") for e in ("md", "tex", "csv")}
+    assert {p.name for p in out.iterdir()} == figures | tables
+    (checkpoints,) = [c for c in code if "find_checkpoints(" in c.source and "import" not in c.source]
+    printed = "".join(o.get("text", "") for o in checkpoints.outputs if o.output_type == "stream")
+    assert "skipped:" in printed and "nope.pth.tar" in printed
+    (rd,) = [c for c in code if "rd_figure(curves" in c.source]
+    assert outputs_of(rd, "image/png")
+    (hover,) = [c for c in code if "rd_plotly(" in c.source and "import" not in c.source]
+    assert outputs_of(hover, "application/vnd.plotly.v1+json")
+    for app in ("rd_explorer(", "quality_explorer("):
+        (cell,) = [c for c in code if app in c.source and "import" not in c.source]
+        assert outputs_of(cell, "application/vnd.jupyter.widget-view+json"), app
+    (bd,) = [c for c in code if "bd_markdown(" in c.source and "import" not in c.source]
+    table = "".join(o["data"]["text/markdown"] for o in outputs_of(bd, "text/markdown"))
+    assert "BPG 4:4:4 (x265) (published)" in table and "[anchor]" not in table
+
+
+@pytest.mark.slow
 def test_04_knn_attention_runs(tmp_path, kernel_env):
     from gabic.checkpoints import save_checkpoint
     from gabic.results import load
@@ -188,13 +232,14 @@ def test_04_knn_attention_runs(tmp_path, kernel_env):
 
     checkpoint, out = tmp_path / "small-gabic.pth.tar", tmp_path / "figures"
     save_checkpoint(small_model("gabic"), checkpoint, lmbda=0.0130)
-    code, _ = execute("04_knn_attention.ipynb", tmp_path, checkpoint=checkpoint, out_dir=out)
+    results = tmp_path / "results"
+    code, _ = execute("04_knn_attention.ipynb", tmp_path, checkpoint=checkpoint, out_dir=out, results_dir=results)
 
     exported = sorted(p.name for p in out.iterdir())
     stems = ["04_grid_g_a.4", "04_window_g_a.4", "04_matrix_g_a.4", "04_statistics", "04_k_sweep"]
-    assert exported == sorted([f"{s}.{e}" for s in stems for e in ("pdf", "png")] + ["04_k_sweep.json"])
+    assert exported == sorted(f"{s}.{e}" for s in stems for e in ("pdf", "png"))
     assert all((out / f).read_bytes().startswith(b"%PDF") for f in exported if f.endswith(".pdf"))
-    sweep = load(out / "04_k_sweep.json")
+    sweep = load(results / "04_k_sweep.json")
     assert sweep["meta"]["knn"] == [3, 9] and sweep["meta"]["estimate"] == "bitstream"
     figures = [c for c in code if c.source.rstrip().endswith("fig")]
     assert len(figures) == 5 and all(outputs_of(c, "image/png") for c in figures)
