@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLUMN_WIDTHS",
+    "Curve",
     "METHOD_STYLES",
     "METRIC_LABELS",
     "PALETTE",
@@ -54,6 +55,8 @@ __all__ = [
     "bd_markdown",
     "bd_table",
     "figure_width",
+    "find_anchor",
+    "load_curves",
     "method_style",
     "rd_figure",
     "rd_plotly",
@@ -194,21 +197,24 @@ def method_style(name_or_result: str | dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(eq=False)  # compared by identity
-class _Curve:
+class Curve:
+    """One loaded curve: its result dict, its unique label, what the caller passed for it, its style."""
+
     result: dict[str, Any]
     label: str  # unique within one call
     given: str  # what the caller passed: a published name, a path, or the result's name
     style: dict[str, Any]
 
 
-def _curves(results: Curves) -> list[_Curve]:
-    """Load and validate the curves; labels made unique with " [2]", " [3]" ..."""
+def load_curves(results: Curves) -> list[Curve]:
+    """Load and validate curves (results dicts, paths, published names) into :class:`Curve` objects,
+    labels made unique with " [2]", " [3]" ...; figures, tables and widgets share these labels."""
     items = [results] if isinstance(results, (dict, str, os.PathLike)) else list(results)
     if not items:
         raise ValueError("no curves given: expected results dicts, paths to results files or published names")
     curves, seen = [], {}
     for i, item in enumerate(items):
-        if isinstance(item, _Curve):  # already loaded (write_report passes its curves on)
+        if isinstance(item, Curve):  # already loaded (write_report passes its curves on)
             curves.append(item)
             continue
         if isinstance(item, (str, os.PathLike)):
@@ -222,11 +228,11 @@ def _curves(results: Curves) -> list[_Curve]:
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:
             label = f"{label} [{seen[label]}]"
-        curves.append(_Curve(result, label, given, {**style, "label": label}))
+        curves.append(Curve(result, label, given, {**style, "label": label}))
     return curves
 
 
-def _with_metric(curves: list[_Curve], metric: str) -> list[tuple[_Curve, list[tuple[float, float]]]]:
+def _with_metric(curves: list[Curve], metric: str) -> list[tuple[Curve, list[tuple[float, float]]]]:
     """The curves that have ``metric`` with their (bpp, value) pairs; the others are skipped with a warning.
     When none has it, ResultsError names each curve and the metrics it has."""
     have, missing = [], []
@@ -260,7 +266,7 @@ def _legend_fits(labels: list[str], width: float, height: float) -> bool:
     return legend_width <= 0.5 * width and len(labels) * _LEGEND_LINE_IN <= 0.45 * height
 
 
-def _auto_title(curves: list[_Curve]) -> str:
+def _auto_title(curves: list[Curve]) -> str:
     datasets = {str((c.result.get("meta") or {}).get("dataset", "")) for c in curves}
     if len(datasets) == 1 and (dataset := datasets.pop()):
         return _DATASETS.get(dataset.lower(), dataset)
@@ -302,7 +308,7 @@ def rd_figure(
             lacking it while others have it are left out with a logged warning).
         ValueError: a bad ``width``, or no curves.
     """
-    curves = _curves(results)
+    curves = load_curves(results)
     drawn = _with_metric(curves, metric)
     own = ax is None
     if own:
@@ -409,7 +415,7 @@ def rd_plotly(results: Curves, metric: str = "psnr-rgb", title: str | None = Non
         import plotly.graph_objects as go
     except ImportError as err:
         raise ImportError("rd_plotly needs plotly: pip install plotly") from err
-    curves = _curves(results)
+    curves = load_curves(results)
     drawn = _with_metric(curves, metric)
     axis_label = METRIC_LABELS.get(metric, (metric,))[0]
     name, _, unit = axis_label.partition(" (")  # "PSNR (dB)" -> "PSNR", "dB)"
@@ -442,7 +448,7 @@ def rd_plotly(results: Curves, metric: str = "psnr-rgb", title: str | None = Non
     return fig
 
 
-def _find_anchor(curves: list[_Curve], anchor: str | os.PathLike | dict[str, Any]) -> tuple[list[_Curve], _Curve]:
+def find_anchor(curves: list[Curve], anchor: str | os.PathLike | dict[str, Any]) -> tuple[list[Curve], Curve]:
     """The anchor among ``curves`` (by identity, what was passed, label or name), or loaded and put first."""
     if isinstance(anchor, dict):
         for c in curves:
@@ -456,10 +462,13 @@ def _find_anchor(curves: list[_Curve], anchor: str | os.PathLike | dict[str, Any
                 if str(value).strip().lower() == wanted:
                     return curves, c
     try:
-        extra = _curves([anchor])[0]
+        extra = load_curves([anchor])[0]
     except ResultsError as err:
         labels = ", ".join(repr(c.label) for c in curves)
         raise ResultsError(f"anchor {anchor!r} is none of the curves ({labels}), nor a results file: {err}") from None
+    for c in curves:  # a published name or a path whose curve was given already loaded
+        if c.result == extra.result:
+            return curves, c
     labels = {c.label for c in curves}
     if extra.label in labels:
         extra.label = extra.style["label"] = f"{extra.label} [anchor]"
@@ -501,7 +510,7 @@ def bd_table(
         raise ImportError("bd_table needs pandas: pip install pandas") from err
     if method not in BD_METHODS:
         raise ValueError(f"unknown method {method!r}: expected one of {sorted(BD_METHODS)}")
-    curves, anchor_curve = _find_anchor(_curves(results), anchor)
+    curves, anchor_curve = find_anchor(load_curves(results), anchor)
     anchor_points = points(anchor_curve.result, metric)  # an anchor without the metric is an error
     ab, aq = zip(*anchor_points, strict=True)
     quality_column = METRIC_LABELS.get(metric, (metric, f"BD-{metric}"))[1]
@@ -555,7 +564,7 @@ def bd_latex(df: pd.DataFrame, digits: int = 2) -> str:
     return table.to_latex(index=False, escape=True).replace("–", "--")
 
 
-def _has_metric(curve: _Curve, metric: str) -> bool:
+def _has_metric(curve: Curve, metric: str) -> bool:
     try:
         points(curve.result, metric)
     except ResultsError:
@@ -596,10 +605,10 @@ def write_report(
     Returns:
         The paths written.
     """
-    curves = _curves(results)
+    curves = load_curves(results)
     anchor_curve = None
     if anchor is not None:  # an unknown anchor fails before anything is written
-        curves, anchor_curve = _find_anchor(curves, anchor)
+        curves, anchor_curve = find_anchor(curves, anchor)
     for w in widths:
         figure_width(w)
     if method not in BD_METHODS:

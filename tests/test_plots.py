@@ -364,3 +364,11 @@ def test_write_report_anchor(tmp_path, caplog):
     ]
     assert "the anchor STF (mse) (published) has no ms-ssim-db-rgb" in caplog.text
     assert (tmp_path / "bd_psnr-rgb.md").read_text(encoding="utf-8").splitlines()[2].startswith("| STF (mse) (published)")
+
+
+def test_anchor_by_published_name_finds_the_loaded_curve():
+    """A published name as the anchor matches the same curve given as a loaded dict: not drawn twice."""
+    curves = [results.load("jpeg"), results.load("bpg444")]
+    table = plots.bd_table(curves, "bpg444")
+    assert len(table) == 2 and not any("[anchor]" in label for label in table.index)
+    assert table.loc[table.index[1], "BD-rate (%)"] == 0.0

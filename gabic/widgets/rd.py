@@ -97,9 +97,9 @@ class RDExplorer(widgets.VBox):
         width: str | float = "double",
         dpi: int = 100,
     ):
-        loaded = plots._curves(curves)  # labels made unique, shared by the figure and the BD table
+        loaded = plots.load_curves(curves)  # labels made unique, shared by the figure and the BD table
         if anchor is not None:
-            loaded, anchor_curve = plots._find_anchor(loaded, anchor)
+            loaded, anchor_curve = plots.find_anchor(loaded, anchor)
         else:
             anchor_curve = None
         self._curves = {c.label: c for c in loaded}
