@@ -90,9 +90,10 @@ def setup_args() -> argparse.ArgumentParser:
     p.add_argument("--dest", type=Path, default=Path("data/kodak"), help="destination folder (default: data/kodak)")
     p.add_argument("--url", help="download from this mirror instead of the official Kodak page")
 
-    p = sub.add_parser("demo", help="run what gabic has on the embedded sample photos")
-    p.add_argument("--checkpoint", type=Path, help="a released or gabic checkpoint (default: an untrained small GABIC)")
+    p = sub.add_parser("demo", help="run notebooks 01-04 headless on the sample photos; figures and index.html in --out")
     p.add_argument("--out", type=Path, default=Path("results/demo"), help="output folder (default: results/demo)")
+    p.add_argument("--quick", action="store_true", help="tiny settings: checks an installation in about two minutes")
+    p.add_argument("--dataset", type=Path, help="images for notebooks 02-03 (default: data/kodak if complete, else the samples)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     return parser
 
@@ -274,13 +275,17 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gabic.demo import run_demo
 
-    summary = run_demo(out=args.out, checkpoint=args.checkpoint, device=args.device)
-    for row in summary["images"]:
-        print(
-            f"{row['image']:>14}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB decoded "
-            f"({row['psnr_forward']:.2f} dB forward pass), {row['encoding_time']:.2f} s + {row['decoding_time']:.2f} s"
-        )
-    print(f"results in {args.out}/ ({summary['model']}{'' if summary['trained'] else ', untrained'})")
+    def progress(i: int, n: int, name: str, seconds: float | None) -> None:
+        if seconds is None:
+            print(f"[{i}/{n}] {name} ...", flush=True)
+        else:
+            print(f"[{i}/{n}] {name} done in {seconds:.0f} s", flush=True)
+
+    summary = run_demo(out=args.out, quick=args.quick, device=args.device, dataset=args.dataset, on_notebook=progress)
+    print(
+        f"demo done in {summary['seconds']:.0f} s: {len(summary['figures'])} figures, {len(summary['results'])} results files; "
+        f"open {args.out / 'index.html'}"
+    )
     return 0
 
 
@@ -301,7 +306,9 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gabic`` command; returns the exit status."""
     args = setup_args().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="gabic: %(message)s")
+    # gabic's own messages at INFO (DEBUG with -v); other libraries' (nbclient, jupyter_client...) from WARNING up
+    logging.basicConfig(level=logging.WARNING, format="gabic: %(message)s")
+    logging.getLogger("gabic").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return _COMMANDS[args.command](args)
     except GabicError as err:

@@ -120,15 +120,3 @@ def test_console_script_exit_status(tmp_path, gabic_ckpt):
     )
     assert res.returncode == 1
     assert res.stderr.strip().splitlines()[-1] == f"gabic: error: {tmp_path / 'none.png'}: no such file"
-
-
-@pytest.mark.slow
-def test_demo_writes_results(capsys, tmp_path):
-    code, text, _ = run(capsys, "demo", "--out", tmp_path / "demo", "--device", "cpu")
-    assert code == 0 and "untrained" in text
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert [r["image"] for r in summary["images"]] == ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"]
-    for row in summary["images"]:
-        assert row["round_trip_identical"]
-        assert abs(row["psnr"] - row["psnr_forward"]) < 0.05
-        assert (tmp_path / "demo" / row["image"].rsplit(".", 1)[0]).with_suffix(".gabic").exists()
