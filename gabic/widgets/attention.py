@@ -24,13 +24,14 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("gabic.widgets.attention needs ipywidgets: pip install 'gabic[notebooks]' (or ipywidgets)") from err
 
 from gabic import viz
+from gabic.widgets._base import Redraws
 
 __all__ = ["AttentionExplorer", "attention_explorer"]
 
 log = logging.getLogger(__name__)
 
 
-class AttentionExplorer(widgets.VBox):
+class AttentionExplorer(Redraws, widgets.VBox):
     """The explorer's container; its controls and output are attributes.
 
     Attributes:
@@ -47,7 +48,6 @@ class AttentionExplorer(widgets.VBox):
     def __init__(self, model: nn.Module, capture: viz.AttentionCapture, dpi: int = 90):
         self.model, self.capture, self.dpi = model, capture, dpi
         self._rebuilt: dict[tuple[str, int], viz.BlockCapture] = {}
-        self._quiet = True
         first = capture[capture.names()[0]]
         style = {"description_width": "initial"}
         self.block = widgets.Dropdown(
@@ -70,7 +70,6 @@ class AttentionExplorer(widgets.VBox):
         for w in controls[1:]:
             w.observe(self._on_change, names="value")
         self._attach_click()
-        self._quiet = False
         self.render()
 
     # ------------------------------------------------------------------ selection
@@ -95,13 +94,10 @@ class AttentionExplorer(widgets.VBox):
         """Select the window and node whose patch holds pixel ``(y, x)`` of the original image."""
         base = self.capture[self.block.value]
         window, node = viz.pixel_to_node(base, int(y), int(x))
-        self._quiet = True
-        try:
+        with self.quietly():
             self.window_row.value, self.window_col.value = divmod(window, base.grid[1])
             self.node_row.value, self.node_col.value = divmod(node, base.window_size)
-        finally:
-            self._quiet = False
-        self.render()
+        self.redraw()
 
     # ------------------------------------------------------------------ events
     def _configure(self, block: viz.BlockCapture) -> None:
@@ -126,16 +122,9 @@ class AttentionExplorer(widgets.VBox):
             slider.disabled = top == 0
 
     def _on_block(self, change) -> None:
-        self._quiet = True
-        try:
+        with self.quietly():
             self._configure(self.capture[change["new"]])
-        finally:
-            self._quiet = False
-        self.render()
-
-    def _on_change(self, change) -> None:
-        if not self._quiet:
-            self.render()
+        self.redraw()
 
     def _attach_click(self) -> None:
         try:

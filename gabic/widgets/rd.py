@@ -37,6 +37,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 from gabic import plots
 from gabic.errors import GabicError, ResultsError
 from gabic.results import points
+from gabic.widgets._base import Redraws
 
 __all__ = ["QualityExplorer", "RDExplorer", "bd_html", "quality_explorer", "rd_explorer"]
 
@@ -70,7 +71,7 @@ def _has_metric(result: dict[str, Any], metric: str) -> bool:
 # RD curves
 
 
-class RDExplorer(widgets.VBox):
+class RDExplorer(Redraws, widgets.VBox):
     """RD figure and BD table of a set of curves; its controls and outputs are attributes.
 
     Attributes:
@@ -115,7 +116,6 @@ class RDExplorer(widgets.VBox):
         if anchor_curve is not None and not _has_metric(anchor_curve.result, metric):
             raise ResultsError(f"rd_explorer: the anchor {anchor_curve.label!r} has no metric {metric!r}")
 
-        self._quiet = True
         style = {"description_width": "initial"}
         labels = list(self._curves)
         self.methods = widgets.SelectMultiple(
@@ -144,7 +144,6 @@ class RDExplorer(widgets.VBox):
         self.anchor.observe(self._on_change, names="value")
         self.bd_method.observe(self._on_change, names="value")
         self.export_button.on_click(self._on_export)
-        self._quiet = False
         self.render()
 
     # ------------------------------------------------------------------ selection
@@ -162,16 +161,9 @@ class RDExplorer(widgets.VBox):
 
     # ------------------------------------------------------------------ events
     def _on_metric(self, change) -> None:
-        self._quiet = True
-        try:
+        with self.quietly():
             self._set_anchors()
-        finally:
-            self._quiet = False
-        self.render()
-
-    def _on_change(self, change) -> None:
-        if not self._quiet:
-            self.render()
+        self.redraw()
 
     def _on_export(self, button) -> None:
         try:
@@ -376,7 +368,7 @@ def _checkpoint_entries(checkpoints: Any) -> list[_Entry]:
     return entries
 
 
-class QualityExplorer(widgets.VBox):
+class QualityExplorer(Redraws, widgets.VBox):
     """One image decoded by a codec or checkpoint, beside the original; controls and output are attributes.
 
     Attributes:
@@ -405,7 +397,6 @@ class QualityExplorer(widgets.VBox):
         self._models: dict[Path, Any] = {}
         self.coded: dict[tuple[str, Any], dict[str, Any]] = {}
         self.current: dict[str, Any] = {}
-        self._quiet = True
         first = entries[0]
         style = {"description_width": "initial"}
         self.codec = widgets.Dropdown(options=keys, value=first.key, description="codec")
@@ -421,7 +412,6 @@ class QualityExplorer(widgets.VBox):
         self.codec.observe(self._on_codec, names="value")
         self.quality.observe(self._on_change, names="value")
         self.details.observe(self._on_change, names="value")
-        self._quiet = False
         self.render()
 
     # ------------------------------------------------------------------ coding
@@ -477,18 +467,12 @@ class QualityExplorer(widgets.VBox):
         self.quality.disabled = len(entry.settings) == 1
 
     def _on_codec(self, change) -> None:
-        self._quiet = True
-        try:
+        with self.quietly():
             self._configure(self._entries[change["new"]])
-        finally:
-            self._quiet = False
-        self._safe_render()
+        self.redraw()
 
-    def _on_change(self, change) -> None:
-        if not self._quiet:
-            self._safe_render()
-
-    def _safe_render(self) -> None:
+    def redraw(self) -> None:
+        """Render; a coding failure is shown in the info line instead of raised."""
         try:
             self.render()
         except (GabicError, OSError, ValueError) as err:
