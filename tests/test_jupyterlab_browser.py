@@ -1,0 +1,149 @@
+"""The notebooks' widgets in JupyterLab in a real browser (headless Debian Chromium, driven by Playwright).
+
+For each notebook with an interactive figure: copy it, with its small parameters (those of
+``tests/test_notebooks.py``), into an empty folder; serve that folder with ``jupyter lab`` on
+127.0.0.1 with a token; open the notebook in headless Chromium; run all cells; check that every code
+cell ran without an error; move the widget's slider with the keyboard and check that the figure
+(the PNG in the ``ipywidgets.Image``) changes. Screenshots of the page and the figure before and
+after go to the test's ``tmp_path`` and, when the environment variable ``GABIC_SCREENSHOTS`` names
+a folder, there too.
+
+Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` package; skipped without them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browser import JupyterLab, NotebookPage, chromium, digest, unavailable
+
+nbformat = pytest.importorskip("nbformat")
+pytest.importorskip("ipywidgets")
+
+from tests.test_notebooks import NOTEBOOKS, SMALL_PARAMETERS  # noqa: E402
+
+WHY_NOT = unavailable()
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")]
+
+#: The notebooks with an interactive figure, and the description of the slider moved (None: the first enabled one).
+SLIDERS = {
+    "03_rd_curves.ipynb": "quality",
+    "04_knn_attention.ipynb": "k",
+}
+
+#: Seconds allowed per step on a busy 2-core runner (each run takes far less).
+OPEN_TIMEOUT, RUN_TIMEOUT, IMAGE_TIMEOUT = 120, 300, 60
+
+
+def small_fields(tmp_path: Path) -> dict[str, str]:
+    """The fields the small parameters of ``tests/test_notebooks.py`` may use (each notebook uses some):
+    a small GABIC checkpoint (alone in the folder ``checkpoints``), a checkpoint path that does not exist
+    (``missing``) and empty output folders."""
+    from gabic.checkpoints import save_checkpoint
+    from tests.conftest import small_model
+
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    save_checkpoint(small_model("gabic"), checkpoints / "small-gabic.pth.tar", lmbda=0.0130)
+    fields = {"checkpoint": checkpoints / "small-gabic.pth.tar", "checkpoints": checkpoints, "missing": tmp_path / "nope.pth.tar"}
+    fields |= {f"{d}_dir": tmp_path / d for d in ("out", "figures", "results", "runs")}
+    return {k: str(v) for k, v in fields.items()}
+
+
+def copy_with_small_parameters(name: str, folder: Path, fields: dict[str, str]) -> Path:
+    """The notebook, its small parameters injected after its parameters cell (as the headless tests
+    and ``gabic demo`` do), written to ``folder``."""
+    from gabic.notebooks import inject_parameters
+
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    try:
+        inject_parameters(nb, SMALL_PARAMETERS[name].format(**fields))
+    except KeyError as err:
+        raise AssertionError(f"the small parameters of {name} use {{{err.args[0]}}}: add it to small_fields() in {__file__}") from None
+    path = folder / name
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def screenshots(tmp_path, request):
+    """The folder of this test's screenshots (``<notebook stem>-*.png``); copied to ``$GABIC_SCREENSHOTS`` at
+    the end, failed or not, replacing that notebook's screenshots of an earlier run."""
+    folder = tmp_path / "screenshots"
+    folder.mkdir()
+    yield folder
+    if target := os.environ.get("GABIC_SCREENSHOTS"):
+        target = Path(target)
+        target.mkdir(parents=True, exist_ok=True)
+        for old in target.glob(f"{Path(request.node.callspec.params['name']).stem}-*.png"):
+            old.unlink()
+        for f in folder.iterdir():
+            shutil.copy2(f, target / f.name)
+
+
+@pytest.mark.parametrize("name", sorted(SLIDERS))
+def test_widget_figure_follows_slider_in_jupyterlab(name, tmp_path, screenshots):
+    if not (NOTEBOOKS / name).exists():
+        pytest.skip(f"notebooks/{name} does not exist yet")
+    assert name in SMALL_PARAMETERS, f"tests/test_notebooks.py has no SMALL_PARAMETERS for {name}"
+    stem = Path(name).stem
+    shot = screenshots.joinpath
+    root = tmp_path / "lab"
+    root.mkdir()
+    copy_with_small_parameters(name, root, small_fields(tmp_path))
+
+    kernel_env = {
+        "MPLBACKEND": None,  # the kernel's inline backend draws the figures
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # debugpy's frozen-modules note
+        "OMP_NUM_THREADS": "1",  # see tests/test_notebooks.py: two OpenMP threads on a busy 2-core runner crawl
+    }
+    with (
+        JupyterLab(root, tmp_path / "home", env=kernel_env, timeout=OPEN_TIMEOUT) as lab,
+        chromium(tmp_path / "chromium-profile") as browser,
+    ):
+        page = browser.pages[0] if browser.pages else browser.new_page()
+        notebook = NotebookPage(page, lab, name)
+        failure = shot(f"{stem}-failure.png")
+
+        clock = [("start", time.monotonic())]
+        opened = notebook.open(OPEN_TIMEOUT, failure_shot=failure)
+        clock.append(("open", time.monotonic()))
+        assert opened["kernel"] == "python3", opened
+        assert lab.api("kernelspecs")["kernelspecs"]["python3"]["spec"]["argv"][0] == sys.executable, "the kernel is this interpreter"
+
+        ran = notebook.run_all(RUN_TIMEOUT, failure_shot=failure)
+        clock.append(("run all", time.monotonic()))
+        assert all(isinstance(n, int) for n in ran["executionCounts"]), ran
+
+        widget, slider, img = notebook.explorer(SLIDERS[name], IMAGE_TIMEOUT)
+        widget.evaluate("(e) => e.scrollIntoView({block: 'center'})")  # the controls and the figure on the screenshots
+        page.screenshot(path=shot(f"{stem}-1-executed.png"))
+        widget.screenshot(path=shot(f"{stem}-widget-before.png"))
+        src, before = img.get_attribute("src"), notebook.image_bytes(img)
+        assert before.startswith(b"\x89PNG"), "the widget shows a PNG"
+        shot(f"{stem}-figure-before.png").write_bytes(before)
+
+        old, new = notebook.move_slider(slider)
+        notebook.wait_for_new_image(img, src, IMAGE_TIMEOUT)
+        after = notebook.image_bytes(img)
+        clock.append(("slider", time.monotonic()))
+        shot(f"{stem}-figure-after.png").write_bytes(after)
+        widget.screenshot(path=shot(f"{stem}-widget-after.png"))
+        page.screenshot(path=shot(f"{stem}-2-slider-moved.png"))
+        assert after.startswith(b"\x89PNG")
+        assert digest(after) != digest(before), f"the figure did not change when the slider moved from {old} to {new}"
+        assert notebook.state()["errors"] == [], "an error appeared in the outputs after the slider moved"
+        print(
+            f"{name}: " + ", ".join(f"{step} {t - clock[i][1]:.1f} s" for i, (step, t) in enumerate(clock[1:])),
+            f"slider {old} -> {new}",
+        )
+
+    left = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+    assert left == [name], "the notebook wrote into its working directory"
