@@ -171,7 +171,7 @@ def draw_window(block: BlockCapture, window: int, node: int, head: int | str = "
     ax.set_xticks(range(ws))
     ax.set_yticks(range(ws))
     ax.tick_params(labelsize="x-small")
-    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, shrink=0.8).set_label("attention weight", fontsize="x-small")
+    _colorbar(fig.colorbar(ScalarMappable(norm, cmap), ax=ax, shrink=0.8), "attention weight")
     what = f"k={block.knn}" if block.kind == "graph" else f"top {len(neighbours)} of {block.n}"
     ax.set_title(f"{_short(block.name)} · window {window} · node {node} ({r0},{c0}) · head {head} · {what}", fontsize="x-small")
     return fig
@@ -198,7 +198,7 @@ def draw_attention_matrix(block: BlockCapture, window: int, head: int | str = "m
     fig, ax = _figure(ax, (COLUMN, COLUMN * 0.85))
     m = attention_matrix(block, window, head)
     im = ax.imshow(m, cmap=colormaps["viridis"].with_extremes(bad="white"), interpolation="nearest")
-    fig.colorbar(im, ax=ax, shrink=0.8).set_label("attention weight", fontsize="x-small")
+    _colorbar(fig.colorbar(im, ax=ax, shrink=0.8), "attention weight")
     ax.set_xlabel("neighbour j", fontsize="small")
     ax.set_ylabel("node i", fontsize="small")
     ax.tick_params(labelsize="x-small")
@@ -292,3 +292,9 @@ def plot_k_sweep(result: dict[str, Any], ax: Axes | None = None) -> Figure:
         for a in (right, twin):
             a.tick_params(labelsize="x-small")
     return fig
+
+
+def _colorbar(bar, label: str) -> None:
+    """Label and ticks of a colour bar in the small sizes of the figure's other text."""
+    bar.set_label(label, fontsize="x-small")
+    bar.ax.tick_params(labelsize="x-small")
