@@ -92,7 +92,7 @@ def reconstruction_figure(
         raise ValueError(f"box {box} is not inside the {a.shape[1]}x{a.shape[0]} image")
     mse = float(err.mean())
     psnr = math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
-    vmax = max(float(err.max()), 1.0)
+    vmax = max(float(np.percentile(err, 99.5)), 1.0)  # the brightest 0.5 % saturate, so the rest stays visible
 
     h, w = a.shape[:2]
     fig = Figure(figsize=(width, width * (h / w) * 2 / 3 + 0.8), layout="constrained")
@@ -100,7 +100,7 @@ def reconstruction_figure(
     panels = [
         (a, "original"),
         (b, f"reconstruction ({psnr:.2f} dB)"),
-        (err, "squared error"),
+        (err, "squared error (top 0.5 % saturated)"),
         (a[top:bottom, left:right], f"original, crop at ({left}, {top})"),
         (b[top:bottom, left:right], "reconstruction, crop"),
         (err[top:bottom, left:right], "squared error, crop"),
