@@ -54,12 +54,12 @@ __all__ = [
 MAGIC = b"GABIC"
 FORMAT_VERSION = 1
 #: Config entries that do not change the decoded numbers beyond float rounding.
-_NOT_HASHED = {"backend", "drop_path_rate"}
+NOT_HASHED = {"backend", "drop_path_rate"}
 
 
 def config_hash(config: dict[str, Any]) -> bytes:
     """8-byte digest of a model config (``backend`` and training-only entries left out)."""
-    canon = json.dumps({k: v for k, v in config.items() if k not in _NOT_HASHED}, sort_keys=True, default=str)
+    canon = json.dumps({k: v for k, v in config.items() if k not in NOT_HASHED}, sort_keys=True, default=str)
     return hashlib.sha256(canon.encode()).digest()[:8]
 
 

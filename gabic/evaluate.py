@@ -275,7 +275,7 @@ CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".ckpt")
 #: Display names of the architectures (curve labels).
 ARCHITECTURE_LABELS = {"gabic": "GABIC", "wacnn": "WACNN", "stf": "STF"}
 
-_CHECKPOINT_KEYS = ("bpp", "bpp-likelihoods", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
+_CHECKPOINT_KEYS = ("bpp", "bpp-likelihoods", "psnr-rgb", "ms-ssim-rgb", "ms-ssim-db-rgb", "encoding_time", "decoding_time")
 _CHECKPOINT_PER_IMAGE = (
     "bpp",
     "bpp-likelihoods",
@@ -326,7 +326,7 @@ def curve_label(config: dict[str, Any]) -> str:
     does not change the numbers beyond float rounding)."""
     import inspect
 
-    from gabic.bitstream import _NOT_HASHED
+    from gabic.bitstream import NOT_HASHED
     from gabic.models import MODELS
 
     name = config.get("model", "?")
@@ -340,7 +340,7 @@ def curve_label(config: dict[str, Any]) -> str:
     changed = [
         f"{k}={v}"
         for k, v in config.items()
-        if k != "model" and k not in _NOT_HASHED and (k not in defaults or _plain_value(defaults[k]) != _plain_value(v))
+        if k != "model" and k not in NOT_HASHED and (k not in defaults or _plain_value(defaults[k]) != _plain_value(v))
     ]
     return f"{label} ({', '.join(changed)})" if changed else label
 
@@ -398,7 +398,7 @@ def measure_image(model, image: Image.Image) -> dict[str, float]:
     except ValueError:  # under 161 px a side
         msssim = math.nan
     return {
-        "bpp": bpp_from_bytes(y_bytes + z_bytes, h, w),
+        "bpp": bpp_from_bytes(stream.payload_bytes, h, w),
         "bpp-likelihoods": estimate,
         "bpp-file": bpp_from_bytes(len(data), h, w),
         "y_bytes": y_bytes,
@@ -523,7 +523,7 @@ def _checkpoint_curve(curve: dict[str, Any], names: list[str], dataset: str, mac
     points = sorted(curve["points"], key=lambda p: p["mean"]["bpp"])
     config = {k: v for k, v in curve["config"].items() if k != "backend"}
     label = curve_label(config)
-    results = {k: [p["mean"][k] for p in points] for k in (*_CHECKPOINT_KEYS[:4], "ms-ssim-db-rgb", *_CHECKPOINT_KEYS[4:])}
+    results = {k: [p["mean"][k] for p in points] for k in _CHECKPOINT_KEYS}
     undefined = sorted({names[i] for p in points for i, row in enumerate(p["rows"]) if math.isnan(row["ms-ssim-rgb"])})
     meta = {
         "kind": "measured",

@@ -448,11 +448,10 @@ class QualityExplorer(Redraws, widgets.VBox):
             model = self._model(Path(setting))
             data = encode_image(model, self.original)
             decoded = decode_image(model, data, source=str(setting))
-            strings = sum(len(s) for group in unpack(data).strings for s in group)
             result = {
                 "decoded": decoded,
                 "bytes": len(data),
-                "bpp": bpp_from_bytes(strings, h, w),
+                "bpp": bpp_from_bytes(unpack(data).payload_bytes, h, w),
                 "bpp-file": bpp_from_bytes(len(data), h, w),
             }
         result["psnr"] = psnr(self.original, decoded)
