@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ def execute_notebook(
     import nbclient
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -110,7 +111,8 @@ def execute_notebook(
         inject_parameters(nb, parameters)
     # No kernel directories: "python3" falls back to ipykernel's own spec, which runs
     # sys.executable, never the kernel of another environment that happens to be installed.
-    km = KernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
+    # The async manager, as nbclient's own default: with the blocking one, a kernel that dies is never noticed.
+    km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
     if km.kernel_spec.argv[0] != sys.executable:
         raise GabicError(f"the python3 kernel runs {km.kernel_spec.argv[0]}, not this interpreter ({sys.executable})")
     kernel_env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1", **(env or {})}
@@ -118,22 +120,47 @@ def execute_notebook(
     client = nbclient.NotebookClient(
         nb, km=km, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(cwd or path.parent)}}
     )
-    try:
-        client.execute(env=kernel_env)
-    except nbclient.exceptions.CellTimeoutError as err:
-        raise NotebookError(f"{path.name}: {_failed_cell(nb)} timed out after {timeout} s ({err})", nb) from None
-    except nbclient.exceptions.CellExecutionError as err:
-        raise NotebookError(f"{path.name}: {_failed_cell(nb)} failed: {err.ename}: {_first_line(err.evalue)}", nb) from None
+    # The kernel's own start-up and shut-down notes (TCP on localhost, parent exited) go to a
+    # file, not the user's terminal; its last lines are reported if the kernel dies.
+    running = [0]  # index in nb.cells of the cell being executed, for the error messages
+    client.on_cell_execute = lambda cell, cell_index: running.__setitem__(0, cell_index)
+    quiet = logging.getLogger("traitlets")  # nbclient's note on closing the ZMQ context
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    with tempfile.TemporaryFile() as kernel_log:
+        try:
+            client.execute(env=kernel_env, stdout=kernel_log, stderr=kernel_log)
+        except nbclient.exceptions.CellTimeoutError as err:
+            raise NotebookError(f"{path.name}: {_cell_name(nb, running[0])} timed out after {timeout} s ({err})", nb) from None
+        except nbclient.exceptions.CellExecutionError as err:
+            raise NotebookError(
+                f"{path.name}: {_cell_name(nb, running[0])} failed: {err.ename}: {_first_line(err.evalue)}", nb
+            ) from None
+        except nbclient.exceptions.DeadKernelError:
+            kernel_log.seek(0)
+            lines = [
+                line
+                for line in kernel_log.read().decode(errors="replace").splitlines()
+                if line.strip() and "[IPKernelApp]" not in line
+            ]
+            tail = " | ".join(lines[-3:])
+            raise NotebookError(
+                f"{path.name}: the kernel died during {_cell_name(nb, running[0])} (out of memory?){': ' + tail if tail else ''}", nb
+            ) from None
+        finally:
+            quiet.setLevel(level)
     return nb
 
 
-def _failed_cell(nb: Any) -> str:
-    """``cell <n> (<first line>)`` of the last executed code cell (n counts code cells from 1)."""
-    code = [c for c in nb.cells if c.cell_type == "code" and INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
-    ran = [i for i, c in enumerate(code) if c.get("execution_count") is not None or c.get("outputs")]
-    i = ran[-1] if ran else 0
-    first = next((line for line in code[i].source.splitlines() if line.strip() and not line.startswith("%")), "").strip()
-    return f"cell {i + 1} ({first[:60]})" if code else "a cell"
+def _cell_name(nb: Any, index: int) -> str:
+    """``cell <n> (<first line>)`` of ``nb.cells[index]``; n counts the notebook's own code cells
+    from 1 (the injected parameters cell is not counted)."""
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
+    if index not in code:
+        return "the injected parameters" if 0 <= index < len(nb.cells) else "a cell"
+    source = nb.cells[index].source
+    first = next((line for line in source.splitlines() if line.strip() and not line.startswith("%")), "").strip()
+    return f"cell {code.index(index) + 1} ({first[:60]})"
 
 
 def _first_line(text: str) -> str:

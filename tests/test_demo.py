@@ -115,3 +115,18 @@ def test_demo_bad_input_fails_before_running(capsys, tmp_path, args, message):
 def test_demo_cuda_without_a_gpu(capsys, tmp_path):
     code, _, err = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--device", "cuda")
     assert code == 1 and "CUDA is not available" in err
+
+
+def test_dead_kernel_is_named(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("X = 1", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("import os\nos._exit(3)"),
+        ]
+    )
+    path = tmp_path / "dies.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(NotebookError, match=r"^dies\.ipynb: the kernel died during cell 2 \(import os\)"):
+        execute_notebook(path, {"X": 2}, cwd=tmp_path, timeout=60)
