@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from gabic.codecs import get_codec, pixels_only
 from gabic.errors import CodecError
+from gabic.metrics import ms_ssim_db
 
 __all__ = ["curve_label", "evaluate_checkpoints", "evaluate_codec", "find_checkpoints", "measure_image", "write_results"]
 
@@ -121,15 +122,9 @@ def _mean_over_images(rows: list[dict[str, float]]) -> dict[str, float]:
     """One RD point: the mean of each measure over the images (as CompressAI's bench and
     eval_model average them), plus ``ms-ssim-db-rgb`` from the mean MS-SSIM."""
     mean = {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
-    mean["ms-ssim-db-rgb"] = _ms_ssim_db(mean["ms-ssim-rgb"])
+    msssim = mean["ms-ssim-rgb"]  # NaN where an image is under 161 px a side (left out of the results)
+    mean["ms-ssim-db-rgb"] = math.nan if math.isnan(msssim) else ms_ssim_db(msssim)
     return mean
-
-
-def _ms_ssim_db(value: float) -> float:
-    """MS-SSIM in dB, ``-10 log10(1 - MS-SSIM)`` (as CompressAI's plots convert it)."""
-    if math.isnan(value):
-        return math.nan
-    return math.inf if value >= 1.0 else -10.0 * math.log10(1.0 - value)
 
 
 def evaluate_codec(
