@@ -30,7 +30,7 @@ from typing import Any
 
 from gabic.errors import GabicError
 from gabic.files import write_atomic
-from gabic.notebooks import NotebookError, execute_notebook, notebook_paths
+from gabic.notebooks import NotebookError, execute_notebook, jupyter_notes_silenced, notebook_paths
 
 __all__ = ["QUICK", "demo_parameters", "run_demo"]
 
@@ -176,20 +176,15 @@ def _save_notebook(nb: Any, path: Path) -> None:
     import nbformat
 
     write_atomic(path, nbformat.writes(nb).encode())
-    quiet = logging.getLogger("traitlets")  # nbconvert's notes (images without alternative text)
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
     try:
         from nbconvert import HTMLExporter
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), jupyter_notes_silenced():  # nbconvert's notes (images without alternative text)
             warnings.simplefilter("ignore")
             body, _ = HTMLExporter().from_notebook_node(nb)
         write_atomic(path.with_suffix(".html"), body.encode())
     except Exception as err:  # noqa: BLE001 - the HTML copy is a convenience; the .ipynb is kept
         log.warning("%s: no HTML copy (%s)", path.name, err)
-    finally:
-        quiet.setLevel(level)
 
 
 _SECTIONS = [

@@ -11,12 +11,22 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from gabic.errors import GabicError
 
-__all__ = ["NotebookError", "execute_notebook", "inject_parameters", "notebook_paths", "notebooks_dir", "parameters_source"]
+__all__ = [
+    "NotebookError",
+    "execute_notebook",
+    "inject_parameters",
+    "jupyter_notes_silenced",
+    "notebook_paths",
+    "notebooks_dir",
+    "parameters_source",
+]
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +134,7 @@ def execute_notebook(
     # file, not the user's terminal; its last lines are reported if the kernel dies.
     running = [0]  # index in nb.cells of the cell being executed, for the error messages
     client.on_cell_execute = lambda cell, cell_index: running.__setitem__(0, cell_index)
-    quiet = logging.getLogger("traitlets")  # nbclient's note on closing the ZMQ context
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    with tempfile.TemporaryFile() as kernel_log:
+    with tempfile.TemporaryFile() as kernel_log, jupyter_notes_silenced():  # nbclient's note on closing the ZMQ context
         try:
             client.execute(env=kernel_env, stdout=kernel_log, stderr=kernel_log)
         except nbclient.exceptions.CellTimeoutError as err:
@@ -147,9 +154,20 @@ def execute_notebook(
             raise NotebookError(
                 f"{path.name}: the kernel died during {_cell_name(nb, running[0])} (out of memory?){': ' + tail if tail else ''}", nb
             ) from None
-        finally:
-            quiet.setLevel(level)
     return nb
+
+
+@contextmanager
+def jupyter_notes_silenced() -> Iterator[None]:
+    """Within the block, the Jupyter libraries' ``traitlets`` logger shows errors only (their
+    notes on closing ZMQ contexts, images without alternative text...)."""
+    logger = logging.getLogger("traitlets")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _cell_name(nb: Any, index: int) -> str:
