@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -21,8 +21,11 @@ import torch.nn.functional as F
 from compressai.layers import conv1x1, conv3x3
 from torch import Tensor
 
+from gabic._pyg import GraphAttentionPropagation
+
 __all__ = [
     "BACKENDS",
+    "KNN_RULES",
     "DropPath",
     "GatedAttentionBlock",
     "KNNGraphAttention",
@@ -30,6 +33,8 @@ __all__ = [
     "SwinWindowAttention",
     "WindowAttention",
     "WindowGraphAttention",
+    "check_choice",
+    "check_knn",
     "edge_attribute_matrix",
     "graph_mask",
     "knn_window_graph",
@@ -39,7 +44,12 @@ __all__ = [
 ]
 
 Backend = Literal["dense", "pyg"]
+#: The two implementations of the kNN graph attention (same parameters, same numbers).
 BACKENDS: tuple[str, ...] = ("dense", "pyg")
+KnnRule = Literal["published", "self-excluded"]
+#: How the kNN graph picks neighbours (see :func:`knn_window_graph`): as the released code
+#: does (``torch.topk`` of k + 1, the first dropped), or never the node itself with a stable tie-break.
+KNN_RULES: tuple[str, ...] = ("published", "self-excluded")
 
 #: Mask value of the shifted-window attention, as in the Swin / WACNN / STF code.
 SHIFT_MASK_VALUE = -100.0
@@ -256,22 +266,65 @@ def edge_attribute_matrix(ws: int, device: torch.device | None = None) -> Tensor
     return _edge_attribute_cpu(ws).to(device)
 
 
-def knn_window_graph(nodes: Tensor, k: int, dissimilarity: bool = False) -> Tensor:
+def check_knn(k: Any, nodes: int) -> int:
+    """``k`` if it is a valid number of neighbours in windows of ``nodes`` nodes, else ValueError.
+
+    A node can have 1 to ``nodes - 1`` neighbours (1..15 in the 4x4 windows of the paper's
+    1/16-resolution blocks, 1..63 in the 8x8 ones). The one check of k: the layer, the model,
+    the captures and the k sweeps all call it.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= nodes - 1:
+        raise ValueError(f"knn must be an integer in 1..{nodes - 1} (windows of {nodes} nodes), got {k!r}")
+    return k
+
+
+def check_choice(value: Any, choices: tuple[str, ...], what: str) -> str:
+    """``value`` if it is one of ``choices``, else a ValueError naming ``what`` and the choices."""
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _window_distances(nodes: Tensor) -> Tensor:
+    """Squared distances ``(Bw, n, n)`` between the L2-normalised features of each window's nodes.
+
+    Computed as the published code does, in its memory layout: the windows as a contiguous
+    ``(Bw, C, n)`` map normalised over channels, read back as ``(Bw, n, C)``, and
+    ``|a|^2 + (-2 a.b) + |b|^2`` in that order. On the same device and PyTorch build this gives
+    the original's distances bit for bit, so :func:`torch.topk` meets the same ties.
+    """
+    x = F.normalize(nodes.float().transpose(1, 2).contiguous(), p=2.0, dim=1).transpose(1, 2)  # (Bw, n, C)
+    inner = -2 * torch.matmul(x, x.transpose(2, 1))
+    square = torch.sum(torch.mul(x, x), dim=-1, keepdim=True)
+    return square + inner + square.transpose(2, 1)
+
+
+def knn_window_graph(nodes: Tensor, k: int, dissimilarity: bool = False, rule: str = "published") -> Tensor:
     """The k neighbours of every node of every window, ``(Bw, n, k)`` int64.
 
-    ``nodes`` is ``(Bw, n, C)``. Features are L2-normalised over channels, squared
-    Euclidean distances are taken between all nodes of a window, and each node keeps
-    the k nearest other nodes (the k farthest with ``dissimilarity``). Ties are broken
-    deterministically: nearer (farther) first, then the lower node index. A node is
-    never its own neighbour. No gradient flows through the graph.
+    ``nodes`` is ``(Bw, n, C)``. Features are L2-normalised over channels and squared
+    Euclidean distances taken between all nodes of a window (:func:`_window_distances`). Then,
+    by ``rule`` (:data:`KNN_RULES`):
+
+    - ``"published"`` (the released code): the ``k + 1`` nearest by ``torch.topk(-dist)``, the
+      first dropped; with ``dissimilarity`` the ``k`` farthest by ``torch.topk(dist)``. The
+      dropped one is the node itself only when no other node of the window has the same
+      features: where features tie (zero padding, flat regions, the quantised latent) the node
+      can stay among its own neighbours, in ``topk``'s own order of ties.
+    - ``"self-excluded"``: the k nearest (farthest) *other* nodes, ties broken by distance, then
+      the lower node index; the node itself is never its own neighbour, on every device.
+
+    No gradient flows through the graph.
     """
     n = nodes.shape[1]
-    if not 1 <= k <= n - 1:
-        raise ValueError(f"k must be between 1 and n-1 = {n - 1} for windows of {n} nodes, got k={k}")
+    check_knn(k, n)
+    check_choice(rule, KNN_RULES, "rule")
     with torch.no_grad():
-        xn = F.normalize(nodes.float(), p=2.0, dim=-1)
-        sq = (xn * xn).sum(-1, keepdim=True)  # (Bw, n, 1)
-        dist = sq + (-2 * torch.matmul(xn, xn.transpose(1, 2))) + sq.transpose(1, 2)
+        dist = _window_distances(nodes)
+        if rule == "published":
+            if dissimilarity:
+                return torch.topk(dist, k=k).indices
+            return torch.topk(-dist, k=k + 1).indices[..., 1:].contiguous()
         diag = torch.arange(n, device=nodes.device)
         dist[:, diag, diag] = -math.inf if dissimilarity else math.inf
         order = torch.sort(dist, dim=-1, descending=dissimilarity, stable=True).indices
@@ -363,9 +416,8 @@ class KNNGraphAttention(nn.Module):
         ``(Bw, heads, n, k)`` of each node over its neighbours in the order of ``idx``."""
         if backend == "dense":
             return self._forward_dense(x, idx, ws, return_attention)
-        if backend == "pyg":
-            return self._forward_pyg(x, idx, ws, return_attention)
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        check_choice(backend, BACKENDS, "backend")
+        return self._forward_pyg(x, idx, ws, return_attention)
 
     def _forward_dense(self, x: Tensor, idx: Tensor, ws: int, return_attention: bool):
         Bw, n, C = x.shape
@@ -388,8 +440,6 @@ class KNNGraphAttention(nn.Module):
         Bw, n, C = x.shape
         kk = idx.shape[-1]
         if self._pyg is None:
-            from gabic._pyg import GraphAttentionPropagation
-
             # Kept out of the module tree: it holds no parameters, and the tree must not change in forward.
             object.__setattr__(self, "_pyg", GraphAttentionPropagation())
         flat = x.reshape(Bw * n, C)
@@ -431,6 +481,9 @@ class WindowGraphAttention(nn.Module):
     per window (:func:`knn_window_graph`), :class:`KNNGraphAttention` runs on it (which
     includes the residual), and the padding is cropped. No shift.
 
+    Every argument is checked here, once (the model and the tools rely on it): ``knn`` with
+    :func:`check_knn`, ``backend`` against :data:`BACKENDS`, ``knn_rule`` against :data:`KNN_RULES`.
+
     Args:
         dim: channels C.
         window_size: window side ws (8 at 1/4 resolution, 4 at 1/16 in the paper).
@@ -439,6 +492,8 @@ class WindowGraphAttention(nn.Module):
         use_edge_attr: add the per-head edge bias (released models: True).
         dissimilarity: take the k farthest nodes instead of the nearest.
         backend: ``"dense"`` (default) or ``"pyg"``; both share parameters.
+        knn_rule: ``"published"`` (default, the released code's graph) or ``"self-excluded"``
+            (see :func:`knn_window_graph`).
     """
 
     def __init__(
@@ -450,12 +505,14 @@ class WindowGraphAttention(nn.Module):
         use_edge_attr: bool = True,
         dissimilarity: bool = False,
         backend: Backend = "dense",
+        knn_rule: KnnRule = "published",
     ):
         super().__init__()
         self.window_size = window_size
         self.dissimilarity = dissimilarity
         self.knn = knn
         self.backend = backend
+        self.knn_rule = knn_rule
         self.conv = KNNGraphAttention(dim, heads=heads, use_edge_attr=use_edge_attr)
 
     @property
@@ -465,26 +522,31 @@ class WindowGraphAttention(nn.Module):
 
     @knn.setter
     def knn(self, k: int) -> None:
-        n = self.window_size**2
-        if not isinstance(k, int) or not 1 <= k <= n - 1:
-            raise ValueError(f"knn must be an integer in 1..{n - 1} for window {self.window_size}, got {k!r}")
-        self._knn = k
+        self._knn = check_knn(k, self.window_size**2)
 
     @property
     def backend(self) -> str:
+        """``"dense"`` or ``"pyg"``; can be changed at any time."""
         return self._backend
 
     @backend.setter
     def backend(self, backend: str) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        self._backend = backend
+        self._backend = check_choice(backend, BACKENDS, "backend")
+
+    @property
+    def knn_rule(self) -> str:
+        """``"published"`` or ``"self-excluded"``; can be changed at inference on the same weights."""
+        return self._knn_rule
+
+    @knn_rule.setter
+    def knn_rule(self, rule: str) -> None:
+        self._knn_rule = check_choice(rule, KNN_RULES, "knn_rule")
 
     def extra_repr(self) -> str:
         return (
             f"window_size={self.window_size}, knn={self.knn}, heads={self.conv.heads}, "
             f"edge_attr={self.conv.lin_edge is not None}, dissimilarity={self.dissimilarity}, "
-            f"backend={self.backend!r}"
+            f"backend={self.backend!r}, knn_rule={self.knn_rule!r}"
         )
 
     def to_windows(self, x: Tensor) -> tuple[Tensor, int, int]:
@@ -497,7 +559,7 @@ class WindowGraphAttention(nn.Module):
 
     def graph(self, windows: Tensor) -> Tensor:
         """The kNN graph ``(Bw, n, k)`` of windows ``(Bw, n, C)``."""
-        return knn_window_graph(windows, self.knn, self.dissimilarity)
+        return knn_window_graph(windows, self.knn, self.dissimilarity, self.knn_rule)
 
     def forward(self, x: Tensor, return_attention: bool = False):
         """``(B, C, H, W)`` in and out; with ``return_attention`` also a dict with the graph

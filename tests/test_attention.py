@@ -89,30 +89,121 @@ def _exact_tie_nodes(seed: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("far", [False, True])
-def test_graph_is_k_nearest_with_index_tie_break(far):
+def test_self_excluded_graph_is_k_nearest_with_index_tie_break(far):
     nodes = _exact_tie_nodes(0)
     for k in (1, 4, 9, 15):
-        assert torch.equal(knn_window_graph(nodes, k, far), _brute_force_graph(nodes, k, far)), k
+        assert torch.equal(knn_window_graph(nodes, k, far, rule="self-excluded"), _brute_force_graph(nodes, k, far)), k
 
 
-def test_graph_on_random_features_is_k_nearest():
+@pytest.mark.parametrize("rule", ["published", "self-excluded"])
+def test_graph_on_random_features_is_k_nearest(rule):
+    """Without ties both rules give the k nearest other nodes."""
     torch.manual_seed(1)
     nodes = torch.randn(3, 16, 8)
-    assert torch.equal(knn_window_graph(nodes, 5), _brute_force_graph(nodes, 5, False))
+    assert torch.equal(knn_window_graph(nodes, 5, rule=rule), _brute_force_graph(nodes, 5, False))
 
 
-def test_graph_never_contains_self_even_for_all_zero_windows():
-    idx = knn_window_graph(torch.zeros(2, 64, 4), 9)
+def test_self_excluded_graph_never_contains_self_even_for_all_zero_windows():
+    idx = knn_window_graph(torch.zeros(2, 64, 4), 9, rule="self-excluded")
     centres = torch.arange(64).view(1, 64, 1)
     assert not (idx == centres).any()
     assert idx[0, 0].tolist() == list(range(1, 10))  # all tied: lower index first
 
 
-@pytest.mark.parametrize("k", [0, 16, -1])
+# -- the published rule, against a restatement of the released code --------------------------------
+
+
+def _released_window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
+    """The released code's window split: ``(B, C, H, W)`` -> ``(B*nW, C, ws, ws)`` through the same
+    transposes and views (gcn_lib/torch_local.py), so the memory layout is the original's."""
+    x = x.transpose(1, 2).transpose(2, 3)
+    B, H, W, C = x.shape
+    w = x.view(B, H // ws, ws, W // ws, ws, C).permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, ws, ws, C)
+    return w.transpose(2, 3).transpose(1, 2)
+
+
+def _released_graph(x: torch.Tensor, ws: int, k: int, far: bool) -> torch.Tensor:
+    """The released graph of a feature map ``(B, C, H, W)``, ``(B*nW, n, k)``: zero padding right and
+    bottom, the window split above, then SparseKnnGraph with loop=False (gcn_lib/torch_edge_sparse.py):
+    reshape to (B, C, n, 1), L2-normalise over channels, |a|^2 + (-2 a.b) + |b|^2, then topk(dist, k)
+    for dissimilarity or topk(-dist, k + 1) with the first dropped."""
+    H, W = x.shape[-2:]
+    if W % ws:
+        x = torch.nn.functional.pad(x, (0, ws - W % ws))
+    if H % ws:
+        x = torch.nn.functional.pad(x, (0, 0, 0, ws - H % ws))
+    w = _released_window_partition(x, ws)
+    B, C = w.shape[:2]
+    w = torch.nn.functional.normalize(w.reshape(B, C, -1, 1).contiguous(), p=2.0, dim=1)
+    pts = w.transpose(2, 1).squeeze(-1)
+    x_inner = -2 * torch.matmul(pts, pts.transpose(2, 1))
+    x_square = torch.sum(torch.mul(pts, pts), dim=-1, keepdim=True)
+    dist = x_square + x_inner + x_square.transpose(2, 1)
+    if far:
+        return torch.topk(dist, k=k)[1]
+    return torch.topk(-dist, k=k + 1)[1][:, :, 1:]
+
+
+def _planted_duplicates(seed: int, C: int = 16, H: int = 13, W: int = 11) -> torch.Tensor:
+    """A feature map whose windows hold repeated feature vectors (a flat region, copied vectors, a
+    whole window of one vector) and zero padding (13x11 is not a multiple of 4 or 8)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, C, H, W, generator=g)
+    x[0, :, 0:4, 0:4] = x[0, :, 0:1, 0:1]  # one window of a single vector
+    x[0, :, 4:6, 4:8] = x[0, :, 5:6, 6:7]  # half a window
+    x[1, :, 1, 1] = x[1, :, 2, 3]  # pairs
+    x[1, :, 0, 2] = x[1, :, 3, 0]
+    x[1, :, 8:12, 0:4] = 0.0  # an all-zero window (as the quantised latent often is)
+    return x
+
+
+@pytest.mark.parametrize("backend", ["dense", "pyg"])
+@pytest.mark.parametrize("ws,k,far", [(4, 9, False), (4, 3, False), (8, 9, False), (4, 5, True), (8, 9, True)])
+def test_published_rule_reproduces_the_released_graph(backend, ws, k, far):
+    x = _planted_duplicates(0)
+    layer = WindowGraphAttention(16, ws, k, 4, dissimilarity=far, backend=backend)
+    assert layer.knn_rule == "published"  # the default
+    with torch.no_grad():
+        _, info = layer(x, return_attention=True)
+    expected = _released_graph(x, ws, k, far)
+    assert torch.equal(info["idx"], expected)
+    if not far:  # the planted ties make some node its own neighbour, as in the released code
+        centres = torch.arange(ws * ws).view(1, -1, 1)
+        assert (info["idx"] == centres).any()
+
+
+@pytest.mark.parametrize("backend", ["dense", "pyg"])
+def test_rules_agree_without_ties_and_differ_with_them(backend):
+    torch.manual_seed(2)
+    published = WindowGraphAttention(16, 4, 5, 4, backend=backend)
+    excluded = WindowGraphAttention(16, 4, 5, 4, backend=backend, knn_rule="self-excluded")
+    excluded.load_state_dict(published.state_dict())
+    x = torch.randn(1, 16, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(published(x), excluded(x), atol=0, rtol=0)
+        tied = _planted_duplicates(1)
+        _, a = published(tied, return_attention=True)
+        _, b = excluded(tied, return_attention=True)
+    assert not torch.equal(a["idx"], b["idx"])
+    assert not (b["idx"] == torch.arange(16).view(1, 16, 1)).any()
+
+
+def test_knn_rule_is_checked_where_it_is_defined():
+    with pytest.raises(ValueError, match="knn_rule must be one of 'published', 'self-excluded'"):
+        WindowGraphAttention(8, 4, 3, knn_rule="topk")
+    layer = WindowGraphAttention(8, 4, 3)
+    with pytest.raises(ValueError, match="knn_rule"):
+        layer.knn_rule = "nearest"
+    assert layer.knn_rule == "published"
+    with pytest.raises(ValueError, match="backend must be one of 'dense', 'pyg'"):
+        layer.backend = "sparse"
+
+
+@pytest.mark.parametrize("k", [0, 16, -1, 2.5, True])
 def test_k_outside_range_is_refused(k):
-    with pytest.raises(ValueError, match="1..15|between 1 and n-1"):
+    with pytest.raises(ValueError, match=r"1\.\.15 \(windows of 16 nodes\)"):
         WindowGraphAttention(8, window_size=4, knn=k)
-    with pytest.raises(ValueError, match="between 1 and n-1"):
+    with pytest.raises(ValueError, match=r"1\.\.15"):
         knn_window_graph(torch.randn(1, 16, 8), k)
 
 

@@ -1,0 +1,411 @@
+"""The training loop: ``fit()`` and ``run_distributed()`` (what ``gabic train`` and ``torchrun -m gabic.train`` call).
+
+The published recipe (GABIC / STF / WACNN): loss ``lambda * 255^2 * MSE + bpp`` with bpp
+summed over the y and z likelihoods; Adam (lr 1e-4) on every parameter but the entropy
+bottleneck's ``quantiles``, which have their own Adam (lr 1e-3) on the auxiliary loss;
+gradient clipping at 1.0; ReduceLROnPlateau (factor 0.3, patience 4) on the validation loss.
+
+Runs live in ``results/runs/NAME/``: ``last.pth.tar`` and ``best.pth.tar`` (best by the
+validation loss on the validation images, never a test set), ``history.json`` (per-step and
+per-validation metrics) and ``config.json``. A checkpoint holds the model (gabic's
+``{"state_dict", "config"}``), both optimisers, the scheduler, the step and the random
+states, so ``resume=True`` continues exactly: on the CPU an interrupted-and-resumed run
+gives the same losses as an uninterrupted one. Ctrl-C saves ``last.pth.tar`` and stops.
+
+Data order is a pure function of the seed: step ``s`` takes the batch at positions
+``[s*B*W + r*B, ...)`` of an endless stream of per-epoch permutations of the training images
+(rank ``r`` of ``W`` processes), and each crop depends on ``(seed, epoch, index)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from gabic.checkpoints import read_checkpoint, save_checkpoint
+from gabic.data import ImageFolder
+from gabic.device import resolve_device
+from gabic.errors import CheckpointError, DataError, GabicError
+from gabic.files import write_atomic
+from gabic.images import tensor_to_image
+from gabic.measurement import forward_padded, forward_psnr
+from gabic.models import ChannelContextCodec, config_identity, model_class
+from gabic.train.config import PLATEAU_FACTOR, PLATEAU_PATIENCE, TrainConfig, initial_model, resolve_config
+
+__all__ = ["fit", "rd_loss", "run_distributed", "validate"]
+
+log = logging.getLogger(__name__)
+
+
+def rd_loss(out: dict[str, Any], x: Tensor, lmbda: float) -> dict[str, Tensor]:
+    """The published rate-distortion loss of a forward pass on a batch ``x`` ``(B, 3, H, W)``.
+
+    Returns ``loss = lmbda * 255^2 * mse + bpp``, ``mse`` (on [0, 1] pixels), ``bpp`` (bits of
+    the y and z likelihoods per pixel of ``x``) and ``psnr`` (from the batch MSE on float pixels,
+    for the training log; :func:`validate` reports the 8-bit PSNR).
+    """
+    num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    bpp = sum(torch.log(v.float()).sum() for v in out["likelihoods"].values()) / (-math.log(2) * num_pixels)
+    mse = F.mse_loss(out["x_hat"].float(), x.float())
+    psnr = 10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))
+    return {"loss": lmbda * 255**2 * mse + bpp, "mse": mse, "bpp": bpp, "psnr": psnr}
+
+
+# ------------------------------------------------------------------------------------ data
+class _Crops(Dataset):
+    """Training crops addressed by ``(epoch, index)`` so that the order can be replayed."""
+
+    def __init__(self, folder: Any):
+        self.folder = folder
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, key: tuple[int, int]) -> Tensor:
+        epoch, index = key
+        self.folder.epoch = epoch
+        return self.folder[index]
+
+
+class _StreamSampler(Sampler):
+    """Batches of ``(epoch, index)`` from the stream of per-epoch permutations, from ``start_step``."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int, world: int, start_step: int, steps: int):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world, self.start_step, self.steps = rank, world, start_step, steps
+
+    def _perm(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start_step)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        per_step = self.batch_size * self.world
+        for step in range(self.start_step, self.steps):
+            first = step * per_step + self.rank * self.batch_size
+            batch = []
+            for pos in range(first, first + self.batch_size):
+                epoch, i = divmod(pos, self.n)
+                batch.append((epoch, self._perm(epoch)[i]))
+            yield batch
+
+
+def _datasets(cfg: TrainConfig) -> tuple[ImageFolder, ImageFolder]:
+    """The training crops and the validation images (a tenth of the training folder held out
+    when no validation folder is given; never a test set)."""
+    train = ImageFolder(cfg.dataset, split="train", patch_size=cfg.patch_size, seed=cfg.seed)
+    if cfg.val_dataset is not None:
+        val = ImageFolder(cfg.val_dataset, split="test")
+    else:
+        # No validation folder: hold out the last image(s) of the training folder (never a test set).
+        if len(train) < 2:
+            raise DataError(f"{cfg.dataset or 'the sample photos'}: one image only; give a validation folder (--val-dataset)")
+        held = max(1, len(train) // 10)
+        val = ImageFolder(cfg.dataset, split="test")
+        val.paths, train.paths = train.paths[-held:], train.paths[:-held]
+        log.info("validation: holding out %s from the training images", ", ".join(p.name for p in val.paths))
+    return train, val
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _rng_state() -> dict[str, Any]:
+    """The random states, in types that ``torch.load(weights_only=True)`` reads back."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _optimizers(model: ChannelContextCodec, cfg: TrainConfig):
+    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    opt = torch.optim.Adam(main, lr=cfg.lr)
+    aux_opt = torch.optim.Adam(aux, lr=cfg.aux_lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE)
+    return opt, aux_opt, sched
+
+
+@torch.no_grad()
+def validate(model: ChannelContextCodec, images: Dataset, lmbda: float, device: torch.device) -> dict[str, float]:
+    """Mean RD loss, MSE, bpp and PSNR over whole validation images, eval mode.
+
+    Each image goes through :func:`gabic.measurement.forward_padded` (padded to 64, the
+    reconstruction cropped back): ``bpp`` counts the likelihoods' bits over the image's own pixels
+    (the padding's bits are paid for by the image), as the evaluation's ``bpp-likelihoods``;
+    ``mse`` and ``loss`` use the float reconstruction, as training does; ``psnr`` is on the 8-bit
+    rounded reconstruction, as every other PSNR gabic reports.
+    """
+    was_training = model.training
+    model.eval()
+    totals = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "psnr": 0.0}
+    for i in range(len(images)):
+        x = images[i].unsqueeze(0).to(device)
+        out, x_hat, _ = forward_padded(model, x)
+        terms = rd_loss({"x_hat": x_hat, "likelihoods": out["likelihoods"]}, x, lmbda)
+        terms["psnr"] = forward_psnr(tensor_to_image(x), x_hat)
+        for k in totals:
+            totals[k] += float(terms[k])
+    model.train(was_training)
+    return {k: v / len(images) for k, v in totals.items()}
+
+
+# ------------------------------------------------------------------------------------ fit
+class _Run:
+    """The state of one training process: model, optimisers, scheduler, step, best loss, history;
+    its methods are the steps of :func:`fit`."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, rank: int, world: int):
+        self.cfg, self.device, self.rank, self.world = cfg, device, rank, world
+        self.run_dir = Path(cfg.runs_dir) / cfg.name
+        self.model = initial_model(cfg)
+        self.step, self.best = 0, math.inf
+        self.history: dict[str, list[dict[str, float]]] = {"train": [], "val": []}
+        self.writer = None
+
+    # ---------------------------------------------------------------- setting up
+    def restore(self, path: Path, explicit: set[str]) -> dict[str, Any]:
+        """Read the checkpoint to resume from and check it continues this run's architecture; the
+        graph rule is the saved run's unless given again (``explicit``). Returns its training state."""
+        ckpt = read_checkpoint(path)
+        if "train" not in ckpt or not isinstance(ckpt.get("config"), dict):
+            raise CheckpointError(f"{path}: not a gabic training checkpoint (no optimiser state to resume from)")
+        try:
+            saved = model_class(ckpt["config"]).upgrade_config(ckpt["config"])
+        except ValueError as err:
+            raise CheckpointError(f"{path}: {err}") from None
+        if "knn_rule" in saved and "knn_rule" not in explicit and saved["knn_rule"] != self.cfg.knn_rule:
+            self.cfg.knn_rule = saved["knn_rule"]
+            self.model = initial_model(self.cfg)
+        if config_identity(saved) != self.model.identity():  # the backend may change, nothing else
+            raise CheckpointError(f"{path}: a {saved.get('model')} checkpoint ({saved}); this run is {self.model.config}")
+        self.model.load_state_dict(ckpt["state_dict"])
+        return ckpt["train"]
+
+    def prepare(self, state: dict[str, Any] | None) -> None:
+        """Model on its device, optimisers and scheduler (restored from ``state`` when resuming),
+        DistributedDataParallel under torchrun, the run folder and its ``config.json``."""
+        self.model = self.model.to(self.device).train()
+        self.opt, self.aux_opt, self.sched = _optimizers(self.model, self.cfg)
+        if state is not None:
+            self.opt.load_state_dict(state["optimizer"])
+            self.aux_opt.load_state_dict(state["aux_optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+            self.step, self.best, self.history = state["step"], state["best"], state["history"]
+            _set_rng_state(state["rng"][self.rank] if isinstance(state["rng"], list) else state["rng"])
+            log.info("resuming %s at step %d", self.cfg.name, self.step)
+        self.net: torch.nn.Module = self.model
+        if torch.distributed.is_initialized():
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.writer = _tensorboard(self.run_dir) if self.cfg.tensorboard and self.rank == 0 else None
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.run_dir / "config.json", json.dumps(asdict(self.cfg), indent=2, default=str).encode())
+
+    def loader(self, train_set: Dataset) -> DataLoader:
+        """Batches from the current step on, in the seed's order."""
+        sampler = _StreamSampler(len(train_set), self.cfg.batch_size, self.cfg.seed, self.rank, self.world, self.step, self.cfg.steps)
+        # Its own generator: a DataLoader otherwise draws a seed from the global one when iterated,
+        # which would shift the training noise of a resumed run.
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        return DataLoader(_Crops(train_set), batch_sampler=sampler, num_workers=self.cfg.workers, generator=generator)
+
+    # ---------------------------------------------------------------- steps
+    def train_step(self, batch: Tensor) -> dict[str, float]:
+        """One optimisation step on a batch; returns its logged row."""
+        x = batch.to(self.device, non_blocking=True)
+        self.opt.zero_grad(set_to_none=True)
+        self.aux_opt.zero_grad(set_to_none=True)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.cfg.precision == "bf16" else nullcontext()
+        with autocast:
+            out = self.net(x)
+        terms = rd_loss(out, x, self.cfg.lmbda)
+        terms["loss"].backward()
+        if self.cfg.clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+        self.opt.step()
+        aux = self.model.aux_loss()
+        aux.backward()
+        self.aux_opt.step()
+        self.step += 1
+        row = {"step": self.step, **{k: float(v.detach()) for k, v in terms.items()}, "aux_loss": aux.item(), "lr": self.opt.param_groups[0]["lr"]}
+        self.history["train"].append(row)
+        self._log("train", row, ("loss", "mse", "bpp", "psnr", "aux_loss", "lr"))
+        return row
+
+    def validate_and_save(self, val_set: Dataset) -> None:
+        """Validate, step the scheduler on the validation loss, save ``best`` when it improved and ``last``."""
+        v = validate(self.model, val_set, self.cfg.lmbda, self.device)
+        self.sched.step(v["loss"])
+        self.history["val"].append({"step": self.step, **v})
+        self._log("val", v, tuple(v))
+        if self.rank == 0:
+            log.info("step %d: validation loss %.4f, %.4f bpp, %.2f dB", self.step, v["loss"], v["bpp"], v["psnr"])
+        if v["loss"] < self.best:
+            self.best = v["loss"]
+            self.save("best.pth.tar")
+        self.save("last.pth.tar")
+
+    def save(self, name: str, rng: dict[str, Any] | None = None) -> None:
+        """Write a checkpoint (model, optimisers, scheduler, step, history, every rank's random
+        states) and ``history.json``; under torchrun every rank takes part and rank 0 writes."""
+        rng = rng or _rng_state()
+        if torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * self.world
+            torch.distributed.all_gather_object(gathered, rng)
+            rng = gathered
+            if self.rank != 0:
+                return
+        state = {
+            "optimizer": self.opt.state_dict(),
+            "aux_optimizer": self.aux_opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "step": self.step,
+            "best": self.best,
+            "history": self.history,
+            "rng": rng,
+            "train_config": asdict(self.cfg),
+        }
+        save_checkpoint(self.model, self.run_dir / name, lmbda=self.cfg.lmbda, train=state)
+        write_atomic(self.run_dir / "history.json", json.dumps(self.history).encode())
+
+    def _log(self, group: str, row: dict[str, float], keys: tuple[str, ...]) -> None:
+        if self.writer is not None:
+            for k in keys:
+                self.writer.add_scalar(f"{group}/{k}", row[k], self.step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def fit(
+    preset: str | None = None,
+    resume: bool | str | os.PathLike = False,
+    progress: bool = True,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    **options: Any,
+) -> dict[str, list[dict[str, float]]]:
+    """Train a model; return the history ``{"train": [per step], "val": [per validation]}``.
+
+    Args:
+        preset: ``"small-cpu"`` or ``"paper"`` (see :data:`gabic.train.PRESETS`); options override it.
+        resume: ``True`` continues ``runs_dir/name/last.pth.tar``; a path continues that
+            checkpoint. The options must describe the same architecture (the graph rule, unless
+            given, is the saved run's).
+        progress: show a progress bar with live loss, bpp and PSNR.
+        callback: called with each step's metrics (``{"step", "loss", ...}``), e.g. to plot live.
+        **options: fields of :class:`~gabic.train.TrainConfig`: model ("gabic", "wacnn", "stf"),
+            N, M, num_slices, knn, heads, backend, knn_rule, lmbda, dataset (folder; default the
+            sample photos), val_dataset (default: the last tenth of the training images, at least
+            one), patch_size, batch_size (per process), steps or epochs, lr, aux_lr, clip,
+            val_interval (steps), seed, device, precision ("fp32"; "bf16" autocast on a GPU),
+            workers, name, runs_dir, tensorboard.
+
+    Bad options, a missing or empty dataset and a checkpoint of another architecture are
+    refused before any work starts. Only rank 0 writes files under ``torchrun``.
+    """
+    cfg = resolve_config(preset, **options)
+    device = resolve_device(cfg.device)
+    if cfg.precision == "bf16" and device.type != "cuda":
+        raise GabicError("precision bf16 is autocast on a GPU; on the CPU train in fp32")
+    distributed = torch.distributed.is_initialized()
+    rank = torch.distributed.get_rank() if distributed else 0
+    world = torch.distributed.get_world_size() if distributed else 1
+    train_set, val_set = _datasets(cfg)
+    cfg.extra["validation_images"] = [str(p) for p in val_set.paths]  # recorded in config.json
+    if cfg.steps is None:
+        cfg.steps = max(1, cfg.epochs * math.ceil(len(train_set) / (cfg.batch_size * world)))
+    cfg.name = cfg.name or f"{cfg.model}-lmbda{cfg.lmbda:g}"
+
+    run = _Run(cfg, device, rank, world)
+    state = None
+    if resume:
+        path = run.run_dir / "last.pth.tar" if resume is True else Path(resume)
+        state = run.restore(path, explicit={k for k, v in options.items() if v is not None})
+    run.prepare(state)
+    _loop(run, run.loader(train_set), val_set, progress, callback)
+    return run.history
+
+
+def _loop(run: _Run, loader: DataLoader, val_set: Dataset, progress: bool, callback: Callable | None) -> None:
+    """The steps, the validations and the saving; Ctrl-C saves ``last.pth.tar`` (rolled back to
+    the start of an unfinished step) and stops."""
+    cfg = run.cfg
+    bar = tqdm(total=cfg.steps, initial=run.step, desc=cfg.name, unit="step", disable=not (progress and run.rank == 0))
+    snapshot, step_done = _rng_state(), True
+    try:
+        for batch in loader:
+            snapshot, step_done = _rng_state(), False  # what a Ctrl-C inside this step rolls back to
+            row = run.train_step(batch)
+            step_done = True
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp']:.3f}", psnr=f"{row['psnr']:.2f}")
+            if callback is not None:
+                callback(row)
+            if run.step % cfg.val_interval == 0 or run.step == cfg.steps:
+                run.validate_and_save(val_set)
+    except KeyboardInterrupt:
+        log.warning("interrupted after step %d: saving %s", run.step, run.run_dir / "last.pth.tar")
+        run.save("last.pth.tar", rng=None if step_done else snapshot)
+        raise
+    finally:
+        bar.close()
+        run.close()
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # optional: tensorboard is not a dependency
+    except ImportError:
+        raise GabicError("tensorboard is not installed: pip install tensorboard") from None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+
+def run_distributed(preset: str | None = None, resume: bool = False, **options: Any) -> dict[str, list[dict[str, float]]]:
+    """:func:`fit`, in one process of a ``torchrun`` job when ``WORLD_SIZE`` says there are several:
+    the process group is set up first (nccl on GPUs, one per local rank; gloo on CPUs) and torn
+    down after."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        use_cuda = torch.cuda.is_available() and options.get("device", "auto") != "cpu"
+        if use_cuda:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            options["device"] = f"cuda:{local}"
+        torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo")
+    try:
+        return fit(preset=preset, resume=resume, **options)
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
