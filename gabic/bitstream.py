@@ -5,7 +5,9 @@ Layout (little-endian)::
     magic        5 bytes   b"GABIC"
     version      u8        FORMAT_VERSION
     name         u8 length + ASCII    architecture ("gabic", "wacnn", "stf")
-    config hash  8 bytes   sha256 of the model's config (backend excluded), truncated
+    config hash  8 bytes   the model's identity: sha256 of its config without the entries
+                           that change no decoded number (the backend), truncated
+                           (:meth:`gabic.models.LearnedCodec.identity`)
     entropy fp   8 bytes   sha256 of the entropy bottleneck's CDF tables, truncated:
                            tells two checkpoints of one architecture apart
     height       u32       original image size, before padding
@@ -24,11 +26,9 @@ the data, so a damaged file gives a clear error instead of a hang or a crash.
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from compressai.ops import compute_padding
@@ -36,34 +36,25 @@ from PIL import Image
 
 from gabic.errors import BitstreamError
 from gabic.images import PAD_MULTIPLE, crop, image_to_tensor, pad, tensor_to_image
-from gabic.models import ChannelContextCodec
+from gabic.models import LearnedCodec
 
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "Stream",
-    "config_hash",
+    "check_model",
     "decode_image",
     "encode_image",
     "entropy_fingerprint",
     "pack",
-    "round_trip",
     "unpack",
 ]
 
 MAGIC = b"GABIC"
 FORMAT_VERSION = 1
-#: Config entries that do not change the decoded numbers beyond float rounding.
-NOT_HASHED = {"backend", "drop_path_rate"}
 
 
-def config_hash(config: dict[str, Any]) -> bytes:
-    """8-byte digest of a model config (``backend`` and training-only entries left out)."""
-    canon = json.dumps({k: v for k, v in config.items() if k not in NOT_HASHED}, sort_keys=True, default=str)
-    return hashlib.sha256(canon.encode()).digest()[:8]
-
-
-def entropy_fingerprint(model: ChannelContextCodec) -> bytes:
+def entropy_fingerprint(model: LearnedCodec) -> bytes:
     """8-byte digest of the factorized entropy model's CDF tables (after ``update()``)."""
     eb = model.entropy_bottleneck
     h = hashlib.sha256()
@@ -87,8 +78,18 @@ class Stream:
 
     @property
     def payload_bytes(self) -> int:
-        """Bytes of the entropy-coded strings alone (no header)."""
+        """Bytes of the entropy-coded strings alone (no header): the rate of CompressAI's ``eval_model``."""
         return sum(len(s) for group in self.strings for s in group)
+
+    @property
+    def y_bytes(self) -> int:
+        """Bytes of the latent's strings (the first group)."""
+        return sum(len(s) for s in self.strings[0])
+
+    @property
+    def z_bytes(self) -> int:
+        """Bytes of the hyper-latent's strings (the second group)."""
+        return sum(len(s) for s in self.strings[1])
 
 
 def pack(stream: Stream) -> bytes:
@@ -164,7 +165,7 @@ def unpack(data: bytes, source: str = "<bytes>") -> Stream:
 
 
 @torch.no_grad()
-def encode_image(model: ChannelContextCodec, image: Image.Image) -> bytes:
+def encode_image(model: LearnedCodec, image: Image.Image) -> bytes:
     """Compress an RGB image into the bytes of a .gabic file.
 
     The image is zero-padded to a multiple of 64 (centred, as CompressAI's evaluation),
@@ -177,7 +178,7 @@ def encode_image(model: ChannelContextCodec, image: Image.Image) -> bytes:
     h, w = x.shape[-2:]
     stream = Stream(
         model_name=model.name,
-        config_hash=config_hash(model.config),
+        config_hash=model.identity(),
         fingerprint=entropy_fingerprint(model),
         height=h,
         width=w,
@@ -187,11 +188,11 @@ def encode_image(model: ChannelContextCodec, image: Image.Image) -> bytes:
     return pack(stream)
 
 
-def check_model(stream: Stream, model: ChannelContextCodec, source: str) -> None:
+def check_model(stream: Stream, model: LearnedCodec, source: str) -> None:
     """Refuse to decode ``stream`` with a model other than the encoder's."""
     if stream.model_name != model.name:
         raise BitstreamError(f"{source}: written by a {stream.model_name} model, cannot decode it with a {model.name} model")
-    if stream.config_hash != config_hash(model.config):
+    if stream.config_hash != model.identity():
         raise BitstreamError(
             f"{source}: written by a {stream.model_name} model with another configuration than the one given "
             f"({', '.join(f'{k}={v}' for k, v in model.config.items() if k != 'model')})"
@@ -201,7 +202,7 @@ def check_model(stream: Stream, model: ChannelContextCodec, source: str) -> None
 
 
 @torch.no_grad()
-def decode_image(model: ChannelContextCodec, data: bytes | Stream, source: str = "<bytes>") -> Image.Image:
+def decode_image(model: LearnedCodec, data: bytes | Stream, source: str = "<bytes>") -> Image.Image:
     """Decode a .gabic file (its bytes, or a :class:`Stream` from :func:`unpack`) into an RGB
     image of the original size."""
     stream = data if isinstance(data, Stream) else unpack(data, source)
@@ -214,21 +215,3 @@ def decode_image(model: ChannelContextCodec, data: bytes | Stream, source: str =
     _, unpad = compute_padding(stream.height, stream.width, out_h=hp, out_w=wp)
     x = crop(out["x_hat"], unpad)
     return tensor_to_image(x)
-
-
-def round_trip(model: ChannelContextCodec, image: Image.Image) -> dict[str, Any]:
-    """Code an RGB image for real and decode it.
-
-    Returns ``{"decoded": PIL image, "bytes": size of the .gabic file (header included),
-    "bpp": bits per pixel of that file, "psnr": dB on 8-bit RGB}``.
-    """
-    from gabic.metrics import bpp_from_bytes, psnr
-
-    data = encode_image(model, image)
-    decoded = decode_image(model, data)
-    return {
-        "decoded": decoded,
-        "bytes": len(data),
-        "bpp": bpp_from_bytes(len(data), image.height, image.width),
-        "psnr": psnr(image, decoded),
-    }

@@ -28,7 +28,16 @@ from gabic.errors import CheckpointError
 from gabic.files import atomic_open
 from gabic.models import MODELS, ChannelContextCodec, build_model
 
-__all__ = ["model_from_checkpoint", "detect_config", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
+__all__ = [
+    "build_checked",
+    "checkpoint_config",
+    "checkpoint_lambda",
+    "detect_config",
+    "load_checkpoint",
+    "load_weights",
+    "read_checkpoint",
+    "save_checkpoint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +49,21 @@ _SIGNATURES = {
 }
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict[str, Any]:
     """Read a checkpoint file into a dict with at least ``state_dict`` (tensors on the CPU).
 
-    ``module.`` prefixes are stripped. Raises :class:`~gabic.errors.CheckpointError`
-    naming the file when it is missing, truncated, corrupted or holds no state_dict.
+    ``module.`` prefixes are stripped. With ``mmap`` the tensors of a ``torch.save`` archive
+    stay in the file, mapped into memory, until they are used (several checkpoints can be held
+    at the cost of one); older pickle files are read whole either way. Raises
+    :class:`~gabic.errors.CheckpointError` naming the file when it is missing, truncated,
+    corrupted or holds no state_dict.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file" if not path.exists() else f"{path}: not a file")
-    _check_zip(path)
+    archive = _check_zip(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and archive)
     except pickle.UnpicklingError as err:
         if "Unsupported global" not in str(err):
             raise CheckpointError(f"{path}: cannot read the checkpoint ({_first_line(err)}); is it truncated or corrupted?") from None
@@ -72,8 +84,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ckpt
 
 
-def _check_zip(path: Path) -> None:
-    """Check the CRC of every member of a zip-format checkpoint (torch.load does not)."""
+def _check_zip(path: Path) -> bool:
+    """Check the CRC of every member of a zip-format checkpoint (torch.load does not); True for
+    a zip archive (``torch.save``'s format), False for a plain pickle."""
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as f:
             head = f.read(2)
@@ -85,7 +98,7 @@ def _check_zip(path: Path) -> None:
             raise CheckpointError(
                 f"{path}: cannot read the checkpoint: not a PyTorch file (neither a torch.save archive nor a pickle)"
             )
-        return
+        return False
     try:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
@@ -93,6 +106,7 @@ def _check_zip(path: Path) -> None:
         raise CheckpointError(f"{path}: cannot read the checkpoint ({err}); is it truncated or corrupted?") from None
     if bad is not None:
         raise CheckpointError(f"{path}: corrupted checkpoint (checksum mismatch in {bad})")
+    return True
 
 
 def _load_full(path: Path) -> Any:
@@ -177,56 +191,92 @@ def load_checkpoint(
         architecture: expect this architecture (``"gabic"``, ``"wacnn"``, ``"stf"``); a
             checkpoint of another one is refused naming the first missing and unexpected keys.
         **overrides: hyper-parameters that the file cannot reveal or that should change,
-            e.g. ``backend="pyg"`` or ``knn=6`` for GABIC.
+            e.g. ``backend="pyg"``, ``knn=6`` or ``knn_rule="self-excluded"`` for GABIC
+            (released checkpoints get the published graph rule; gabic's own the one they record).
 
     The entropy models' CDF tables are recomputed on the CPU from the weights
     (``update(force=True)``) before the model moves to ``device``, so that they are the
     same whatever the device.
     """
-    return model_from_checkpoint(read_checkpoint(path), path, device, architecture, **overrides)
-
-
-def model_from_checkpoint(
-    ckpt: dict[str, Any],
-    path: str | os.PathLike,
-    device: str | torch.device = "auto",
-    architecture: str | None = None,
-    **overrides: Any,
-) -> ChannelContextCodec:
-    """:func:`load_checkpoint` on a checkpoint already read with :func:`read_checkpoint`
-    (``path`` only names it in errors), so that its other entries (the lambda...) need no
-    second read."""
     dev = resolve_device(device)
+    ckpt = read_checkpoint(path)
+    model = build_checked(checkpoint_config(ckpt, path, architecture, **overrides), path)
+    return load_weights(model, ckpt, path, dev)
+
+
+def checkpoint_config(
+    ckpt: dict[str, Any], path: str | os.PathLike, architecture: str | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """The configuration a checkpoint read with :func:`read_checkpoint` is loaded with.
+
+    gabic's checkpoints carry it (:meth:`~gabic.models.LearnedCodec.upgrade_config` fills in what
+    older ones leave out); for released ones it is read off the keys (:func:`detect_config`),
+    the rest taking the paper's defaults. ``overrides`` are applied last. ``path`` names the file
+    in errors: :class:`~gabic.errors.CheckpointError` for a foreign checkpoint or one of another
+    ``architecture`` than expected.
+    """
     sd = ckpt["state_dict"]
-    detected = detect_config(sd)
-    config = dict(ckpt["config"]) if isinstance(ckpt.get("config"), dict) else None
-    if config is None:
-        if detected is None:
+    saved = ckpt.get("config")
+    if isinstance(saved, dict) and saved.get("model") in MODELS:
+        config = MODELS[saved["model"]].upgrade_config(saved)
+    elif isinstance(saved, dict):
+        raise CheckpointError(f"{path}: its config names an unknown model {saved.get('model')!r} (expected one of {sorted(MODELS)})")
+    else:
+        config = detect_config(sd)
+        if config is None:
             raise CheckpointError(
                 f"{path}: not a GABIC, WACNN or STF checkpoint (none of {sorted(_SIGNATURES.values())} in its "
                 f"{len(sd)} keys; first key: {next(iter(sd), 'none')})"
             )
-        config = detected
     if architecture is not None:
         if architecture not in MODELS:
             raise ValueError(f"architecture must be one of {sorted(MODELS)}, got {architecture!r}")
-        if config.get("model") != architecture:
-            shared = {k: config[k] for k in ("N", "M", "num_slices") if k in config and architecture != "stf"}
-            probe = build_model({"model": architecture, **shared})
-            raise CheckpointError(f"{path}: a {config.get('model')} checkpoint, not {architecture}: {_key_report(probe, sd)}")
-    config.update(overrides)
+        if config["model"] != architecture:
+            raise CheckpointError(
+                f"{path}: a {config['model']} checkpoint, not {architecture}: {_architecture_report(architecture, config, sd)}"
+            )
+    return {**config, **overrides}
+
+
+def _architecture_report(architecture: str, config: dict[str, Any], state_dict: dict) -> str:
+    """The keys a checkpoint misses and has too many for ``architecture`` (built at its sizes)."""
+    shared = {k: config[k] for k in ("N", "M", "num_slices") if k in config and architecture != "stf"}
+    return _key_report(build_model({"model": architecture, **shared}), state_dict)
+
+
+def build_checked(config: dict[str, Any], path: str | os.PathLike) -> ChannelContextCodec:
+    """:func:`gabic.models.build_model`, a bad value reported as a :class:`~gabic.errors.CheckpointError` naming ``path``."""
     try:
-        model = build_model(config)
+        return build_model(config)
     except ValueError as err:
         raise CheckpointError(f"{path}: {err}") from None
+
+
+def load_weights(
+    model: ChannelContextCodec, ckpt: dict[str, Any], path: str | os.PathLike, device: torch.device
+) -> ChannelContextCodec:
+    """Put a checkpoint's weights into ``model`` (built for its configuration), recompute the
+    entropy coder's tables on the CPU and move the model to ``device``, in eval mode.
+
+    ``model`` may have held another checkpoint of the same configuration before: evaluation
+    reuses one model per configuration. ``path`` names the file in errors.
+    """
+    sd = ckpt["state_dict"]
+    model = model.cpu()
     try:
         model.load_state_dict(sd)
     except RuntimeError as err:
         report = _key_report(model, sd)
         detail = report or _first_line(err).replace("Error(s) in loading state_dict for", "in")
-        raise CheckpointError(f"{path}: does not fit a {config['model']} model with {_describe(config)}: {detail}") from None
+        raise CheckpointError(f"{path}: does not fit a {model.name} model with {_describe(model.config)}: {detail}") from None
     model.update(force=True)
-    return model.to(dev).eval()
+    return model.to(device).eval()
+
+
+def checkpoint_lambda(ckpt: dict[str, Any]) -> float | None:
+    """The rate-distortion lambda a checkpoint records (gabic's ``lmbda``; ``lambda`` or
+    ``lmbda_value`` in others), None where it says nothing: never guessed from the file name."""
+    return next((ckpt[k] for k in ("lmbda", "lambda", "lmbda_value") if isinstance(ckpt.get(k), int | float)), None)
 
 
 def _describe(config: dict) -> str:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gabic.bitstream import Stream, config_hash, decode_image, encode_image, pack, unpack
+from gabic.bitstream import Stream, decode_image, encode_image, pack, unpack
 from gabic.errors import BitstreamError
 from gabic.images import crop, image_to_tensor, load_image, pad, tensor_to_image, to_rgb
 from gabic.metrics import psnr
@@ -109,10 +109,18 @@ def test_decoding_with_another_model_is_refused(photo):
     assert decode_image(same_but_pyg, data).size == photo.size
 
 
-def test_config_hash_ignores_backend_only():
-    cfg = small_model("gabic").config
-    assert config_hash(cfg) == config_hash({**cfg, "backend": "pyg"})
-    assert config_hash(cfg) != config_hash({**cfg, "knn": 3})
+def test_the_header_holds_the_model_identity(photo):
+    model = small_model("gabic")
+    s = unpack(encode_image(model, photo.crop((0, 0, 64, 64))))
+    assert s.config_hash == model.identity()
+
+
+def test_a_stream_of_the_other_graph_rule_is_refused(photo):
+    model = small_model("gabic")
+    data = encode_image(model, photo.crop((0, 0, 64, 64)))
+    model.set_knn_rule("self-excluded")
+    with pytest.raises(BitstreamError, match="another configuration .*knn_rule=self-excluded"):
+        decode_image(model, data, source="x.gabic")
 
 
 @pytest.fixture(scope="module")

@@ -82,6 +82,7 @@ def test_gabic_paper_defaults():
         "use_edge_attr": True,
         "dissimilarity": False,
         "backend": "dense",
+        "knn_rule": "published",
     }
 
 
@@ -102,7 +103,7 @@ def test_set_knn_and_backend_change_every_block():
     with pytest.raises(ValueError, match="knn must be an integer in 1..15"):
         model.set_knn(16)  # the 1/16 blocks have windows of 4x4 = 16 nodes
     assert all(m.knn == 3 for m in model.graph_attentions().values()) and model.config["knn"] == 3
-    with pytest.raises(ValueError, match=r"knn must be an integer in 1..15 \(the smallest window has 16 nodes\), got 0"):
+    with pytest.raises(ValueError, match=r"knn must be an integer in 1..15 \(windows of 16 nodes\), got 0"):
         GABIC(N=32, M=40, num_slices=4, knn=0)
 
 

@@ -17,9 +17,10 @@ import torch.nn as nn
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import conv3x3, subpel_conv3x3
-from compressai.models import CompressionModel
 from compressai.ops import quantize_ste as ste_round
 from torch import Tensor
+
+from gabic.models.base import LearnedCodec
 
 __all__ = ["ChannelContextCodec"]
 
@@ -45,7 +46,7 @@ def _gelu_stack(widths: list[int]) -> nn.Sequential:
 _CC_FRACTIONS = (0.7, 0.55, 0.4, 0.2)
 
 
-class ChannelContextCodec(CompressionModel):
+class ChannelContextCodec(LearnedCodec):
     """Hyperprior + channel-wise context + LRP entropy model around an analysis/synthesis pair.
 
     Args:

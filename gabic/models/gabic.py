@@ -2,39 +2,53 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from gabic.layers import Backend, GatedAttentionBlock, WindowGraphAttention
-from gabic.models.wacnn import WACNN
+from gabic.layers import Backend, GatedAttentionBlock, KnnRule, WindowGraphAttention, check_knn
+from gabic.models.wacnn import WINDOW_SIZES, AttentionCNN
 
-__all__ = ["GABIC"]
+#: Nodes in the smallest window: every block's k must fit it.
+SMALLEST_WINDOW_NODES = min(WINDOW_SIZES) ** 2
+
+__all__ = ["GABIC", "LEGACY_KNN_RULE"]
 
 #: Paper defaults (ICIP 2024): k = 9 neighbours, 8 heads, edge attribute on.
 PAPER_KNN, PAPER_HEADS = 9, 8
 
+#: The graph rule of gabic's models and checkpoints before the rule was an option: a
+#: configuration without ``knn_rule`` means it (see :meth:`GABIC.upgrade_config`).
+LEGACY_KNN_RULE = "self-excluded"
 
-def _check_knn(knn: int, nodes: int) -> None:
-    if not isinstance(knn, int) or isinstance(knn, bool) or not 1 <= knn <= nodes - 1:
-        raise ValueError(f"knn must be an integer in 1..{nodes - 1} (the smallest window has {nodes} nodes), got {knn!r}")
+
+def graph_attention_block(dim: int, window_size: int, **graph: Any) -> GatedAttentionBlock:
+    """GABIC's block: :class:`~gabic.layers.WindowGraphAttention` (``graph``: its arguments) in the gated shell."""
+    return GatedAttentionBlock(dim, WindowGraphAttention(dim, window_size, **graph))
 
 
-class GABIC(WACNN):
+class GABIC(AttentionCNN):
     """The GABIC codec: WACNN's backbone and entropy model with graph-based attention blocks.
 
     Each of the four attention blocks (``g_a.4``, ``g_a.8``, ``g_s.0``, ``g_s.5``) is a
-    :class:`~gabic.layers.WindowGraphAttention` inside the gated residual shell.
+    :class:`~gabic.layers.WindowGraphAttention` inside the gated residual shell; the blocks check
+    their own arguments (k against the smallest window first, so the message gives the model's
+    range). The configuration is read off the blocks, so it always says what the model computes.
 
     Args:
         N, M, num_slices: as :class:`~gabic.models.wacnn.WACNN` (paper 192, 320, 10).
-        knn: neighbours per node (paper 9); changeable later with :meth:`set_knn`.
+        knn: neighbours per node (paper 9; 1..15 fits every window); changeable with :meth:`set_knn`.
         heads: attention heads (paper 8).
         use_edge_attr: per-head bias from the in-window offset (released models: True).
         dissimilarity: attend to the k farthest nodes instead of the nearest.
         backend: ``"dense"`` (default, masked attention per window) or ``"pyg"``
             (PyTorch Geometric message passing, as published); same parameters.
+        knn_rule: ``"published"`` (default: the released code's graph, ``torch.topk`` of k + 1
+            with the first dropped) or ``"self-excluded"`` (never the node itself, stable
+            tie-break); see :func:`gabic.layers.knn_window_graph`.
     """
 
     name = "gabic"
+    UNHASHED = frozenset({"backend"})  # both backends compute the same numbers up to float rounding
 
     def __init__(
         self,
@@ -46,13 +60,19 @@ class GABIC(WACNN):
         use_edge_attr: bool = True,
         dissimilarity: bool = False,
         backend: Backend = "dense",
+        knn_rule: KnnRule = "published",
     ):
-        _check_knn(knn, 4 * 4)
-        self._graph_kwargs = dict(knn=knn, heads=heads, use_edge_attr=use_edge_attr, dissimilarity=dissimilarity, backend=backend)
-        super().__init__(N=N, M=M, num_slices=num_slices)
-
-    def attention_block(self, dim: int, window_size: int) -> GatedAttentionBlock:
-        return GatedAttentionBlock(dim, WindowGraphAttention(dim, window_size, **self._graph_kwargs))
+        check_knn(knn, SMALLEST_WINDOW_NODES)  # the model's range (1..15), before a block says its own
+        block = partial(
+            graph_attention_block,
+            knn=knn,
+            heads=heads,
+            use_edge_attr=use_edge_attr,
+            dissimilarity=dissimilarity,
+            backend=backend,
+            knn_rule=knn_rule,
+        )
+        super().__init__(N, M, num_slices, block)
 
     def graph_attentions(self) -> dict[str, WindowGraphAttention]:
         """The four graph attention modules by state_dict prefix (e.g. ``"g_a.4.conv_b.0"``)."""
@@ -65,19 +85,56 @@ class GABIC(WACNN):
         refused value leaves every block as it was.
         """
         blocks = self.graph_attentions().values()
-        _check_knn(knn, min(m.window_size**2 for m in blocks))
+        check_knn(knn, SMALLEST_WINDOW_NODES)
         for m in blocks:
             m.knn = knn
-        self._graph_kwargs["knn"] = knn
 
     def set_backend(self, backend: Backend) -> None:
         """Switch every block to the ``"dense"`` or ``"pyg"`` backend."""
         for m in self.graph_attentions().values():
             m.backend = backend
-        self._graph_kwargs["backend"] = backend
+
+    def set_knn_rule(self, rule: KnnRule) -> None:
+        """Build every block's graph by ``rule`` from now on (``"published"`` or ``"self-excluded"``)."""
+        for m in self.graph_attentions().values():
+            m.knn_rule = rule
 
     @property
     def config(self) -> dict[str, Any]:
-        cfg = super().config
-        cfg.update(self._graph_kwargs)
-        return cfg
+        """``{"model": "gabic", N, M, num_slices, knn, heads, use_edge_attr, dissimilarity, backend, knn_rule}``.
+
+        Raises ValueError when the blocks were given different settings one by one (a model with
+        several k has no single configuration).
+        """
+        blocks = list(self.graph_attentions().values())
+        first = blocks[0]
+        graph = {
+            "knn": first.knn,
+            "heads": first.conv.heads,
+            "use_edge_attr": first.conv.lin_edge is not None,
+            "dissimilarity": first.dissimilarity,
+            "backend": first.backend,
+            "knn_rule": first.knn_rule,
+        }
+        for m in blocks[1:]:
+            other = (m.knn, m.conv.heads, m.conv.lin_edge is not None, m.dissimilarity, m.backend, m.knn_rule)
+            if other != tuple(graph.values()):
+                raise ValueError(f"the attention blocks differ in their settings ({graph} and {other}): no single configuration")
+        return {"model": self.name, "N": self.N, "M": self.M, "num_slices": self.num_slices, **graph}
+
+    @classmethod
+    def _identity_entries(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """As the base class, and ``knn_rule`` left out when it is :data:`LEGACY_KNN_RULE`: files and
+        runs written before the rule was an option keep their identity."""
+        entries = super()._identity_entries(config)
+        if entries.get("knn_rule") == LEGACY_KNN_RULE:
+            del entries["knn_rule"]
+        return entries
+
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """A gabic checkpoint's configuration; one written before ``knn_rule`` existed gets
+        :data:`LEGACY_KNN_RULE`, the graph it was trained and evaluated with."""
+        config = dict(config)
+        config.setdefault("knn_rule", LEGACY_KNN_RULE)
+        return config

@@ -135,6 +135,7 @@ class STF(ChannelContextCodec):
     """
 
     name = "stf"
+    UNHASHED = frozenset({"drop_path_rate"})  # stochastic depth acts in training only
 
     def __init__(
         self,

@@ -1,7 +1,12 @@
-"""WACNN (Zou et al., CVPR 2022): CNN codec with window attention and a channel-wise entropy model."""
+"""WACNN (Zou et al., CVPR 2022): CNN codec with window attention and a channel-wise entropy model.
+
+The backbone (:class:`AttentionCNN`) is shared with GABIC, which puts kNN graph attention where
+WACNN has window attention; the attention block is the constructor's only difference.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch.nn as nn
@@ -12,15 +17,70 @@ from torch import Tensor
 from gabic.layers import GatedAttentionBlock, SwinWindowAttention
 from gabic.models.channel_context import ChannelContextCodec
 
-__all__ = ["WACNN"]
+__all__ = ["WACNN", "WINDOW_SIZES", "AttentionCNN", "window_attention_block"]
+
+#: Window sides of the attention blocks: 8 at 1/4 resolution (g_a.4, g_s.5), 4 at 1/16 (g_a.8, g_s.0).
+WINDOW_SIZES = (8, 4)
+
+#: Builds the gated attention block of ``dim`` channels with windows of side ``window_size``.
+BlockFactory = Callable[[int, int], nn.Module]
 
 
-class WACNN(ChannelContextCodec):
-    """The WACNN codec; its backbone is shared with GABIC.
+def window_attention_block(dim: int, window_size: int) -> GatedAttentionBlock:
+    """WACNN's block: 8-head window attention, shifted by half a window, in the gated shell."""
+    return GatedAttentionBlock(dim, SwinWindowAttention(dim, 8, window_size, window_size // 2))
+
+
+class AttentionCNN(ChannelContextCodec):
+    """The backbone of WACNN and GABIC around the channel-wise entropy model.
 
     ``g_a``: conv(3,N,2), GDN, conv(N,N,2), GDN, ATTN(N, ws 8), conv(N,N,2), GDN, conv(N,M,2),
-    ATTN(M, ws 4); ``g_s`` mirrors it with transposed convolutions and inverse GDN.
-    Images ``(B, 3, H, W)`` with H, W multiples of 64; ``y`` is ``(B, M, H/16, W/16)``.
+    ATTN(M, ws 4); ``g_s`` mirrors it with transposed convolutions and inverse GDN. ``block``
+    builds each ATTN. Images ``(B, 3, H, W)`` with H, W multiples of 64; ``y`` is
+    ``(B, M, H/16, W/16)``.
+
+    Args:
+        N: channels of the transforms and of z (paper 192).
+        M: channels of y (paper 320); must be divisible by ``num_slices``.
+        num_slices: slices of the channel-wise context (paper 10).
+        block: ``block(dim, window_size)`` -> the gated attention block.
+    """
+
+    def __init__(self, N: int, M: int, num_slices: int, block: BlockFactory):
+        super().__init__(latent_channels=M, hyper_channels=N, num_slices=num_slices)
+        self.N, self.M = N, M
+        self.g_a = nn.Sequential(
+            conv(3, N, kernel_size=5, stride=2),
+            GDN(N),
+            conv(N, N, kernel_size=5, stride=2),
+            GDN(N),
+            block(N, WINDOW_SIZES[0]),
+            conv(N, N, kernel_size=5, stride=2),
+            GDN(N),
+            conv(N, M, kernel_size=5, stride=2),
+            block(M, WINDOW_SIZES[1]),
+        )
+        self.g_s = nn.Sequential(
+            block(M, WINDOW_SIZES[1]),
+            deconv(M, N, kernel_size=5, stride=2),
+            GDN(N, inverse=True),
+            deconv(N, N, kernel_size=5, stride=2),
+            GDN(N, inverse=True),
+            block(N, WINDOW_SIZES[0]),
+            deconv(N, N, kernel_size=5, stride=2),
+            GDN(N, inverse=True),
+            deconv(N, 3, kernel_size=5, stride=2),
+        )
+
+    def analysis(self, x: Tensor) -> Tensor:
+        return self.g_a(x)
+
+    def synthesis(self, y_hat: Tensor) -> Tensor:
+        return self.g_s(y_hat)
+
+
+class WACNN(AttentionCNN):
+    """The WACNN codec (window attention in the four blocks of :class:`AttentionCNN`).
 
     Args:
         N: channels of the transforms and of z (paper 192).
@@ -31,42 +91,9 @@ class WACNN(ChannelContextCodec):
     name = "wacnn"
 
     def __init__(self, N: int = 192, M: int = 320, num_slices: int = 10):
-        super().__init__(latent_channels=M, hyper_channels=N, num_slices=num_slices)
-        self.N, self.M = N, M
-        self.g_a = nn.Sequential(
-            conv(3, N, kernel_size=5, stride=2),
-            GDN(N),
-            conv(N, N, kernel_size=5, stride=2),
-            GDN(N),
-            self.attention_block(N, 8),
-            conv(N, N, kernel_size=5, stride=2),
-            GDN(N),
-            conv(N, M, kernel_size=5, stride=2),
-            self.attention_block(M, 4),
-        )
-        self.g_s = nn.Sequential(
-            self.attention_block(M, 4),
-            deconv(M, N, kernel_size=5, stride=2),
-            GDN(N, inverse=True),
-            deconv(N, N, kernel_size=5, stride=2),
-            GDN(N, inverse=True),
-            self.attention_block(N, 8),
-            deconv(N, N, kernel_size=5, stride=2),
-            GDN(N, inverse=True),
-            deconv(N, 3, kernel_size=5, stride=2),
-        )
-
-    def attention_block(self, dim: int, window_size: int) -> GatedAttentionBlock:
-        """Gated block with 8-head window attention, shifted by half a window."""
-        return GatedAttentionBlock(dim, SwinWindowAttention(dim, 8, window_size, window_size // 2))
+        super().__init__(N, M, num_slices, window_attention_block)
 
     @property
     def config(self) -> dict[str, Any]:
         """Architecture and hyper-parameters, enough to rebuild the model."""
         return {"model": self.name, "N": self.N, "M": self.M, "num_slices": self.num_slices}
-
-    def analysis(self, x: Tensor) -> Tensor:
-        return self.g_a(x)
-
-    def synthesis(self, y_hat: Tensor) -> Tensor:
-        return self.g_s(y_hat)
