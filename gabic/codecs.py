@@ -39,8 +39,9 @@ from pathlib import Path
 from PIL import Image, features
 
 from gabic.errors import CodecError
+from gabic.images import pixels_only
 
-__all__ = ["CODECS", "Codec", "get_codec", "list_codecs", "pixels_only"]
+__all__ = ["CODECS", "Codec", "get_codec", "list_codecs", "pixels_only"]  # pixels_only: from gabic.images
 
 logger = logging.getLogger(__name__)
 
@@ -165,17 +166,6 @@ class Codec:
     def __repr__(self) -> str:
         state = "available" if self.available else f"unavailable: {self.unavailable_reason}"
         return f"<{type(self).__name__} {self.name!r} ({state})>"
-
-
-def pixels_only(image: Image.Image) -> Image.Image:
-    """The image's 8-bit RGB pixels in a fresh PIL image: no metadata, no file name or format.
-
-    Returns ``image`` itself when it already is such an image.
-    """
-    if type(image) is Image.Image and image.mode == "RGB" and not image.info:
-        return image
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    return Image.frombytes("RGB", rgb.size, rgb.tobytes())
 
 
 class _PillowCodec(Codec):

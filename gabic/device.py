@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import torch
 
+from gabic.errors import DeviceError
+
 __all__ = ["resolve_device"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> ``cuda`` if available else ``cpu``; anything else is checked and returned."""
+    """``"auto"`` -> ``cuda`` if available else ``cpu``; anything else is checked and returned.
+
+    Raises :class:`~gabic.errors.DeviceError` (a ValueError) for an unknown device or CUDA on a
+    machine without it."""
     if isinstance(device, torch.device):
         return device
     if device == "auto":
@@ -16,7 +21,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}") from None
+        raise DeviceError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available on this machine")
+        raise DeviceError(f"device {device!r} was asked for but CUDA is not available on this machine")
     return dev

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BitstreamError", "CheckpointError", "CodecError", "DataError", "GabicError", "ImageError", "ResultsError"]
+__all__ = ["BitstreamError", "CheckpointError", "CodecError", "DataError", "DeviceError", "GabicError", "ImageError", "ResultsError"]
 
 
 class GabicError(Exception):
@@ -31,3 +31,7 @@ class CodecError(GabicError):
 
 class ResultsError(GabicError):
     """A results file that is missing or not in the results schema."""
+
+
+class DeviceError(GabicError, ValueError):
+    """An unknown device, or a GPU asked for on a machine without one (also a ValueError, as before)."""

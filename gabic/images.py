@@ -7,6 +7,7 @@ notes so the caller can say so.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -19,13 +20,18 @@ from torch import Tensor
 
 from gabic.errors import ImageError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "MIN_IMAGE_SIDE",
     "PAD_MULTIPLE",
+    "as_rgb",
+    "center_crop",
     "crop",
     "image_to_tensor",
     "load_image",
     "pad",
+    "pixels_only",
     "tensor_to_image",
     "to_rgb",
 ]
@@ -94,6 +100,51 @@ def load_image(path: str | os.PathLike) -> tuple[Image.Image, list[str]]:
     if min(w, h) < MIN_IMAGE_SIDE:
         raise ImageError(f"{path}: image is {w}x{h}; the codecs need at least {MIN_IMAGE_SIDE} pixels on each side")
     return img, notes
+
+
+def pixels_only(image: Image.Image) -> Image.Image:
+    """The image's 8-bit RGB pixels in a fresh PIL image: no metadata, no file name or format.
+
+    Returns ``image`` itself when it already is such an image.
+    """
+    if type(image) is Image.Image and image.mode == "RGB" and not image.info:
+        return image
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return Image.frombytes("RGB", rgb.size, rgb.tobytes())
+
+
+def as_rgb(image: str | os.PathLike | Image.Image) -> Image.Image:
+    """The 8-bit RGB pixels (:func:`pixels_only`) of an image file (:func:`load_image`) or of a PIL
+    image in any mode (:func:`to_rgb`); what the conversion changed is logged."""
+    if isinstance(image, str | os.PathLike):
+        img, notes = load_image(image)
+        source = os.fspath(image)
+    elif isinstance(image, Image.Image):
+        img, notes = to_rgb(image)
+        source = getattr(image, "filename", "") or "image"
+    else:
+        raise TypeError(f"image must be a path or a PIL image, got {type(image).__name__}")
+    for note in notes:
+        log.info("%s: %s", source, note)
+    return pixels_only(img)
+
+
+def center_crop(image: Image.Image, size: int | tuple[int, int] | None) -> Image.Image:
+    """The centre ``size`` of an image: a side, ``(height, width)``, or None for the whole image.
+
+    Sides longer than the image stay at the image's size; the crop starts at
+    ``((H - h) // 2, (W - w) // 2)``. ValueError for a size that is not a positive integer.
+    """
+    if size is None:
+        return image
+    pair = tuple(size) if isinstance(size, tuple | list) else (size, size)
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pair):
+        raise ValueError(f"crop size must be a positive number of pixels, (height, width) or None, got {size!r}")
+    h, w = pair
+    W, H = image.size
+    h, w = min(h, H), min(w, W)
+    top, left = (H - h) // 2, (W - w) // 2
+    return image.crop((left, top, left + w, top + h))
 
 
 def image_to_tensor(img: Image.Image) -> Tensor:

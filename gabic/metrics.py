@@ -8,12 +8,28 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from PIL import Image
+from pytorch_msssim import ms_ssim as _ms_ssim
+from scipy.interpolate import PchipInterpolator
 
-__all__ = ["BD_METHODS", "bd_psnr", "bd_rate", "bpp_from_bytes", "bpp_from_likelihoods", "ms_ssim", "ms_ssim_db", "psnr"]
+__all__ = [
+    "BD_METHODS",
+    "MS_SSIM_MIN_SIDE",
+    "bd_psnr",
+    "bd_rate",
+    "bpp_from_bytes",
+    "bpp_from_likelihoods",
+    "ms_ssim",
+    "ms_ssim_db",
+    "psnr",
+]
 
 #: The interpolation methods of :func:`bd_rate` and :func:`bd_psnr`, with the fewest points per curve each needs
 #: ("cubic": G. Bjøntegaard, Calculation of average PSNR differences between RD-curves, VCEG-M33, 2001).
 BD_METHODS: dict[str, int] = {"cubic": 4, "pchip": 2}
+
+
+#: The smallest image side the 5-scale MS-SSIM (11x11 Gaussian windows, four halvings) is defined for.
+MS_SSIM_MIN_SIDE = 161
 
 
 def psnr(reference: Image.Image | np.ndarray, test: Image.Image | np.ndarray) -> float:
@@ -36,14 +52,14 @@ def ms_ssim(reference: Image.Image | np.ndarray, test: Image.Image | np.ndarray)
     Images smaller than 161 pixels on a side are too small for the 5-scale MS-SSIM and
     raise ValueError.
     """
-    from pytorch_msssim import ms_ssim as _ms_ssim
-
     a = np.asarray(reference, dtype=np.float32)
     b = np.asarray(test, dtype=np.float32)
     if a.shape != b.shape:
         raise ValueError(f"images differ in size: {a.shape} and {b.shape}")
-    if min(a.shape[:2]) < 161:
-        raise ValueError(f"MS-SSIM needs images of at least 161x161 pixels, got {a.shape[1]}x{a.shape[0]}")
+    if min(a.shape[:2]) < MS_SSIM_MIN_SIDE:
+        raise ValueError(
+            f"MS-SSIM needs images of at least {MS_SSIM_MIN_SIDE}x{MS_SSIM_MIN_SIDE} pixels, got {a.shape[1]}x{a.shape[0]}"
+        )
     ta = torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0)
     tb = torch.from_numpy(b).permute(2, 0, 1).unsqueeze(0)
     return float(_ms_ssim(ta, tb, data_range=255.0))
@@ -157,8 +173,6 @@ def _integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float, method: str) -
         s = 0.5 * (x[-1] - x[0])
         antiderivative = np.polyint(np.polyfit((x - c) / s, y, 3))
         return float(s * (np.polyval(antiderivative, (hi - c) / s) - np.polyval(antiderivative, (lo - c) / s)))
-    from scipy.interpolate import PchipInterpolator
-
     # Exact integral of the piecewise cubic; [lo, hi] lies inside [x[0], x[-1]], so no extrapolation.
     return float(PchipInterpolator(x, y, extrapolate=False).integrate(lo, hi))
 

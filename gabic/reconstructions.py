@@ -7,11 +7,12 @@ size; figures are :class:`matplotlib.figure.Figure` objects ready for ``savefig`
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
+
+from gabic.metrics import psnr
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,7 +37,7 @@ def _pair(original, decoded) -> tuple[np.ndarray, np.ndarray]:
 
 def error_map(original: Image.Image | np.ndarray, decoded: Image.Image | np.ndarray) -> np.ndarray:
     """Per-pixel squared error, averaged over the three channels: ``(H, W)`` float64 in
-    ``[0, 255**2]``. Its mean is the MSE behind the image's PSNR (``10 log10(255² / mean)``)."""
+    ``[0, 255**2]``. Its mean is the MSE behind the image's PSNR (:func:`gabic.metrics.psnr`)."""
     a, b = _pair(original, decoded)
     return ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean(axis=2)
 
@@ -90,8 +91,7 @@ def reconstruction_figure(
     left, top, right, bottom = box
     if not (0 <= left < right <= a.shape[1] and 0 <= top < bottom <= a.shape[0]):
         raise ValueError(f"box {box} is not inside the {a.shape[1]}x{a.shape[0]} image")
-    mse = float(err.mean())
-    psnr = math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+    quality = psnr(a, b)
     vmax = max(float(np.percentile(err, 99.5)), 1.0)  # the brightest 0.5 % saturate, so the rest stays visible
 
     h, w = a.shape[:2]
@@ -99,7 +99,7 @@ def reconstruction_figure(
     axes = fig.subplots(2, 3)
     panels = [
         (a, "original"),
-        (b, f"reconstruction ({psnr:.2f} dB)"),
+        (b, f"reconstruction ({quality:.2f} dB)"),
         (err, "squared error (top 0.5 % saturated)"),
         (a[top:bottom, left:right], f"original, crop at ({left}, {top})"),
         (b[top:bottom, left:right], "reconstruction, crop"),

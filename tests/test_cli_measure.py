@@ -7,6 +7,7 @@ import shutil
 
 import matplotlib
 import pytest
+from PIL import Image
 
 import gabic.results
 from tests.conftest import run_cli as run
@@ -87,3 +88,17 @@ def test_data_kodak_offline_is_one_clear_line(capsys, tmp_path):
     # the discard port on loopback: the connection is refused at once, as when offline
     _fails(capsys, "data", "kodak", "--dest", tmp_path / "kodak", "--url", "http://127.0.0.1:9/", expect="could not reach")
     assert not (tmp_path / "kodak").exists() or not any((tmp_path / "kodak").iterdir())
+
+
+def test_evaluate_codec_on_small_images_prints_what_it_has(capsys, tmp_path, sample_paths):
+    """MS-SSIM is undefined under 161 px a side: the results leave it out, the printout too, exit 0."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    Image.open(sample_paths[0]).convert("RGB").crop((0, 0, 120, 100)).save(folder / "small.png")
+    out = tmp_path / "small.json"
+    code, text, err = run(capsys, "evaluate-codec", "jpeg", "--dataset", folder, "--qualities", "30", "--out", out, "--workers", "1")
+    assert code == 0, err
+    assert "Traceback" not in err and "jpeg q=30:" in text and "MS-SSIM" not in text.split("note:")[0]
+    assert "note: MS-SSIM: undefined for images under 161 px a side (small.png)" in text
+    saved = gabic.results.load(out)
+    assert "ms-ssim-rgb" not in saved["results"] and saved["per_image"]["small.png"]["ms-ssim-rgb"] == [None]

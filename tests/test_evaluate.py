@@ -15,8 +15,9 @@ from PIL import Image
 from gabic import GABIC
 from gabic.checkpoints import save_checkpoint
 from gabic.errors import CheckpointError, DataError
-from gabic.evaluate import curve_label, evaluate_checkpoints, find_checkpoints, measure_image
+from gabic.evaluate import curve_label, evaluate_checkpoints, find_checkpoints
 from gabic.images import image_to_tensor, load_image
+from gabic.measurement import measure
 from gabic.results import validate
 from tests.conftest import run_cli, small_model
 
@@ -54,7 +55,7 @@ def test_per_image_numbers_equal_compressai_eval_model(dataset):
     model = small_model("gabic")
     for path in sorted(dataset.iterdir()):
         img = Image.open(path).convert("RGB")
-        ours = measure_image(model, img)
+        ours = measure(model, img)
         ref = inference(model, image_to_tensor(img)[0])
         assert ours["bpp"] == pytest.approx(ref["bpp"], abs=1e-12)
         assert ours["psnr-rgb"] == pytest.approx(ref["psnr-rgb"], abs=1e-5)

@@ -13,8 +13,8 @@ from gabic import plots  # noqa: E402
 from gabic.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 from gabic.codecs import get_codec  # noqa: E402
 from gabic.errors import CheckpointError, CodecError, ImageError, ResultsError  # noqa: E402
-from gabic.evaluate import measure_image  # noqa: E402
 from gabic.images import load_image  # noqa: E402
+from gabic.measurement import measure  # noqa: E402
 from gabic.metrics import bpp_from_bytes, psnr  # noqa: E402
 from gabic.widgets.rd import quality_explorer, rd_explorer  # noqa: E402
 from tests.conftest import small_model  # noqa: E402
@@ -150,8 +150,8 @@ def test_quality_explorer_jpeg_matches_an_independent_computation(photo):
         ex.quality.value = q
         data = jpeg.encode(photo, q)
         bpp, db = bpp_from_bytes(len(data), photo.height, photo.width), psnr(photo, jpeg.decode(data))
-        assert ex.current["bpp"] == bpp and ex.current["bytes"] == len(data)
-        assert ex.current["psnr"] == pytest.approx(db, abs=1e-12)
+        assert ex.current.bpp == bpp and ex.current.file_bytes == len(data)
+        assert ex.current.psnr_rgb == pytest.approx(db, abs=1e-12)
         assert f"{bpp:.4f} bpp" in ex.info.value and f"PSNR {db:.2f} dB" in ex.info.value and f"quality {q}" in ex.info.value
     assert bytes(ex.image.value) != first, "the image follows the slider"
 
@@ -175,18 +175,18 @@ def test_quality_explorer_checkpoints(photo, tmp_path):
     assert [label for label, _ in ex.quality.options] == ["low.pth.tar", "high.pth.tar"]
     assert ex.quality.description == "checkpoint"
 
-    expected = measure_image(load_checkpoint(paths[0], device="cpu"), photo)
-    assert ex.current["bpp"] == pytest.approx(expected["bpp"], rel=1e-12), "bpp of the y and z strings, as the RD curves"
-    assert ex.current["psnr"] == pytest.approx(expected["psnr-rgb"], abs=1e-9)
-    assert ex.current["bpp-file"] > ex.current["bpp"]
+    expected = measure(load_checkpoint(paths[0], device="cpu"), photo)
+    assert ex.current.bpp == expected.bpp, "bpp of the y and z strings, as the RD curves"
+    assert ex.current.psnr_rgb == expected.psnr_rgb
+    assert ex.current.bpp_file > ex.current.bpp
     first = bytes(ex.image.value)
     ex.quality.value = paths[1]
-    assert bytes(ex.image.value) != first and ex.current["psnr"] != pytest.approx(expected["psnr-rgb"])
+    assert bytes(ex.image.value) != first and ex.current.psnr_rgb != pytest.approx(expected.psnr_rgb)
 
     plain = quality_explorer(photo, codecs=["jpeg"], checkpoints=[paths[0]], device="cpu", dpi=40)
     assert plain.codec.options == ("jpeg", "checkpoints")
     plain.codec.value = "checkpoints"
-    assert plain.current["psnr"] == pytest.approx(expected["psnr-rgb"], abs=1e-9)
+    assert plain.current.psnr_rgb == expected.psnr_rgb
 
 
 def test_quality_explorer_bad_input(photo, tmp_path):
@@ -214,4 +214,4 @@ def test_quality_explorer_crop_and_defaults(photo):
     assert ex.codec.options == available
     assert ex.original.size == (32, 32)
     assert [v for _, v in ex.quality.options] == list(get_codec(available[0]).default_qualities)
-    assert not math.isnan(ex.current["psnr"])
+    assert not math.isnan(ex.current.psnr_rgb)

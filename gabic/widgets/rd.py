@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
 from PIL import Image
 
 try:
@@ -35,8 +36,15 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("gabic.widgets.rd needs ipywidgets: pip install 'gabic[notebooks]' (or ipywidgets)") from err
 
 from gabic import plots
+from gabic.checkpoints import load_checkpoint
+from gabic.codecs import get_codec, list_codecs
 from gabic.errors import GabicError, ResultsError
-from gabic.results import points
+from gabic.evaluate import find_checkpoints
+from gabic.files import write_atomic
+from gabic.images import as_rgb, center_crop
+from gabic.measurement import Measurement, measure
+from gabic.reconstructions import reconstruction_figure
+from gabic.results import has_metric
 from gabic.widgets._base import Redraws
 
 __all__ = ["QualityExplorer", "RDExplorer", "bd_html", "quality_explorer", "rd_explorer"]
@@ -57,14 +65,6 @@ def _png(fig, dpi: int) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
-
-
-def _has_metric(result: dict[str, Any], metric: str) -> bool:
-    try:
-        points(result, metric)
-    except ResultsError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,7 +97,9 @@ class RDExplorer(Redraws, widgets.VBox):
         export_stem: str | os.PathLike = "rd",
         width: str | float = "double",
         dpi: int = 100,
+        across_image_sets: bool = False,
     ):
+        self.across_image_sets = across_image_sets
         loaded = plots.load_curves(curves)  # labels made unique, shared by the figure and the BD table
         if anchor is not None:
             loaded, anchor_curve = plots.find_anchor(loaded, anchor)
@@ -107,13 +109,13 @@ class RDExplorer(Redraws, widgets.VBox):
         plots.figure_width(width)
         self.width, self.dpi = width, dpi
         self.bd = None
-        metrics = [m for m in METRIC_NAMES if any(_has_metric(c.result, m) for c in loaded)]
-        if metric not in metrics and any(_has_metric(c.result, metric) for c in loaded):
+        metrics = [m for m in METRIC_NAMES if any(has_metric(c.result, m) for c in loaded)]
+        if metric not in metrics and any(has_metric(c.result, metric) for c in loaded):
             metrics.append(metric)  # another metric of the files, e.g. "psnr-y"
         if metric not in metrics:
             have = ", ".join(repr(m) for m in metrics) or "none of " + ", ".join(map(repr, METRIC_NAMES))
             raise ResultsError(f"rd_explorer: no curve has the metric {metric!r} (they have {have})")
-        if anchor_curve is not None and not _has_metric(anchor_curve.result, metric):
+        if anchor_curve is not None and not has_metric(anchor_curve.result, metric):
             raise ResultsError(f"rd_explorer: the anchor {anchor_curve.label!r} has no metric {metric!r}")
 
         style = {"description_width": "initial"}
@@ -154,7 +156,7 @@ class RDExplorer(Redraws, widgets.VBox):
 
     def _set_anchors(self, keep: str | None = None) -> None:
         """Offer the curves that have the metric as anchors; keep ``keep`` (or the current one) if it can be."""
-        options = [label for label, c in self._curves.items() if _has_metric(c.result, self.metric.value)]
+        options = [label for label, c in self._curves.items() if has_metric(c.result, self.metric.value)]
         keep = keep or self.anchor.value
         self.anchor.options = options
         self.anchor.value = keep if keep in options else (options[0] if options else None)
@@ -181,7 +183,7 @@ class RDExplorer(Redraws, widgets.VBox):
         metric = self.metric.value
         name = METRIC_NAMES.get(metric, metric)
         selected = self.selected()
-        drawn = [c for c in selected if _has_metric(c.result, metric)]
+        drawn = [c for c in selected if has_metric(c.result, metric)]
         notes = []
         if not selected:
             notes.append("no curve selected")
@@ -205,7 +207,9 @@ class RDExplorer(Redraws, widgets.VBox):
             self.table.value = "<i>no BD table: no curve selected</i>" if not selected else "<i>no BD table: no anchor</i>"
             return
         rows = selected if anchor in selected else [anchor, *selected]
-        self.bd = plots.bd_table(rows, anchor.result, metric=metric, method=self.bd_method.value)
+        self.bd = plots.bd_table(
+            rows, anchor.result, metric=metric, method=self.bd_method.value, across_image_sets=self.across_image_sets
+        )
         self.table.value = bd_html(self.bd)
 
     def export(self, stem: str | os.PathLike | None = None) -> list[Path]:
@@ -222,13 +226,11 @@ class RDExplorer(Redraws, widgets.VBox):
         Raises:
             ValueError: no stem, or no curve selected with the metric.
         """
-        from gabic.files import write_atomic
-
         stem = os.fspath(stem if stem is not None else self.export_stem.value).strip()
         if not stem:
             raise ValueError("export: no file stem given (the path without extension, e.g. 'figures/rd')")
         metric = self.metric.value
-        drawn = [c for c in self.selected() if _has_metric(c.result, metric)]
+        drawn = [c for c in self.selected() if has_metric(c.result, metric)]
         if not drawn:
             raise ValueError(f"export: no selected curve has the metric {metric!r}")
         written: list[Path] = []
@@ -261,6 +263,7 @@ def rd_explorer(
     export_stem: str | os.PathLike = "rd",
     width: str | float = "double",
     dpi: int = 100,
+    across_image_sets: bool = False,
 ) -> RDExplorer:
     """An :class:`RDExplorer` of ``curves``. Display it in a notebook as the cell's value.
 
@@ -272,12 +275,16 @@ def rd_explorer(
         export_stem: the initial value of the export box (the path without extension, default ``"rd"``).
         width: width of the displayed figure: ``"single"``, ``"double"`` (default) or inches.
         dpi: resolution of the displayed figure (default 100).
+        across_image_sets: BD values between curves measured on different image sets too
+            (default False: n/a with the reason, see :func:`gabic.plots.bd_table`).
 
     Raises:
         ValueError: no curves, or a bad ``width``.
         ResultsError: a curve not in the results schema, an unknown anchor, or no curve with ``metric``.
     """
-    return RDExplorer(curves, metric=metric, anchor=anchor, export_stem=export_stem, width=width, dpi=dpi)
+    return RDExplorer(
+        curves, metric=metric, anchor=anchor, export_stem=export_stem, width=width, dpi=dpi, across_image_sets=across_image_sets
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,8 +304,6 @@ class _Entry:
 def _codec_entries(codecs: Any) -> list[_Entry]:
     """Entries of classical codecs: None (every available codec), names, results dicts of
     :func:`gabic.evaluate.evaluate_codec`, or a mapping name -> qualities (None: the defaults)."""
-    from gabic.codecs import get_codec, list_codecs
-
     if codecs is None:
         items = [(c.name, None) for c in list_codecs() if c.available]
         skipped = [c.name for c in list_codecs() if not c.available]
@@ -339,8 +344,6 @@ def _checkpoint_settings(paths: Sequence[Path]) -> list[tuple[str, Any]]:
 def _checkpoint_entries(checkpoints: Any) -> list[_Entry]:
     """Entries of checkpoints: paths (files or folders; one group "checkpoints"), results dicts
     of :func:`gabic.evaluate.evaluate_checkpoints` (one group per curve) or a mapping label -> paths."""
-    from gabic.evaluate import find_checkpoints
-
     if checkpoints is None:
         return []
     if isinstance(checkpoints, (str, os.PathLike)):
@@ -380,8 +383,8 @@ class QualityExplorer(Redraws, widgets.VBox):
             (:func:`gabic.reconstructions.reconstruction_figure`).
         image: ``ipywidgets.Image`` holding the PNG of the current figure.
         info: HTML line with the codec, setting, bytes, bpp and PSNR.
-        current: the coding shown: ``{"decoded", "bytes", "bpp", "psnr", ...}`` (see :meth:`code`).
-        coded: the cache, ``{(codec or group, quality or path): coding}``.
+        current: the :class:`~gabic.measurement.Measurement` shown (see :meth:`code`).
+        coded: the cache, ``{(codec or group, quality or path): measurement}``.
         original: the RGB image coded.
     """
 
@@ -395,8 +398,8 @@ class QualityExplorer(Redraws, widgets.VBox):
         self.original, self.device, self.width, self.dpi = image, device, width, dpi
         self._entries = {e.key: e for e in entries}
         self._models: dict[Path, Any] = {}
-        self.coded: dict[tuple[str, Any], dict[str, Any]] = {}
-        self.current: dict[str, Any] = {}
+        self.coded: dict[tuple[str, Any], Measurement] = {}
+        self.current: Measurement | None = None
         first = entries[0]
         style = {"description_width": "initial"}
         self.codec = widgets.Dropdown(options=keys, value=first.key, description="codec")
@@ -417,46 +420,25 @@ class QualityExplorer(Redraws, widgets.VBox):
     # ------------------------------------------------------------------ coding
     def _model(self, path: Path):
         if path not in self._models:
-            from gabic.checkpoints import load_checkpoint
-
             log.info("loading %s", path)
             self._models[path] = load_checkpoint(path, device=self.device)
         return self._models[path]
 
-    def code(self, key: str, setting: Any) -> dict[str, Any]:
-        """Code :attr:`original` with entry ``key`` at ``setting`` (a quality, or a checkpoint path);
-        cached in :attr:`coded`.
+    def code(self, key: str, setting: Any) -> Measurement:
+        """Code :attr:`original` with entry ``key`` at ``setting`` (a quality, or a checkpoint path)
+        through :func:`gabic.measurement.measure`; cached in :attr:`coded`.
 
-        Returns:
-            ``{"decoded": PIL image, "bytes": size of the coded file, "bpp", "psnr" (dB, 8-bit RGB)}``;
-            for checkpoints ``bpp`` counts the y and z strings (as the RD curves of
-            :func:`gabic.evaluate.evaluate_checkpoints`), and ``bpp-file`` the whole .gabic file.
+        Returns the :class:`~gabic.measurement.Measurement`: for checkpoints ``bpp`` counts the y
+        and z strings (as the RD curves of :func:`gabic.evaluate.evaluate_checkpoints`) and
+        ``bpp_file`` the whole .gabic file.
         """
-        from gabic.metrics import bpp_from_bytes, psnr
-
-        if (key, setting) in self.coded:
-            return self.coded[key, setting]
-        entry = self._entries[key]
-        w, h = self.original.size
-        if entry.kind == "codec":
-            data = entry.codec.encode(self.original, setting)
-            decoded = entry.codec.decode(data)
-            result = {"decoded": decoded, "bytes": len(data), "bpp": bpp_from_bytes(len(data), h, w)}
-        else:
-            from gabic.bitstream import decode_image, encode_image, unpack
-
-            model = self._model(Path(setting))
-            data = encode_image(model, self.original)
-            decoded = decode_image(model, data, source=str(setting))
-            result = {
-                "decoded": decoded,
-                "bytes": len(data),
-                "bpp": bpp_from_bytes(unpack(data).payload_bytes, h, w),
-                "bpp-file": bpp_from_bytes(len(data), h, w),
-            }
-        result["psnr"] = psnr(self.original, decoded)
-        self.coded[key, setting] = result
-        return result
+        if (key, setting) not in self.coded:
+            entry = self._entries[key]
+            if entry.kind == "codec":
+                self.coded[key, setting] = measure(entry.codec, self.original, setting)
+            else:
+                self.coded[key, setting] = measure(self._model(Path(setting)), self.original)
+        return self.coded[key, setting]
 
     # ------------------------------------------------------------------ events
     def _configure(self, entry: _Entry) -> None:
@@ -486,55 +468,28 @@ class QualityExplorer(Redraws, widgets.VBox):
 
     def render(self) -> None:
         """Code (or take from the cache) the current choice and redraw :attr:`image` and :attr:`info`."""
-        from matplotlib.figure import Figure
 
         coded = self.code(self.codec.value, self.quality.value)
         self.current = coded
         what = self._setting_label()
-        db = "∞" if math.isinf(coded["psnr"]) else f"{coded['psnr']:.2f}"
-        title = f"{what}: {coded['bpp']:.3f} bpp, {db} dB"
+        db = "∞" if math.isinf(coded.psnr_rgb) else f"{coded.psnr_rgb:.2f}"
+        title = f"{what}: {coded.bpp:.3f} bpp, {db} dB"
         if self.details.value:
-            from gabic.reconstructions import reconstruction_figure
-
-            fig = reconstruction_figure(self.original, coded["decoded"], title=title, width=self.width)
+            fig = reconstruction_figure(self.original, coded.decoded, title=title, width=self.width)
         else:
             w, h = self.original.size
             fig = Figure(figsize=(self.width, self.width / 2 * h / w + 0.5), layout="constrained")
-            panels = ((self.original, f"original ({w}x{h})"), (coded["decoded"], title))
+            panels = ((self.original, f"original ({w}x{h})"), (coded.decoded, title))
             for ax, (pixels, label) in zip(fig.subplots(1, 2), panels, strict=True):
                 ax.imshow(pixels, interpolation="nearest")
                 ax.set(title=label, xticks=[], yticks=[])
         self.image.value = _png(fig, self.dpi)
-        extra = f" ({coded['bpp-file']:.4f} bpp with the file header)" if "bpp-file" in coded else ""
-        self.info.value = html.escape(f"{what}: {coded['bytes']} bytes, {coded['bpp']:.4f} bpp{extra}, PSNR {db} dB")
+        self.info.value = html.escape(f"{what}: {coded.summary()}")
 
 
 #: What :func:`quality_explorer` takes as ``codecs`` and ``checkpoints``.
 CodecsArg = Sequence[str | dict[str, Any]] | Mapping[str, Sequence[int] | None] | str | None
 CheckpointsArg = Sequence[str | os.PathLike | dict[str, Any]] | Mapping[str, Sequence[str | os.PathLike]] | str | os.PathLike | None
-
-
-def _as_image(image: str | os.PathLike | Image.Image, crop: int | None) -> Image.Image:
-    """An 8-bit RGB image without metadata from a path or a PIL image, centre-cropped to ``crop`` a side."""
-    from gabic.codecs import pixels_only
-    from gabic.images import load_image, to_rgb
-
-    if isinstance(image, (str, os.PathLike)):
-        img, notes = load_image(image)  # ImageError naming a missing or unreadable file
-    elif isinstance(image, Image.Image):
-        img, notes = to_rgb(image)
-    else:
-        raise TypeError(f"image must be a path or a PIL image, got {type(image).__name__}")
-    for note in notes:
-        log.warning("%s: %s", getattr(image, "filename", None) or image, note)
-    if crop is not None:
-        if isinstance(crop, bool) or not isinstance(crop, int) or crop < 1:
-            raise ValueError(f"crop must be a positive number of pixels or None, got {crop!r}")
-        w, h = img.size
-        cw, ch = min(crop, w), min(crop, h)
-        left, top = (w - cw) // 2, (h - ch) // 2
-        img = img.crop((left, top, left + cw, top + ch))
-    return pixels_only(img)
 
 
 def quality_explorer(
@@ -568,7 +523,7 @@ def quality_explorer(
         ImageError: a missing or unreadable image file.
         ValueError: nothing to show, or two entries with the same name.
     """
-    img = _as_image(image, crop)
+    img = center_crop(as_rgb(image), crop)
     entries = _codec_entries(codecs) + _checkpoint_entries(checkpoints)
     if not entries:
         raise ValueError("quality_explorer: no codecs or checkpoints to show (codecs=[] and no checkpoints)")
