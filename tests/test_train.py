@@ -13,9 +13,12 @@ import torch
 from PIL import Image
 
 from gabic.checkpoints import load_checkpoint, read_checkpoint
+from gabic.data import ImageFolder
 from gabic.errors import CheckpointError, DataError, GabicError
-from gabic.train import fit, rd_loss
-from tests.conftest import run_cli
+from gabic.images import image_to_tensor, tensor_to_image
+from gabic.metrics import bpp_from_likelihoods, psnr
+from gabic.train import fit, rd_loss, validate
+from tests.conftest import run_cli, small_model
 
 #: The same tiny model on the command line.
 TINY_ARGS = ["--N", "32", "--M", "40", "--num-slices", "4", "--patch-size", "64", "--steps", "2", "--val-interval", "2"]
@@ -45,6 +48,28 @@ def test_rd_loss_is_the_published_formula():
     assert terms["mse"].item() == pytest.approx(0.01)
     assert terms["loss"].item() == pytest.approx(0.01 * 255**2 * 0.01 + 10 / 16)
     assert terms["psnr"].item() == pytest.approx(20.0)
+
+
+def test_validation_measures_over_the_image_own_pixels(tmp_path, sample_paths):
+    """A 200x168 image (padded to 256x192): bpp is the likelihoods' bits over its own 200x168
+    pixels, PSNR is on the 8-bit rounded reconstruction, the loss uses the float one."""
+    photo = Image.open(sample_paths[0]).convert("RGB").crop((40, 30, 240, 198))
+    photo.save(tmp_path / "v.png")
+    model = small_model("gabic")
+    v = validate(model, ImageFolder(tmp_path, split="test"), 0.01, torch.device("cpu"))
+    x = image_to_tensor(photo)
+    top, left = (192 - 168) // 2, (256 - 200) // 2  # CompressAI's centred padding, by hand
+    xp = torch.nn.functional.pad(x, (left, 256 - 200 - left, top, 192 - 168 - top))
+    with torch.no_grad():
+        out = model(xp)
+    x_hat = out["x_hat"][..., top : top + 168, left : left + 200].clamp(0, 1)
+    bits = sum(-torch.log2(lik.double()).sum().item() for lik in out["likelihoods"].values())
+    assert v["bpp"] == pytest.approx(bits / (200 * 168), rel=1e-6)
+    assert v["bpp"] == pytest.approx(bpp_from_likelihoods(out["likelihoods"], 200 * 168), rel=1e-6)
+    assert v["psnr"] == pytest.approx(psnr(photo, tensor_to_image(x_hat)), abs=1e-9)
+    mse = torch.mean((x_hat - x) ** 2).item()
+    assert v["mse"] == pytest.approx(mse, rel=1e-5) and v["loss"] == pytest.approx(0.01 * 255**2 * mse + v["bpp"], rel=1e-5)
+    assert model.training is False  # validate restores the mode it found
 
 
 def test_interrupted_and_resumed_run_reproduces_the_losses(tmp_path):
@@ -121,6 +146,15 @@ def test_resume_from_another_architecture_is_refused(tmp_path):
         fit(steps=4, name="arch", runs_dir=tmp_path, resume=True, **{**TINY, "model": "wacnn"})
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         fit(steps=4, name="never", runs_dir=tmp_path, resume=True, **TINY)
+
+
+def test_resume_keeps_the_saved_graph_rule(tmp_path):
+    fit(steps=2, name="rule", runs_dir=tmp_path, knn_rule="self-excluded", **TINY)
+    history = fit(steps=4, name="rule", runs_dir=tmp_path, resume=True, **TINY)  # the rule is not given again
+    assert len(history["train"]) == 4
+    assert read_checkpoint(tmp_path / "rule" / "last.pth.tar")["config"]["knn_rule"] == "self-excluded"
+    with pytest.raises(CheckpointError, match="a gabic checkpoint"):
+        fit(steps=6, name="rule", runs_dir=tmp_path, resume=True, knn_rule="published", **TINY)
 
 
 def test_train_command(capsys, tmp_path):

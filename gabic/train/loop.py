@@ -258,7 +258,12 @@ class _Run:
         aux.backward()
         self.aux_opt.step()
         self.step += 1
-        row = {"step": self.step, **{k: float(v.detach()) for k, v in terms.items()}, "aux_loss": aux.item(), "lr": self.opt.param_groups[0]["lr"]}
+        row = {
+            "step": self.step,
+            **{k: float(v.detach()) for k, v in terms.items()},
+            "aux_loss": aux.item(),
+            "lr": self.opt.param_groups[0]["lr"],
+        }
         self.history["train"].append(row)
         self._log("train", row, ("loss", "mse", "bpp", "psnr", "aux_loss", "lr"))
         return row

@@ -1,0 +1,40 @@
+"""Training: ``fit()``, the ``gabic train`` command and ``torchrun -m gabic.train``.
+
+- :mod:`gabic.train.config`: the published constants, the presets and :class:`TrainConfig`;
+- :mod:`gabic.train.loop`: :func:`fit` (the loop as a few named steps), :func:`rd_loss`,
+  :func:`validate` and :func:`run_distributed` (a ``torchrun`` process);
+- ``python -m gabic.train ...`` (``gabic/train/__main__.py``) is ``gabic train ...``.
+"""
+
+from __future__ import annotations
+
+from gabic.train.config import (
+    PAPER_AUX_LR,
+    PAPER_CLIP,
+    PAPER_LR,
+    PLATEAU_FACTOR,
+    PLATEAU_PATIENCE,
+    PRECISIONS,
+    PRESETS,
+    TrainConfig,
+    initial_model,
+    resolve_config,
+)
+from gabic.train.loop import fit, rd_loss, run_distributed, validate
+
+__all__ = [
+    "PAPER_AUX_LR",
+    "PAPER_CLIP",
+    "PAPER_LR",
+    "PLATEAU_FACTOR",
+    "PLATEAU_PATIENCE",
+    "PRECISIONS",
+    "PRESETS",
+    "TrainConfig",
+    "fit",
+    "initial_model",
+    "rd_loss",
+    "resolve_config",
+    "run_distributed",
+    "validate",
+]

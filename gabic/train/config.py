@@ -1,0 +1,149 @@
+"""What a training run is: the published constants, the presets, :class:`TrainConfig` and its checks."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from gabic.errors import GabicError
+from gabic.models import MODELS, ChannelContextCodec, build_model
+
+__all__ = [
+    "PAPER_AUX_LR",
+    "PAPER_CLIP",
+    "PAPER_LR",
+    "PLATEAU_FACTOR",
+    "PLATEAU_PATIENCE",
+    "PRECISIONS",
+    "PRESETS",
+    "TrainConfig",
+    "initial_model",
+    "resolve_config",
+]
+
+#: The published schedule: ReduceLROnPlateau factor and patience, Adam learning rates, clipping.
+PAPER_LR, PAPER_AUX_LR, PAPER_CLIP = 1e-4, 1e-3, 1.0
+PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.3, 4
+
+#: Training precisions: fp32, or bf16 autocast on a GPU.
+PRECISIONS = ("fp32", "bf16")
+
+#: Named settings. "small-cpu" visibly learns on 2 CPU cores in a few minutes; "paper" is the
+#: published model and recipe (a GPU job).
+PRESETS: dict[str, dict[str, Any]] = {
+    "small-cpu": {
+        "model": "gabic",
+        "N": 64,
+        "M": 96,
+        "num_slices": 8,
+        "patch_size": 128,
+        "batch_size": 4,
+        "lr": 5e-4,
+        "val_interval": 50,
+    },
+    "paper": {"model": "gabic", "N": 192, "M": 320, "num_slices": 10, "patch_size": 256, "batch_size": 16, "lr": PAPER_LR},
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; stored in its checkpoints and in ``config.json``."""
+
+    model: str = "gabic"
+    N: int | None = None
+    M: int | None = None
+    num_slices: int | None = None
+    knn: int = 9
+    heads: int = 8
+    backend: str = "dense"
+    knn_rule: str = "published"
+    lmbda: float = 0.0130
+    dataset: str | None = None
+    val_dataset: str | None = None
+    patch_size: int = 256
+    batch_size: int = 16
+    steps: int | None = None
+    epochs: int | None = None
+    lr: float = PAPER_LR
+    aux_lr: float = PAPER_AUX_LR
+    clip: float | None = PAPER_CLIP
+    val_interval: int = 100
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    workers: int = 0
+    name: str | None = None
+    runs_dir: str = "results/runs"
+    tensorboard: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def model_config(self) -> dict[str, Any]:
+        """The ``build_model`` config of the architecture and its hyper-parameters."""
+        cfg: dict[str, Any] = {"model": self.model}
+        for key in ("N", "M", "num_slices"):
+            if getattr(self, key) is not None:
+                cfg[key] = getattr(self, key)
+        if self.model == "gabic":
+            cfg.update(knn=self.knn, heads=self.heads, backend=self.backend, knn_rule=self.knn_rule)
+        elif self.model == "stf":
+            cfg = {"model": "stf", **({"num_slices": self.num_slices} if self.num_slices else {})}
+        return cfg
+
+
+def _check(cfg: TrainConfig) -> None:
+    """The run's own settings; the model's are checked by the model (:func:`initial_model`)."""
+    if cfg.model not in MODELS:
+        raise GabicError(f"--model must be one of {', '.join(sorted(MODELS))}, got {cfg.model!r}")
+    if not (cfg.lmbda > 0 and math.isfinite(cfg.lmbda)):
+        raise GabicError(f"lambda must be a positive number, got {cfg.lmbda}")
+    for key in ("patch_size", "batch_size", "val_interval"):
+        if getattr(cfg, key) < 1:
+            raise GabicError(f"{key} must be at least 1, got {getattr(cfg, key)}")
+    if cfg.patch_size % 64:
+        raise GabicError(f"patch_size must be a multiple of 64 (the codecs downsample by 64), got {cfg.patch_size}")
+    if (cfg.steps is None) == (cfg.epochs is None):
+        raise GabicError("give either steps or epochs")
+    if (cfg.steps or 1) < 1 or (cfg.epochs or 1) < 1:
+        raise GabicError("steps and epochs must be at least 1")
+    if cfg.precision not in PRECISIONS:
+        raise GabicError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    if cfg.workers < 0:
+        raise GabicError(f"workers must be >= 0, got {cfg.workers}")
+
+
+def resolve_config(preset: str | None = None, **options: Any) -> TrainConfig:
+    """The :class:`TrainConfig` of a run: the preset's settings, then ``options`` (None ignored).
+
+    Checks every value (see :func:`gabic.train.fit`); 1000 steps when neither steps nor epochs is given.
+    """
+    if preset and preset not in PRESETS:
+        raise GabicError(f"unknown preset {preset!r}: {', '.join(PRESETS)}")
+    base = dict(PRESETS[preset]) if preset else {}
+    base.update({k: v for k, v in options.items() if v is not None})
+    unknown = set(base) - set(TrainConfig.__dataclass_fields__)
+    if unknown:
+        raise GabicError(f"unknown training options: {', '.join(sorted(unknown))}")
+    cfg = TrainConfig(**base)
+    if cfg.steps is None and cfg.epochs is None:
+        cfg.steps = 1000
+    _check(cfg)
+    return cfg
+
+
+def initial_model(cfg: TrainConfig) -> ChannelContextCodec:
+    """The model a run starts from (seeded with ``cfg.seed``, then built), on the CPU, train mode.
+
+    A bad hyper-parameter (``knn`` outside its window, ...) is a :class:`~gabic.errors.GabicError`
+    with the model's own message."""
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    try:
+        return build_model(cfg.model_config())
+    except ValueError as err:
+        raise GabicError(str(err)) from None
