@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from gabic import viz
-from gabic._viz_draw import ARROW_GID, attention_matrix
 from gabic.data import samples
-from gabic.images import crop, image_to_tensor, pad, tensor_to_image
+from gabic.evaluate import k_sweep
+from gabic.images import as_rgb, center_crop, crop, image_to_tensor, pad, tensor_to_image
+from gabic.measurement import measure
 from gabic.metrics import bpp_from_likelihoods, psnr
 from gabic.results import load, save, validate
+from gabic.viz.drawing import ARROW_GID, attention_matrix
 from tests.conftest import small_model
 
 BLOCKS = ["g_a.4.conv_b.0", "g_a.8.conv_b.0", "g_s.0.conv_b.0", "g_s.5.conv_b.0"]
@@ -27,7 +29,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def photo():
-    return viz.center_crop(samples()[0], 128)
+    return center_crop(as_rgb(samples()[0]), 128)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def cap(model, photo):
 @pytest.fixture(scope="module")
 def odd():
     """A 100x70 (H x W) image: padded to 128x128 at offset (top 14, left 29)."""
-    return viz.capture(small_model("gabic"), viz.center_crop(samples()[1], (100, 70)))
+    return viz.capture(small_model("gabic"), center_crop(as_rgb(samples()[1]), (100, 70)))
 
 
 def _windows(block: viz.BlockCapture) -> torch.Tensor:
@@ -67,16 +69,31 @@ def test_capture_has_every_block(cap, photo):
 
 
 def test_neighbours_are_the_k_nearest_by_the_block_distance(cap):
+    """The published rule: the k + 1 nearest nodes (the node itself among them) with the nearest
+    dropped, so the chosen distances are the 2nd to (k+1)-th smallest; where another node ties with
+    the node itself at distance 0, the node itself may be kept instead of it."""
     for b in cap.values():
         xn = F.normalize(_windows(b).double(), dim=-1)
         d = torch.cdist(xn, xn) ** 2
-        d.diagonal(dim1=1, dim2=2).fill_(math.inf)
         chosen = d.gather(-1, b.idx)
-        nearest = d.sort(-1).values[..., : b.knn]
-        # the chosen distances are the k smallest ones (ties may pick either node)
+        nearest = d.sort(-1).values[..., 1 : b.knn + 1]
         torch.testing.assert_close(chosen.sort(-1).values, nearest, atol=1e-6, rtol=0)
-        assert not (b.idx == torch.arange(b.n)[None, :, None]).any(), "a node is its own neighbour"
+        itself = b.idx == torch.arange(b.n)[None, :, None]
+        tied = (d.diagonal(dim1=1, dim2=2)[..., None] - d).abs().le(1e-6).sum(-1) > 1  # another node at distance 0
+        assert not (itself.any(-1) & ~tied).any(), "a node kept itself without a tie"
         assert all(len(set(row)) == b.knn for row in b.idx.reshape(-1, b.knn).tolist()), "repeated neighbours"
+
+
+def test_self_excluded_neighbours_are_the_k_nearest_other_nodes(photo):
+    model = small_model("gabic")
+    model.set_knn_rule("self-excluded")
+    for b in viz.capture(model, photo).values():
+        xn = F.normalize(_windows(b).double(), dim=-1)
+        d = torch.cdist(xn, xn) ** 2
+        d.diagonal(dim1=1, dim2=2).fill_(math.inf)
+        # the chosen distances are the k smallest ones (ties may pick either node)
+        torch.testing.assert_close(d.gather(-1, b.idx).sort(-1).values, d.sort(-1).values[..., : b.knn], atol=1e-6, rtol=0)
+        assert not (b.idx == torch.arange(b.n)[None, :, None]).any(), "a node is its own neighbour"
 
 
 def test_weights_sum_to_one(cap):
@@ -277,7 +294,7 @@ def test_rebuild_with_another_k(cap, model):
 
 @pytest.mark.parametrize("k", [0, 64, 2.5, True])
 def test_k_outside_the_window_is_refused(cap, model, k):
-    with pytest.raises(ValueError, match=r"k must be an integer in 1\.\.63 for block g_a\.4\.conv_b\.0 .* got k="):
+    with pytest.raises(ValueError, match=r"block g_a\.4\.conv_b\.0: knn must be an integer in 1\.\.63 \(windows of 64 nodes\), got"):
         viz.rebuild(cap["g_a.4"], model, k)
     assert model.g_a[4].conv_b[0].knn == 9
 
@@ -295,7 +312,7 @@ def test_rebuild_restores_k_on_error(cap, model, monkeypatch):
 
 
 def test_k_sweep(model, photo, tmp_path):
-    result = viz.k_sweep(model, [photo], ks=[3, 9], progress=False)
+    result = k_sweep(model, [photo], ks=[3, 9], progress=False)
     validate(result)
     assert result["meta"]["knn"] == [3, 9] and result["meta"]["estimate"] == "likelihoods" and result["meta"]["trained_knn"] == 9
     assert all(m.knn == 9 for m in model.graph_attentions().values()) and model.config["knn"] == 9
@@ -309,20 +326,19 @@ def test_k_sweep(model, photo, tmp_path):
     assert load(save(result, tmp_path / "k.json"))["meta"]["knn"] == [3, 9]
     assert len(viz.plot_k_sweep(result).axes) == 3
 
-    with pytest.raises(ValueError, match=r"1\.\.15 .* got k=16"):
-        viz.k_sweep(model, [photo], ks=[3, 16], progress=False)
+    with pytest.raises(ValueError, match=r"1\.\.15 .* got 16"):
+        k_sweep(model, [photo], ks=[3, 16], progress=False)
     with pytest.raises(ValueError, match="GABIC"):
-        viz.k_sweep(small_model("wacnn"), [photo], ks=[3], progress=False)
+        k_sweep(small_model("wacnn"), [photo], ks=[3], progress=False)
 
 
 def test_k_sweep_real_coding(model, photo):
-    from gabic.bitstream import round_trip
-
-    small = viz.center_crop(photo, 64)
-    result = viz.k_sweep(model, small, ks=[9], real_coding=True, progress=False)
+    small = center_crop(photo, 64)
+    result = k_sweep(model, small, ks=[9], real_coding=True, progress=False)
     assert result["meta"]["estimate"] == "bitstream"
-    rt = round_trip(model, small)
-    assert result["results"]["bpp"] == [rt["bpp"]] and result["results"]["psnr-rgb"] == [rt["psnr"]]
+    m = measure(model, small)
+    assert result["results"]["bpp"] == [m.bpp] and result["results"]["psnr-rgb"] == [m.psnr_rgb]
+    assert result["per_image"]["image0"]["bpp-file"] == [m.bpp_file] and m.bpp_file > m.bpp
 
 
 # --------------------------------------------------------------------------- widget

@@ -274,7 +274,10 @@ def rebuild(block: BlockCapture, model: nn.Module, k: int) -> BlockCapture:
     """
     if block.kind != "graph":
         raise ValueError(f"block {block.name} is a window attention block: it has no k to change")
-    check_knn(k, block.n)
+    try:
+        check_knn(k, block.n)
+    except ValueError as err:
+        raise ValueError(f"block {block.name}: {err}") from None
     module = dict(model.named_modules()).get(block.name)
     if not isinstance(module, WindowGraphAttention):
         raise ValueError(f"model has no kNN graph attention module named {block.name!r}")
@@ -295,5 +298,3 @@ def rebuild(block: BlockCapture, model: nn.Module, k: int) -> BlockCapture:
         weights=info["weights"].float().cpu(),
         edge_bias=None if eb is None else eb.cpu(),
     )
-
-

@@ -1,0 +1,89 @@
+"""Statistics of the captured graphs and attention: neighbour distances, adjacency, entropy, in-degree."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gabic.viz.capture import BlockCapture
+from gabic.viz.geometry import valid_nodes
+
+__all__ = ["attention_entropy", "block_statistics", "graph_statistics"]
+
+
+def graph_statistics(idx: Tensor, window_size: int, weights: Tensor | None = None, valid: Tensor | None = None) -> dict[str, Any]:
+    """Statistics of kNN window graphs.
+
+    Args:
+        idx: neighbours ``(nW, n, k)`` with ``n = window_size**2``.
+        window_size: window side ``ws``; node i sits at ``divmod(i, ws)`` in its window.
+        weights: attention ``(nW, heads, n, k)`` or None.
+        valid: ``(nW, n)`` bool, the centre nodes to count (default all); neighbours are counted
+            whatever they are.
+
+    Returns:
+        ``mean_distance``: mean Euclidean distance (in node-grid units) from a node to its neighbours;
+        ``adjacent_share``: share of neighbours that are 8-adjacent (Chebyshev distance 1: the 8
+        surrounding nodes); ``entropy``: ``(heads,)`` attention entropy in nats, mean over nodes
+        (None without weights; ``log k`` is the uniform maximum); ``frequency``: ``(ws, ws)`` mean
+        number of times each window position is chosen as a neighbour (by counted centres, per window);
+        ``in_degree``: ``(nW, n)`` times each node is chosen by a counted centre.
+    """
+    nW, n, k = idx.shape
+    if n != window_size**2:
+        raise ValueError(f"idx has {n} nodes per window, window_size={window_size} needs {window_size**2}")
+    valid = torch.ones(nW, n, dtype=torch.bool) if valid is None else valid.to(torch.bool).cpu()
+    idx = idx.cpu()
+    pos = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij"), -1).reshape(n, 2).float()
+    delta = pos[idx] - pos[:, None, :].expand(nW, n, k, 2)  # (nW, n, k, 2)
+    dist = delta.norm(dim=-1)
+    adjacent = delta.abs().amax(-1) == 1
+    sel = valid[..., None].expand(nW, n, k)
+    count = int(sel.sum())
+    in_degree = torch.zeros(nW, n).scatter_add_(1, idx.reshape(nW, n * k), sel.reshape(nW, n * k).float())
+    out: dict[str, Any] = {
+        "mean_distance": float(dist[sel].mean()) if count else math.nan,
+        "adjacent_share": float(adjacent[sel].float().mean()) if count else math.nan,
+        "entropy": None,
+        "frequency": in_degree.mean(0).reshape(window_size, window_size),
+        "in_degree": in_degree,
+    }
+    if weights is not None:
+        out["entropy"] = attention_entropy(weights, valid)
+    return out
+
+
+def attention_entropy(weights: Tensor, valid: Tensor | None = None) -> Tensor:
+    """``(heads,)`` entropy in nats ``-sum_j w_ij log w_ij`` of weights ``(nW, heads, n, k)``, mean
+    over the nodes where ``valid`` ``(nW, n)`` is True (default all)."""
+    w = weights.detach().double().cpu()
+    ent = -(w * torch.log(w.clamp_min(1e-300))).sum(-1)  # (nW, heads, n)
+    if valid is None:
+        return ent.mean((0, 2)).float()
+    m = valid.cpu()[:, None, :].expand_as(ent).double()
+    return ((ent * m).sum((0, 2)) / m.sum((0, 2)).clamp_min(1)).float()
+
+
+def block_statistics(block: BlockCapture) -> dict[str, Any]:
+    """:func:`graph_statistics` of a captured block, counting only its :func:`valid_nodes` as centres.
+
+    Adds ``frequency_map``: ``(H, W)`` times each position of the feature map is chosen as a
+    neighbour, and ``padded_neighbour_share``: share of the neighbours of counted centres that are
+    padding nodes. Window-attention blocks (WACNN) get ``entropy`` only (over all n nodes).
+    """
+    valid = valid_nodes(block)
+    if block.kind != "graph":
+        return {"name": block.name, "entropy": attention_entropy(block.weights, valid)}
+    stats = graph_statistics(block.idx, block.window_size, block.weights, valid)
+    ws, (Hp, Wp) = block.window_size, block.padded_size
+    nWh, nWw = block.grid
+    fmap = stats["in_degree"].view(nWh, nWw, ws, ws).permute(0, 2, 1, 3).reshape(Hp, Wp)
+    stats["frequency_map"] = fmap[: block.resolution[0], : block.resolution[1]]
+    chosen_valid = valid.gather(1, block.idx.reshape(block.num_windows, -1)).reshape_as(block.idx)
+    sel = valid[..., None].expand_as(block.idx)
+    stats["padded_neighbour_share"] = float((~chosen_valid[sel]).float().mean()) if bool(sel.any()) else math.nan
+    stats["name"] = block.name
+    return stats
