@@ -13,6 +13,11 @@ file, the name of a published curve (``"jpeg"``, ``"stf_mse"``, ...), or a seque
 - :func:`bd_table` gives BD-rate and BD-PSNR of each curve against an anchor as a DataFrame,
   :func:`bd_markdown` / :func:`bd_latex` format it; :func:`write_report` writes all of it.
 
+Curves know their image set (:mod:`gabic.image_sets`): when curves of several sets are drawn
+together, those not on the set of the majority get it in their label ("jpeg (4 sample
+photos)" beside published Kodak curves), and a BD value between curves of different sets is
+n/a with that reason unless ``across_image_sets=True`` asks for it.
+
 A curve without the metric asked for is left out of a figure with a logged warning; when no curve
 has it, :class:`~gabic.errors.ResultsError` names each curve and the metrics it has. In a BD table
 such a curve gets NaN and a note.
@@ -38,8 +43,9 @@ from matplotlib.figure import Figure
 
 from gabic.errors import ResultsError
 from gabic.files import write_atomic
+from gabic.image_sets import describe, image_set_of, same_image_set
 from gabic.metrics import BD_METHODS, bd_psnr, bd_rate
-from gabic.results import load, points, validate
+from gabic.results import has_metric, load, points, validate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -134,7 +140,6 @@ _PLOTLY_SYMBOL = {  # plotly's names of the markers
     **{"o": "circle", "s": "square", "^": "triangle-up", "v": "triangle-down", "<": "triangle-left", ">": "triangle-right"},
     **{"D": "diamond", "d": "diamond-tall", "p": "pentagon", "h": "hexagon", "8": "octagon", "P": "cross", "X": "x", "*": "star"},
 }
-_DATASETS = {"kodak": "Kodak", "clic": "CLIC", "tecnick": "Tecnick"}
 _FORMATS = ("pdf", "svg", "png")
 _NA = "n/a"
 
@@ -198,37 +203,62 @@ def method_style(name_or_result: str | dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(eq=False)  # compared by identity
 class Curve:
-    """One loaded curve: its result dict, its unique label, what the caller passed for it, its style."""
+    """One loaded curve: its result dict, its unique label, what the caller passed for it, its
+    style and the image set it was measured on (None when its file does not say)."""
 
     result: dict[str, Any]
     label: str  # unique within one call
     given: str  # what the caller passed: a published name, a path, or the result's name
     style: dict[str, Any]
+    image_set: dict[str, Any] | None = None
+
+
+def _set_key(image_set: dict[str, Any] | None) -> str | None:
+    if image_set is None:
+        return None
+    return image_set.get("fingerprint") or f"{str(image_set.get('name')).lower()}|{image_set.get('num_images')}"
+
+
+def _majority_set(curves: Sequence[Curve]) -> str | None:
+    """The key of the image set most curves were measured on (the first such curve's on a tie)."""
+    keys = [k for k in (_set_key(c.image_set) for c in curves) if k is not None]
+    return max(keys, key=keys.count) if keys else None
 
 
 def load_curves(results: Curves) -> list[Curve]:
-    """Load and validate curves (results dicts, paths, published names) into :class:`Curve` objects,
-    labels made unique with " [2]", " [3]" ...; figures, tables and widgets share these labels."""
+    """Load and validate curves (results dicts, paths, published names) into :class:`Curve` objects.
+
+    Labels are the :func:`method_style` labels; a curve measured on another image set than most
+    of the curves gets that set in its label (``"jpeg (4 sample photos)"``); labels are made
+    unique with " [2]", " [3]" ... Figures, tables and widgets share these labels."""
     items = [results] if isinstance(results, (dict, str, os.PathLike)) else list(results)
     if not items:
         raise ValueError("no curves given: expected results dicts, paths to results files or published names")
-    curves, seen = [], {}
+    if all(isinstance(item, Curve) for item in items):  # already loaded (write_report passes its curves on)
+        return list(items)
+    loaded: list[tuple[dict[str, Any], str]] = []
     for i, item in enumerate(items):
-        if isinstance(item, Curve):  # already loaded (write_report passes its curves on)
-            curves.append(item)
-            continue
-        if isinstance(item, (str, os.PathLike)):
-            result, given = load(item), os.fspath(item)
+        if isinstance(item, Curve):
+            loaded.append((item.result, item.given))
+        elif isinstance(item, (str, os.PathLike)):
+            loaded.append((load(item), os.fspath(item)))
         else:
             source = item.get("name", f"results[{i}]") if isinstance(item, dict) else f"results[{i}]"
             validate(item, source=str(source))
-            result, given = item, str(item.get("name", f"results[{i}]"))
+            loaded.append((item, str(item.get("name", f"results[{i}]"))))
+    sets = [image_set_of(result) for result, _ in loaded]
+    keys = [_set_key(s) for s in sets]
+    majority = _majority_set([Curve({}, "", "", {}, s) for s in sets])
+    curves, seen = [], {}
+    for (result, given), image_set, key in zip(loaded, sets, keys, strict=True):
         style = method_style(result)
         label = style["label"]
+        if key is not None and key != majority:
+            label = f"{label} ({describe(image_set)})"
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:
             label = f"{label} [{seen[label]}]"
-        curves.append(Curve(result, label, given, {**style, "label": label}))
+        curves.append(Curve(result, label, given, {**style, "label": label}, image_set))
     return curves
 
 
@@ -267,9 +297,10 @@ def _legend_fits(labels: list[str], width: float, height: float) -> bool:
 
 
 def _auto_title(curves: list[Curve]) -> str:
-    datasets = {str((c.result.get("meta") or {}).get("dataset", "")) for c in curves}
-    if len(datasets) == 1 and (dataset := datasets.pop()):
-        return _DATASETS.get(dataset.lower(), dataset)
+    """The image set when every curve says it was measured on the same one, else nothing."""
+    keys = {_set_key(c.image_set) for c in curves}
+    if len(keys) == 1 and None not in keys:
+        return describe(curves[0].image_set)
     return ""
 
 
@@ -293,8 +324,8 @@ def rd_figure(
             :data:`HEIGHT_RATIO` times the width. Ignored when ``ax`` is given.
         ax: draw into these axes instead of a new :class:`~matplotlib.figure.Figure` (no pyplot
             state is used either way).
-        title: the title; None (default) shows the dataset when every curve names the same
-            ``meta.dataset``; ``""`` shows none.
+        title: the title; None (default) shows the image set when every curve was measured on
+            the same one (:func:`gabic.image_sets.describe`); ``""`` shows none.
         legend: draw a legend (default True): inside, lower right, where RD curves leave room;
             in a new figure whose plot it would cover (more than about half its width or
             height), below the axes, the figure growing taller by the legend's height.
@@ -480,6 +511,7 @@ def bd_table(
     anchor: str | os.PathLike | dict[str, Any],
     metric: str = "psnr-rgb",
     method: str = "cubic",
+    across_image_sets: bool = False,
 ) -> pd.DataFrame:
     """BD-rate and BD-quality of each curve against ``anchor`` (:func:`gabic.metrics.bd_rate`,
     :func:`gabic.metrics.bd_psnr`), one row per curve.
@@ -493,12 +525,15 @@ def bd_table(
             it (:data:`METRIC_LABELS`: "BD-PSNR (dB)", "BD-MS-SSIM", "BD-MS-SSIM (dB)").
         method: ``"cubic"`` (default, 4 points per curve at least) or ``"pchip"`` (2), see
             :func:`gabic.metrics.bd_rate`.
+        across_image_sets: compute BD values between curves measured on different image sets
+            too (noted as such); default False: n/a with the two sets as the reason.
 
     Returns:
         A DataFrame indexed by curve label, with columns "BD-rate (%)", the BD-quality column,
         "points" (RD points), "bpp range" and "note". The anchor's row holds 0 and the note
-        "anchor"; a curve that cannot be compared (too few points, no overlap, no such metric)
-        holds NaN and the reason in "note". ``df.attrs`` holds anchor, metric and method.
+        "anchor"; a curve that cannot be compared (too few points, no overlap, no such metric,
+        another image set) holds NaN and the reason in "note". ``df.attrs`` holds anchor, metric
+        and method.
 
     Raises:
         ResultsError: a curve is not in the results schema, or the anchor lacks ``metric``.
@@ -518,13 +553,24 @@ def bd_table(
     for c in curves:
         bpp = c.result["results"]["bpp"]
         row = {"BD-rate (%)": math.nan, quality_column: math.nan, "points": len(bpp), "bpp range": f"{min(bpp):.3f}–{max(bpp):.3f}"}
+        same_set = same_image_set(c.image_set, anchor_curve.image_set)
         if c is anchor_curve:
             row.update({"BD-rate (%)": 0.0, quality_column: 0.0, "note": "anchor"})
+        elif same_set is False and not across_image_sets:
+            row["note"] = (
+                f"n/a: measured on {describe(c.image_set)}, the anchor on {describe(anchor_curve.image_set)} "
+                "(across_image_sets=True computes it anyway)"
+            )
         else:
             try:
                 tb, tq = zip(*points(c.result, metric), strict=True)
                 rate, quality = bd_rate(ab, aq, tb, tq, method=method), bd_psnr(ab, aq, tb, tq, method=method)
-                row.update({"BD-rate (%)": rate, quality_column: quality, "note": ""})
+                note = (
+                    ""
+                    if same_set is not False
+                    else f"across image sets: {describe(c.image_set)} vs {describe(anchor_curve.image_set)}"
+                )
+                row.update({"BD-rate (%)": rate, quality_column: quality, "note": note})
             except (ResultsError, ValueError) as err:
                 row["note"] = str(err)
                 log.info("BD against %s: no values for %s: %s", anchor_curve.label, c.label, err)
@@ -564,14 +610,6 @@ def bd_latex(df: pd.DataFrame, digits: int = 2) -> str:
     return table.to_latex(index=False, escape=True).replace("–", "--")
 
 
-def _has_metric(curve: Curve, metric: str) -> bool:
-    try:
-        points(curve.result, metric)
-    except ResultsError:
-        return False
-    return True
-
-
 def write_report(
     results: Curves,
     out_dir: str | os.PathLike,
@@ -581,6 +619,7 @@ def write_report(
     formats: Sequence[str] = _FORMATS,
     method: str = "cubic",
     dpi: int = 300,
+    across_image_sets: bool = False,
 ) -> list[Path]:
     """Write RD figures and BD tables of ``results`` into ``out_dir`` (what ``gabic rd`` does).
 
@@ -601,6 +640,7 @@ def write_report(
         formats: figure formats, default ``("pdf", "svg", "png")``.
         method: BD interpolation, ``"cubic"`` (default) or ``"pchip"``.
         dpi: PNG resolution (default 300).
+        across_image_sets: BD values between curves of different image sets too (see :func:`bd_table`).
 
     Returns:
         The paths written.
@@ -616,7 +656,7 @@ def write_report(
     out_dir = Path(out_dir)
     written: list[Path] = []
     for metric in metrics:
-        have = [c for c in curves if _has_metric(c, metric)]
+        have = [c for c in curves if has_metric(c.result, metric)]
         if not have:
             log.info("no curve has %s: no figure or BD table for it", metric)
             continue
@@ -630,7 +670,7 @@ def write_report(
         if base not in have:
             log.warning("the anchor %s has no %s: no BD table for it", base.label, metric)
             continue
-        df = bd_table(curves, base.result, metric=metric, method=method)
+        df = bd_table(curves, base.result, metric=metric, method=method, across_image_sets=across_image_sets)
         for suffix, text in (("md", bd_markdown(df)), ("tex", bd_latex(df)), ("csv", df.to_csv())):
             written.append(write_atomic(out_dir / f"bd_{metric}.{suffix}", text.encode("utf-8")))
     return written
