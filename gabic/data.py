@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from gabic._version import __version__
 from gabic.errors import DataError
 from gabic.files import write_atomic
 from gabic.images import image_to_tensor, load_image, to_rgb
@@ -364,8 +365,6 @@ class _TooLarge(Exception):
 
 def _fetch(url: str, timeout: float) -> bytes:
     """GET ``url`` (at most ``_MAX_DOWNLOAD_BYTES``)."""
-    from gabic import __version__
-
     request = Request(url, headers={"User-Agent": f"gabic/{__version__} (python urllib)"})
     with urlopen(request, timeout=timeout) as response:
         data = response.read(_MAX_DOWNLOAD_BYTES + 1)

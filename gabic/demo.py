@@ -3,8 +3,8 @@
 01 trains a small GABIC on the embedded sample photos (the CPU preset; the paper's on a GPU),
 02 evaluates its best checkpoint with real coding, 03 draws its RD curve beside JPEG, HEVC
 intra, WebP and AVIF measured here and the published anchors, 04 looks inside its kNN
-attention. The photos are the embedded samples, or the Kodak images when ``data/kodak`` holds
-them (``gabic data kodak``).
+attention. The photos are the embedded samples, or the Kodak images when ``data/kodak`` (in the working
+folder) holds them (``gabic data kodak``).
 
 The output folder receives the executed notebooks (``.ipynb`` and ``.html``), the figures
 (``figures/*.png`` and ``.pdf``), the results files (``results/*.json``), ``summary.json`` and
@@ -28,6 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gabic._version import __version__
+from gabic.data import KODAK_DEST, list_images
+from gabic.device import resolve_device
 from gabic.errors import GabicError
 from gabic.files import write_atomic
 from gabic.notebooks import NotebookError, execute_notebook, jupyter_notes_silenced, notebook_paths
@@ -45,10 +48,9 @@ QUICK = {
 
 
 def _kodak() -> Path | None:
-    """``data/kodak`` of the source checkout when it holds the 24 images, else None."""
-    from gabic.data import list_images
-
-    folder = Path(__file__).resolve().parents[1] / "data" / "kodak"
+    """``data/kodak`` (where ``gabic data kodak`` puts the images, from the working folder) when it
+    holds the 24 images, else None."""
+    folder = KODAK_DEST.resolve()
     try:
         return folder if len(list_images(folder)) == 24 else None
     except GabicError:
@@ -84,6 +86,7 @@ def run_demo(
     device: str = "auto",
     dataset: str | os.PathLike | None = None,
     on_notebook: Callable[[int, int, str, float | None], None] | None = None,
+    notebooks: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Run notebooks 01-04 headless and write their outputs and an ``index.html`` to ``out``.
 
@@ -95,6 +98,8 @@ def run_demo(
             it holds the 24 Kodak images, else the embedded sample photos.
         on_notebook: called as ``on_notebook(i, n, name, seconds)`` before each notebook
             (``seconds`` None) and after it.
+        notebooks: the folder of the notebooks; default None: ``notebooks/`` of the gabic
+            checkout (see :func:`gabic.notebooks.notebooks_dir`).
 
     Returns:
         The summary written to ``summary.json``: notebooks with their run times, figures,
@@ -104,9 +109,6 @@ def run_demo(
         NotebookError: a notebook failed (naming it, the cell and the error); the partial
             output is in ``<out>-failed/``.
     """
-    from gabic import __version__
-    from gabic.device import resolve_device
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GabicError(f"{out}: exists and is not a folder")
@@ -117,11 +119,9 @@ def run_demo(
     if dataset is None:
         dataset = _kodak()
     else:
-        from gabic.data import list_images
-
         dataset = Path(dataset).resolve()
         list_images(dataset)  # a missing or empty folder fails here
-    notebooks = notebook_paths()
+    notebooks = notebook_paths(notebooks)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent)).resolve()
     for sub in ("notebooks", "figures", "results"):

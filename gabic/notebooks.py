@@ -1,8 +1,9 @@
 """Run gabic's notebooks headless: parameters injected after the ``parameters`` cell, a kernel
 of this very interpreter, errors that name the notebook, the cell and the exception.
 
-Used by ``gabic demo`` and by the tests. The notebooks live in ``notebooks/`` at the root of
-the source checkout (gabic is installed editable from it, ``pip install -e .``).
+Used by ``gabic demo`` and by the tests. The notebooks are the ``notebooks/`` folder of a gabic
+checkout: found beside the package when gabic is installed editable from one (``pip install -e
+.``), or passed explicitly (``gabic demo --notebooks DIR``) when gabic is installed from a wheel.
 """
 
 from __future__ import annotations
@@ -45,17 +46,28 @@ class NotebookError(GabicError):
         self.notebook = notebook
 
 
-def notebooks_dir() -> Path:
-    """``notebooks/`` of the source checkout gabic runs from; a GabicError when it is missing."""
+def notebooks_dir(folder: str | os.PathLike | None = None) -> Path:
+    """The folder of gabic's notebooks: ``folder`` when given, else ``notebooks/`` of the source
+    checkout gabic is installed from (editable). A GabicError says what to pass when neither is there."""
+    if folder is not None:
+        path = Path(folder)
+        if not path.is_dir():
+            raise GabicError(f"{path}: no such notebooks folder")
+        return path
     path = Path(__file__).resolve().parents[1] / "notebooks"
     if not path.is_dir():
-        raise GabicError(f"{path}: notebooks folder not found; install gabic from a source checkout (pip install -e .)")
+        raise GabicError(
+            "the notebooks are not installed with gabic: pass the notebooks/ folder of a gabic checkout (gabic demo --notebooks DIR)"
+        )
     return path
 
 
-def notebook_paths() -> list[Path]:
-    """The numbered notebooks (``01_*.ipynb`` ...), in order."""
-    return sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+def notebook_paths(folder: str | os.PathLike | None = None) -> list[Path]:
+    """The numbered notebooks (``01_*.ipynb`` ...) of :func:`notebooks_dir`, in order."""
+    paths = sorted(p for p in notebooks_dir(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise GabicError(f"{notebooks_dir(folder)}: no numbered notebooks (01_*.ipynb ...) in this folder")
+    return paths
 
 
 def parameters_source(parameters: dict[str, Any]) -> str:

@@ -24,8 +24,9 @@ of all lists describe the same RD point (never sort one list on its own: use
 :func:`points`).
 
 The published anchors (JPEG, BPG, VTM, STF, WACNN, CompressAI's zoo, the digitised GABIC
-figure ...) live in ``results/published/`` at the repository root, one file per curve;
-``results/published/README.md`` says where each comes from. Load one by name::
+figure ...) ship with the package as data (``gabic/published/``, read through
+:mod:`importlib.resources`, so an installed wheel has them), one file per curve;
+``gabic/published/README.md`` says where each comes from. Load one by name::
 
     jpeg = load("jpeg")
     pairs = points(jpeg, "psnr-rgb")  # [(bpp, psnr), ...] sorted by bpp
@@ -39,6 +40,9 @@ import logging
 import math
 import numbers
 import os
+import re
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,7 @@ from gabic.files import write_atomic
 __all__ = [
     "QUALITY_PREFIXES",
     "dumps",
+    "has_metric",
     "list_published",
     "load",
     "per_image_frame",
@@ -69,24 +74,22 @@ QUALITY_PREFIXES = ("psnr", "ms-ssim")
 _PER_POINT_META = ("lambda", "quality")
 
 
-def published_dir() -> Path:
-    """The folder of published anchor curves: ``results/published/`` at the repository root.
+def published_dir() -> Traversable:
+    """The folder of published anchor curves, package data of gabic (``gabic/published/``).
 
-    gabic is installed editable from a source checkout (``pip install -e .``), so the folder
-    is found next to the package. Raises :class:`~gabic.errors.ResultsError` when it is not there.
+    A :class:`~importlib.resources.abc.Traversable` (a :class:`~pathlib.Path` when gabic is
+    installed as files, editable or from a wheel). Raises :class:`~gabic.errors.ResultsError`
+    when the installation lacks it.
     """
-    path = Path(__file__).resolve().parents[1] / "results" / "published"
-    if not path.is_dir():
-        raise ResultsError(
-            f"{path}: folder of published curves not found; install gabic from a source checkout (pip install -e .) "
-            "or load a results file by its path"
-        )
-    return path
+    folder = resources.files("gabic").joinpath("published")
+    if not folder.is_dir():
+        raise ResultsError(f"{folder}: the published curves are missing from this gabic installation; reinstall gabic")
+    return folder
 
 
 def list_published() -> list[str]:
     """Names of the published curves (file names without ``.json``), sorted; e.g. ``"jpeg"``, ``"stf_mse"``."""
-    return sorted(p.stem for p in published_dir().glob("*.json"))
+    return sorted(f.name.removesuffix(".json") for f in published_dir().iterdir() if f.name.endswith(".json"))
 
 
 def load(name_or_path: str | os.PathLike) -> dict[str, Any]:
@@ -105,6 +108,10 @@ def load(name_or_path: str | os.PathLike) -> dict[str, Any]:
         ResultsError: one line naming the file (or the unknown name) and what is wrong.
     """
     path = _resolve(name_or_path)
+    if not isinstance(path, Path):  # a published curve inside the package
+        result = json.loads(path.read_text(encoding="utf-8"))
+        validate(result, source=f"published curve {path.name}")
+        return result
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -251,6 +258,15 @@ def points(result: dict[str, Any], metric: str = "psnr-rgb") -> list[tuple[float
     return sorted(zip(res["bpp"], values, strict=True))
 
 
+def has_metric(result: dict[str, Any], metric: str) -> bool:
+    """Whether :func:`points` can give ``metric`` for ``result`` (``ms-ssim-db-rgb`` derived from linear MS-SSIM counts)."""
+    try:
+        points(result, metric)
+    except ResultsError:
+        return False
+    return True
+
+
 def point_labels(result: dict[str, Any]) -> list[str]:
     """A short label per RD point, in the stored order: the checkpoint's file name
     (``meta["checkpoint"]``), else ``q=<quality>``, else ``lambda=<lambda>``, else its index."""
@@ -280,8 +296,6 @@ def points_frame(result: dict[str, Any]):
 
 def slug(name: str) -> str:
     """A file-name-safe form of a curve name: ``"GABIC (N=64, M=96)"`` -> ``"gabic-n64-m96"``."""
-    import re
-
     return re.sub(r"[^a-z0-9.]+", "-", name.lower().replace("=", "")).strip("-") or "curve"
 
 
@@ -309,15 +323,15 @@ def per_image_frame(result: dict[str, Any]):
     return pd.DataFrame(rows).set_index(["image", "point"])
 
 
-def _resolve(name_or_path: str | os.PathLike) -> Path:
-    """A path to a results file from a path or a published name."""
+def _resolve(name_or_path: str | os.PathLike) -> Path | Traversable:
+    """A path to a results file from a path, or the package resource of a published name."""
     if not isinstance(name_or_path, str):
         return Path(name_or_path)
     text = name_or_path
     if Path(text).is_file() or text.endswith(".json") or "/" in text or os.sep in text:
         return Path(text)
     folder = published_dir()
-    path = folder / f"{text}.json"
+    path = folder.joinpath(f"{text}.json")
     if path.is_file():
         return path
     names = list_published()
@@ -330,7 +344,7 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
 def _published_hint(path: Path) -> str:
     """A hint when a missing file's name is that of a published curve."""
     try:
-        if path.suffix == ".json" and (published_dir() / path.name).is_file() and not path.is_absolute():
+        if path.suffix == ".json" and published_dir().joinpath(path.name).is_file() and not path.is_absolute():
             return f" (for the published curve, load({path.stem!r}))"
     except ResultsError:
         pass

@@ -1,4 +1,4 @@
-"""RD result files (gabic.results) and the published anchor curves in results/published/.
+"""RD result files (gabic.results) and the published anchor curves shipped in gabic/published/.
 
 The expected numbers below were typed in from the reference source files (CompressAI's
 results/image/kodak/*.json, the STF repository's results/*.json, the digitised GABIC figure),
@@ -20,7 +20,7 @@ from gabic import results
 from gabic.errors import ResultsError
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLISHED = ROOT / "results" / "published"
+PUBLISHED = ROOT / "gabic" / "published"
 
 #: Curves the issue asks for by name; the folder holds these and more.
 EXPECTED = {
@@ -60,8 +60,8 @@ def small_result(n: int = 3) -> dict:
 # --- the published curves --------------------------------------------------------------------
 
 
-def test_published_dir_is_the_repository_folder():
-    assert results.published_dir() == PUBLISHED
+def test_published_dir_is_package_data():
+    assert Path(str(results.published_dir())) == PUBLISHED
 
 
 def test_list_published_names_every_file():
@@ -300,10 +300,11 @@ def test_unknown_name_lists_close_names():
 
 
 def test_published_dir_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(results, "__file__", str(tmp_path / "gabic" / "results.py"))
-    with pytest.raises(ResultsError, match=r"published.*not found; install gabic from a source checkout"):
+    """An installation without the package data says so (the wheel test checks it is there)."""
+    monkeypatch.setattr(results.resources, "files", lambda package: tmp_path / package)
+    with pytest.raises(ResultsError, match=r"published curves are missing from this gabic installation"):
         results.published_dir()
-    with pytest.raises(ResultsError, match="not found"):
+    with pytest.raises(ResultsError, match="missing from this gabic installation"):
         results.load("jpeg")
 
 

@@ -5,7 +5,7 @@
 SRC_DIR holds one JSON per source (``{"name", "source", "dataset", "metric_notes", "results":
 {"bpp", "psnr", "ms-ssim", "ms-ssim-db"}, "timing_seconds_per_image"?, "source_meta"?}``), or,
 for a digitised figure, ``"results"`` holding several curves keyed by legend name. DEST_DIR
-(normally ``results/published``) gets one file per curve in the results schema of
+(normally ``gabic/published``, package data) gets one file per curve in the results schema of
 :mod:`gabic.results`. Numbers are copied unchanged; the source, dataset and notes go to
 ``meta``. Anything the script does not recognise (a top-level key, a metric, a legend entry)
 stops it, so nothing is dropped silently. Files in DEST_DIR that no source produced are
@@ -212,7 +212,7 @@ def _dataset_label(dataset: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("src", type=Path, help="folder of source JSON files (reference/published)")
-    parser.add_argument("dest", type=Path, help="folder to write the results files to (results/published)")
+    parser.add_argument("dest", type=Path, help="folder to write the results files to (gabic/published)")
     parser.add_argument("--clean", action="store_true", help="remove .json files in DEST that no source produced")
     args = parser.parse_args(argv)
 
