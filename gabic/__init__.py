@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-__version__ = "0.1.0"
+from gabic._version import __version__
 
 with warnings.catch_warnings():
     # CompressAI 1.2.8 uses torch.jit.script at import time, which torch now flags as deprecated.
@@ -12,12 +12,14 @@ with warnings.catch_warnings():
     import compressai  # noqa: F401
 
 from gabic.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
+from gabic.measurement import Measurement, measure  # noqa: E402
 from gabic.metrics import bd_psnr, bd_rate, ms_ssim, psnr  # noqa: E402
 from gabic.models import GABIC, MODELS, STF, WACNN, build_model  # noqa: E402
 
 __all__ = [
     "GABIC",
     "MODELS",
+    "Measurement",
     "STF",
     "WACNN",
     "__version__",
@@ -25,6 +27,7 @@ __all__ = [
     "bd_rate",
     "build_model",
     "load_checkpoint",
+    "measure",
     "ms_ssim",
     "psnr",
     "save_checkpoint",

@@ -17,8 +17,20 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from gabic import __version__
+from gabic._version import __version__
+from gabic.bitstream import decode_image, unpack
+from gabic.checkpoints import load_checkpoint
+from gabic.codecs import list_codecs
+from gabic.data import KODAK_URL, download_kodak
 from gabic.errors import GabicError
+from gabic.evaluate import evaluate_checkpoints, evaluate_codec, write_results
+from gabic.files import write_atomic
+from gabic.images import load_image
+from gabic.layers import BACKENDS, KNN_RULES
+from gabic.measurement import measure
+from gabic.models import MODELS
+from gabic.results import load, save, slug
+from gabic.train import PRECISIONS, PRESETS, run_distributed
 
 log = logging.getLogger("gabic")
 
@@ -56,11 +68,13 @@ def setup_args() -> argparse.ArgumentParser:
         "named FILE_<curve>.json",
     )
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--backend", choices=("dense", "pyg"), help="GABIC attention backend (default: dense)")
+    _graph_args(p)
     p.add_argument("--knn", type=int, help="GABIC: use this many neighbours instead of the checkpoint's")
 
     p = sub.add_parser("rd", help="RD figures and a BD table from results files and published curves")
-    p.add_argument("results", nargs="+", metavar="RESULTS", help="results files (.json) or published curve names (see --list)")
+    p.add_argument(
+        "results", nargs="+", metavar="RESULTS", help="results files (.json) or published curve names (gabic.results.list_published())"
+    )
     p.add_argument("--anchor", help="BD-rate / BD-PSNR against this curve (a file, a published name or a curve's name)")
     p.add_argument("--out", type=Path, required=True, help="output folder for the figures and tables")
     p.add_argument(
@@ -70,6 +84,11 @@ def setup_args() -> argparse.ArgumentParser:
         help="quality metrics to plot (default: each one some curve has)",
     )
     p.add_argument("--formats", nargs="+", default=["pdf", "svg", "png"], help="figure formats (default: pdf svg png)")
+    p.add_argument(
+        "--across-image-sets",
+        action="store_true",
+        help="compute BD values between curves measured on different image sets too (default: n/a, with the reason)",
+    )
 
     p = sub.add_parser("evaluate-codec", help="RD points of a classical codec over a folder of images")
     p.add_argument("codec", help="jpeg, webp, avif, heif, jpeg2000, jpegxl or bpg (see `gabic codecs`)")
@@ -80,10 +99,8 @@ def setup_args() -> argparse.ArgumentParser:
 
     sub.add_parser("codecs", help="list the classical codecs and whether they are available here")
 
-    from gabic.train import add_arguments as add_train_arguments
-
     p = sub.add_parser("train", help="train a model (same options as `torchrun -m gabic.train`)")
-    add_train_arguments(p)
+    _train_args(p)
 
     p = sub.add_parser("data", help="datasets")
     p.add_argument("dataset", choices=("kodak",), help="kodak: download the 24 Kodak images and check their pixels")
@@ -95,50 +112,109 @@ def setup_args() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny settings: checks an installation in about two minutes")
     p.add_argument("--dataset", type=Path, help="images for notebooks 02-03 (default: data/kodak if complete, else the samples)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--notebooks", type=Path, help="folder of the notebooks 01-04 (default: notebooks/ of the gabic checkout)")
     return parser
+
+
+def _graph_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=BACKENDS, help="GABIC attention backend (default: dense)")
+    p.add_argument(
+        "--knn-rule",
+        choices=KNN_RULES,
+        help="GABIC graph: published (the released code's torch.topk; default for released checkpoints) or self-excluded",
+    )
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, required=True, help="released or gabic checkpoint")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--backend", choices=("dense", "pyg"), help="GABIC attention backend (default: dense)")
+    _graph_args(p)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """The model overrides given on the command line (--backend, --knn-rule, --knn)."""
+    return {key: getattr(args, key) for key in ("backend", "knn_rule", "knn") if getattr(args, key, None) is not None}
 
 
 def _load(args: argparse.Namespace):
-    from gabic.checkpoints import load_checkpoint
+    """The model of ``--checkpoint`` with the command line's overrides, on ``--device``."""
+    return load_checkpoint(args.checkpoint, device=args.device, **_overrides(args))
 
-    overrides = {"backend": args.backend} if getattr(args, "backend", None) else {}
-    try:
-        return load_checkpoint(args.checkpoint, device=args.device, **overrides)
-    except GabicError:
-        raise
-    except ValueError as err:
-        raise GabicError(f"{args.checkpoint}: {err}") from None
+
+#: The options of ``gabic train`` that are :func:`gabic.train.fit` options of the same name.
+_TRAIN_OPTIONS = (
+    "model",
+    "N",
+    "M",
+    "num_slices",
+    "knn",
+    "heads",
+    "backend",
+    "knn_rule",
+    "lmbda",
+    "dataset",
+    "val_dataset",
+    "patch_size",
+    "batch_size",
+    "steps",
+    "epochs",
+    "lr",
+    "aux_lr",
+    "clip",
+    "val_interval",
+    "seed",
+    "device",
+    "precision",
+    "workers",
+    "name",
+    "runs_dir",
+)
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    """The options of ``gabic train`` (and ``python -m gabic.train``)."""
+    p.add_argument("--preset", choices=sorted(PRESETS), help="small-cpu (a reduced GABIC for a CPU) or paper")
+    p.add_argument("--model", choices=sorted(MODELS), help="architecture (default gabic)")
+    p.add_argument("--N", type=int, help="transform channels (paper 192)")
+    p.add_argument("--M", type=int, help="latent channels (paper 320)")
+    p.add_argument("--num-slices", type=int, help="slices of the channel-wise context (paper 10)")
+    p.add_argument("--knn", type=int, help="GABIC neighbours per node (paper 9)")
+    p.add_argument("--heads", type=int, help="GABIC attention heads (paper 8)")
+    _graph_args(p)
+    p.add_argument("--lambda", dest="lmbda", type=float, help="rate-distortion trade-off (default 0.0130)")
+    p.add_argument("--dataset", help="folder of training images (default: the sample photos)")
+    p.add_argument("--val-dataset", help="folder of validation images (default: hold out a tenth of the training images)")
+    p.add_argument("--patch-size", type=int, help="square crop side, a multiple of 64 (default 256)")
+    p.add_argument("--batch-size", type=int, help="crops per step and process (default 16)")
+    p.add_argument("--steps", type=int, help="optimisation steps")
+    p.add_argument("--epochs", type=int, help="passes over the training images (instead of --steps)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
+    p.add_argument("--aux-lr", type=float, help="learning rate of the quantiles (default 1e-3)")
+    p.add_argument("--clip", type=float, help="gradient norm clipping (default 1.0; 0 disables)")
+    p.add_argument("--val-interval", type=int, help="validate every this many steps (default 100)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--precision", choices=PRECISIONS, help="fp32 (default) or bf16 autocast on a GPU")
+    p.add_argument("--workers", type=int, help="data-loader processes (default 0)")
+    p.add_argument("--name", help="run name (default MODEL-lambdaL): results/runs/NAME/")
+    p.add_argument("--runs-dir", help="folder of runs (default results/runs)")
+    p.add_argument("--resume", action="store_true", help="continue the run's last.pth.tar exactly")
+    p.add_argument("--tensorboard", action="store_true", help="also log to results/runs/NAME/tensorboard")
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from gabic.bitstream import encode_image
-    from gabic.files import write_atomic
-    from gabic.images import load_image
-
     _check_output(args.output)
     img, notes = load_image(args.image)
     for note in notes:
         log.warning("%s: %s", args.image, note)
     model = _load(args)
-    t0 = time.perf_counter()
-    data = encode_image(model, img)
-    elapsed = time.perf_counter() - t0
-    write_atomic(args.output, data)
-    w, h = img.size
-    print(f"{args.output}: {len(data)} bytes, {len(data) * 8 / (w * h):.4f} bpp ({w}x{h}, {model.name}, {elapsed:.2f} s)")
+    m = measure(model, img)  # codes, decodes and checks the file: the summary is what evaluate reports
+    write_atomic(args.output, m.data)
+    print(f"{args.output}: {m.summary()} ({m.width}x{m.height}, {model.name}, {m.encoding_time:.2f} s)")
     return 0
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
-    from gabic.bitstream import decode_image, unpack
-    from gabic.files import write_atomic
-
     fmt = _IMAGE_FORMATS.get(args.output.suffix.lower())
     if fmt is None:
         raise GabicError(f"{args.output}: unsupported output extension (use one of {', '.join(sorted(_IMAGE_FORMATS))})")
@@ -167,8 +243,6 @@ def _read_stream_bytes(path: Path) -> bytes:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from gabic.bitstream import unpack
-
     s = unpack(_read_stream_bytes(args.stream), str(args.stream))
     print(
         json.dumps(
@@ -189,8 +263,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_codec(args: argparse.Namespace) -> int:
-    from gabic.evaluate import evaluate_codec, write_results
-
     if args.workers is not None and args.workers < 1:
         raise GabicError(f"--workers must be at least 1, got {args.workers}")
     if args.out.is_dir():
@@ -199,21 +271,20 @@ def cmd_evaluate_codec(args: argparse.Namespace) -> int:
     write_results(result, args.out)
     r = result["results"]
     for i, q in enumerate(result["meta"]["quality"]):
-        print(f"{args.codec} q={q}: {r['bpp'][i]:.4f} bpp, {r['psnr-rgb'][i]:.2f} dB, MS-SSIM {r['ms-ssim-rgb'][i]:.4f}")
+        msssim = f", MS-SSIM {r['ms-ssim-rgb'][i]:.4f}" if "ms-ssim-rgb" in r else ""
+        print(f"{args.codec} q={q}: {r['bpp'][i]:.4f} bpp, {r['psnr-rgb'][i]:.2f} dB{msssim}")
+    if "omitted" in result["meta"]:
+        print(f"note: {result['meta']['omitted']}")
     print(f"wrote {args.out}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from gabic.evaluate import evaluate_checkpoints, find_checkpoints
-    from gabic.results import save, slug
-
     if args.out.suffix != ".json":
         raise GabicError(f"{args.out}: the results file name must end in .json")
     if args.out.is_dir():
         raise GabicError(f"{args.out}: is a folder; give a file name for the results")
-    overrides = {k: v for k, v in (("backend", args.backend), ("knn", args.knn)) if v is not None}
-    curves = evaluate_checkpoints(find_checkpoints(args.checkpoints), dataset=args.dataset, device=args.device, **overrides)
+    curves = evaluate_checkpoints(args.checkpoints, dataset=args.dataset, device=args.device, **_overrides(args))
     outputs = [args.out] if len(curves) == 1 else [args.out.with_name(f"{args.out.stem}_{slug(c['name'])}.json") for c in curves]
     for curve in curves:
         r = curve["results"]
@@ -229,14 +300,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_rd(args: argparse.Namespace) -> int:
-    from gabic.plots import write_report
-    from gabic.results import load
+    from gabic.plots import write_report  # needs matplotlib and pandas (the plots extra)
 
     if args.out.exists() and not args.out.is_dir():
         raise GabicError(f"{args.out}: exists and is not a folder")
     curves = [load(r) for r in args.results]
     kwargs = {"metrics": tuple(args.metric)} if args.metric else {}
-    written = write_report(curves, args.out, anchor=args.anchor, formats=tuple(args.formats), **kwargs)
+    written = write_report(
+        curves, args.out, anchor=args.anchor, formats=tuple(args.formats), across_image_sets=args.across_image_sets, **kwargs
+    )
     for path in written:
         print(path)
     print(f"wrote {len(written)} files to {args.out}/")
@@ -244,9 +316,8 @@ def cmd_rd(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gabic.train import run_from_args
-
-    history = run_from_args(args)
+    options = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k, None) is not None}
+    history = run_distributed(preset=args.preset, resume=args.resume, tensorboard=args.tensorboard or None, **options)
     if history["val"] and int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
         v = history["val"][-1]
         print(f"step {v['step']}: validation {v['bpp']:.4f} bpp, {v['psnr']:.2f} dB, loss {v['loss']:.4f}")
@@ -254,8 +325,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_codecs(args: argparse.Namespace) -> int:
-    from gabic.codecs import list_codecs
-
     for codec in list_codecs():
         state = "available" if codec.available else f"unavailable: {codec.unavailable_reason}"
         lo, hi = codec.quality_range
@@ -265,15 +334,13 @@ def cmd_codecs(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from gabic.data import KODAK_URL, download_kodak
-
     paths = download_kodak(args.dest, base_url=args.url or KODAK_URL)
     print(f"{len(paths)} Kodak images verified in {args.dest}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gabic.demo import run_demo
+    from gabic.demo import run_demo  # needs nbclient, nbformat, ipykernel (the notebooks extra)
 
     def progress(i: int, n: int, name: str, seconds: float | None) -> None:
         if seconds is None:
@@ -281,7 +348,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         else:
             print(f"[{i}/{n}] {name} done in {seconds:.0f} s", flush=True)
 
-    summary = run_demo(out=args.out, quick=args.quick, device=args.device, dataset=args.dataset, on_notebook=progress)
+    summary = run_demo(
+        out=args.out, quick=args.quick, device=args.device, dataset=args.dataset, notebooks=args.notebooks, on_notebook=progress
+    )
     print(
         f"demo done in {summary['seconds']:.0f} s: {len(summary['figures'])} figures, {len(summary['results'])} results files; "
         f"open {args.out / 'index.html'}"
