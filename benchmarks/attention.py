@@ -14,6 +14,9 @@ Measured:
 - ``train_step``: forward, loss (lambda*255^2*MSE + bpp), backward and Adam step of the
   paper-size GABIC (dense, pyg) and WACNN on 256x256 crops (batch 16 on a GPU; 2 images of
   128x128 on the CPU).
+- ``graph``: building the kNN graph of every window (no gradient) by each rule, ``published``
+  (``torch.topk`` of k + 1, as the released code) and ``self-excluded`` (a stable sort), at the
+  same two shapes.
 - ``coding``: compress and decompress of one 768x512 image with the paper-size GABIC and
   WACNN (untrained weights: the entropy coder sees wider symbol ranges than with trained
   ones, so coding times are an upper bound of the network time plus rANS).
@@ -30,7 +33,7 @@ import torch
 from _common import emit, machine, sync
 
 from gabic import GABIC, WACNN
-from gabic.layers import GatedAttentionBlock, WindowGraphAttention
+from gabic.layers import KNN_RULES, GatedAttentionBlock, WindowGraphAttention, knn_window_graph
 
 
 def timeit(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
@@ -73,6 +76,26 @@ def bench_attention(device, batch, repeats, results):
                     }
                 )
             results[f"{what} C={dim} ws={ws}: dense speed-up over pyg"] = times["pyg"] / times["dense"]
+
+
+def bench_graph(device, batch, repeats, results):
+    for dim, size, ws in ((192, 64, 8), (320, 16, 4)):
+        torch.manual_seed(0)
+        layer = WindowGraphAttention(dim, ws, knn=9)
+        windows, _, _ = layer.to_windows(torch.randn(batch, dim, size, size, device=device))
+        times = {}
+        for rule in KNN_RULES:
+            times[rule] = timeit(lambda r=rule, w=windows: knn_window_graph(w, 9, rule=r), device, repeats)
+            emit(
+                {
+                    "bench": "graph",
+                    "rule": rule,
+                    "windows": list(windows.shape),
+                    "seconds": round(times[rule], 6),
+                    "device": machine(device),
+                }
+            )
+        results[f"graph C={dim} ws={ws}: self-excluded / published time"] = times["self-excluded"] / times["published"]
 
 
 def _train_step(model, x, lmbda=0.013):
@@ -151,7 +174,7 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch", type=int, help="attention batch (default 16 on a GPU, 2 on the CPU)")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--only", choices=("attention", "train_step", "coding"), action="append")
+    p.add_argument("--only", choices=("attention", "graph", "train_step", "coding"), action="append")
     args = p.parse_args(argv)
     from gabic.device import resolve_device
 
@@ -159,10 +182,12 @@ def main(argv=None) -> None:
     gpu = device.type == "cuda"
     if gpu:
         torch.backends.cudnn.benchmark = True
-    only = set(args.only or ("attention", "train_step", "coding"))
+    only = set(args.only or ("attention", "graph", "train_step", "coding"))
     results: dict[str, float] = {}
     if "attention" in only:
         bench_attention(device, args.batch or (16 if gpu else 2), args.repeats, results)
+    if "graph" in only:
+        bench_graph(device, args.batch or (16 if gpu else 2), args.repeats, results)
     if "train_step" in only:
         bench_train_step(device, 16 if gpu else 2, 256 if gpu else 128, args.repeats, results)
     if "coding" in only:

@@ -36,6 +36,7 @@ from PIL import Image
 
 from gabic.errors import BitstreamError
 from gabic.images import PAD_MULTIPLE, crop, image_to_tensor, pad, tensor_to_image
+from gabic.layers import KNN_RULES
 from gabic.models import LearnedCodec
 
 __all__ = [
@@ -195,10 +196,24 @@ def check_model(stream: Stream, model: LearnedCodec, source: str) -> None:
     if stream.config_hash != model.identity():
         raise BitstreamError(
             f"{source}: written by a {stream.model_name} model with another configuration than the one given "
-            f"({', '.join(f'{k}={v}' for k, v in model.config.items() if k != 'model')})"
+            f"({', '.join(f'{k}={v}' for k, v in model.config.items() if k != 'model')}){_rule_hint(stream, model)}"
         )
     if stream.fingerprint != entropy_fingerprint(model):
         raise BitstreamError(f"{source}: written by another {stream.model_name} checkpoint (its entropy model differs)")
+
+
+def _rule_hint(stream: Stream, model: LearnedCodec) -> str:
+    """When only GABIC's graph rule differs (a file written before the rule was an option, with a
+    released checkpoint, used the self-excluded graph), how to decode it."""
+    config = model.config
+    for rule in KNN_RULES:
+        if (
+            "knn_rule" in config
+            and rule != config["knn_rule"]
+            and model.identity_of({**config, "knn_rule": rule}) == stream.config_hash
+        ):
+            return f"; it was written with knn_rule={rule!r}: load the checkpoint with knn_rule={rule!r} (--knn-rule {rule})"
+    return ""
 
 
 @torch.no_grad()

@@ -10,7 +10,8 @@ The output folder receives the executed notebooks (``.ipynb`` and ``.html``), th
 (``figures/*.png`` and ``.pdf``), the results files (``results/*.json``), ``summary.json`` and
 an ``index.html`` that shows them. Everything is written into a temporary folder first and
 moved into place at the end: a failed run leaves ``<out>-failed/`` with the failed notebook,
-never a half-updated ``<out>``.
+never a half-updated ``<out>``. nbformat and nbconvert (the ``notebooks`` extra) are imported where
+the executed notebooks are saved.
 """
 
 from __future__ import annotations

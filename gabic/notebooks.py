@@ -4,6 +4,8 @@ of this very interpreter, errors that name the notebook, the cell and the except
 Used by ``gabic demo`` and by the tests. The notebooks are the ``notebooks/`` folder of a gabic
 checkout: found beside the package when gabic is installed editable from one (``pip install -e
 .``), or passed explicitly (``gabic demo --notebooks DIR``) when gabic is installed from a wheel.
+nbclient, nbformat and jupyter_client (the ``notebooks`` extra) are imported by the functions that
+run notebooks, so that ``import gabic.notebooks`` works without them.
 """
 
 from __future__ import annotations

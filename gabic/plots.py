@@ -21,6 +21,9 @@ n/a with that reason unless ``across_image_sets=True`` asks for it.
 A curve without the metric asked for is left out of a figure with a logged warning; when no curve
 has it, :class:`~gabic.errors.ResultsError` names each curve and the metrics it has. In a BD table
 such a curve gets NaN and a note.
+
+pandas and plotly (the ``plots`` extra, like matplotlib) are imported by the functions that need
+them, so a figure can be drawn without them.
 """
 
 from __future__ import annotations

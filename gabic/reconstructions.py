@@ -2,7 +2,8 @@
 the original, the reconstruction, zoomed crops of both and the error map.
 
 Every function takes 8-bit RGB images (PIL images or ``(H, W, 3)`` uint8 arrays) of the same
-size; figures are :class:`matplotlib.figure.Figure` objects ready for ``savefig``.
+size; figures are :class:`matplotlib.figure.Figure` objects ready for ``savefig``. matplotlib (the
+``plots`` extra) is imported by the drawing functions: the error maps and crops need only numpy.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ figure ...) ship with the package as data (``gabic/published/``, read through
 
     jpeg = load("jpeg")
     pairs = points(jpeg, "psnr-rgb")  # [(bpp, psnr), ...] sorted by bpp
+
+pandas (the ``plots`` extra) is imported by the two functions that build DataFrames.
 """
 
 from __future__ import annotations

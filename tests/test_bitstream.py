@@ -119,8 +119,12 @@ def test_a_stream_of_the_other_graph_rule_is_refused(photo):
     model = small_model("gabic")
     data = encode_image(model, photo.crop((0, 0, 64, 64)))
     model.set_knn_rule("self-excluded")
-    with pytest.raises(BitstreamError, match="another configuration .*knn_rule=self-excluded"):
+    with pytest.raises(BitstreamError, match="another configuration .*knn_rule=self-excluded.*written with knn_rule='published'"):
         decode_image(model, data, source="x.gabic")
+    old = encode_image(model, photo.crop((0, 0, 64, 64)))  # as gabic wrote files before the rule was an option
+    model.set_knn_rule("published")
+    with pytest.raises(BitstreamError, match=r"load the checkpoint with knn_rule='self-excluded' \(--knn-rule self-excluded\)"):
+        decode_image(model, old, source="old.gabic")
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,7 @@ class AttentionExplorer(Redraws, widgets.VBox):
 
     def _attach_click(self) -> None:
         try:
-            from ipyevents import Event
+            from ipyevents import Event  # optional: clicks on the image; the sliders work without it
         except ImportError:
             return
         self._events = Event(source=self.image, watched_events=["click"])
@@ -154,7 +154,7 @@ class AttentionExplorer(Redraws, widgets.VBox):
     # ------------------------------------------------------------------ drawing
     def render(self) -> None:
         """Redraw the figure into :attr:`image`."""
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # the plots extra, as for every drawing
 
         block = self.current_block()
         window, node, head = self.selection()
