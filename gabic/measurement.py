@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from gabic.bitstream import decode_image, encode_image, unpack
+from gabic.bitstream import Stream, decode_image, encode_image, unpack
 from gabic.codecs import Codec, get_codec
 from gabic.errors import CodecError
 from gabic.images import as_rgb, crop, image_to_tensor, pad, tensor_to_image
@@ -198,8 +198,14 @@ def measure(
     if isinstance(coder, LearnedCodec):
         if quality is not None:
             raise ValueError(f"quality is for classical codecs; a {coder.name} model has none (got quality={quality!r})")
-        data, decoded, times = _timed(partial(encode_image, coder, img), partial(decode_image, coder), _device(coder))
-        stream = unpack(data)
+        streams: list[Stream] = []  # the parsed file, kept from the decoder's own reading
+
+        def decode(data: bytes) -> Image.Image:
+            streams.append(unpack(data))
+            return decode_image(coder, streams[-1])
+
+        data, decoded, times = _timed(partial(encode_image, coder, img), decode, _device(coder))
+        stream = streams[0]
         _, _, estimate = forward_padded(coder, image_to_tensor(img))
         payload, y_bytes, z_bytes, name = stream.payload_bytes, stream.y_bytes, stream.z_bytes, coder.name
     else:
