@@ -8,8 +8,11 @@ Layout (little-endian)::
     config hash  8 bytes   the model's identity: sha256 of its config without the entries
                            that change no decoded number (the backend), truncated
                            (:meth:`gabic.models.LearnedCodec.identity`)
-    entropy fp   8 bytes   sha256 of the entropy bottleneck's CDF tables, truncated:
-                           tells two checkpoints of one architecture apart
+    fingerprint  8 bytes   sha256 of every weight and buffer the decoder uses (all but the
+                           analysis transforms: hyper-synthesis, context and LRP networks,
+                           entropy models, synthesis), truncated: tells two checkpoints of
+                           one architecture apart (format 1: of the entropy bottleneck's
+                           CDF tables only; still read)
     height       u32       original image size, before padding
     width        u32
     z shape      u16, u16  size of the hyper-latent z
@@ -18,8 +21,8 @@ Layout (little-endian)::
         length   u32       per string, then its bytes
     crc32        u32       of everything before it
 
-A file written by one model is refused by another (architecture, config or entropy
-tables differ). Truncation and corruption are detected before the entropy decoder sees
+A file written by one model is refused by another (architecture, configuration or any weight
+the decoder uses differ). Truncation and corruption are detected before the entropy decoder sees
 the data, so a damaged file gives a clear error instead of a hang or a crash.
 """
 
@@ -46,17 +49,43 @@ __all__ = [
     "check_model",
     "decode_image",
     "encode_image",
+    "decoder_fingerprint",
     "entropy_fingerprint",
     "pack",
     "unpack",
 ]
 
 MAGIC = b"GABIC"
-FORMAT_VERSION = 1
+#: The version written; :data:`READ_VERSIONS` are read.
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
+
+
+def decoder_fingerprint(model: LearnedCodec) -> bytes:
+    """8-byte digest of every tensor the decoder uses (:meth:`~gabic.models.LearnedCodec.decoder_state`,
+    keys sorted, dtype and shape included), the fingerprint of format 2.
+
+    Hashing the paper model's decoder weights takes a moment, so the digest is kept on the
+    model and recomputed only when a tensor changed: PyTorch counts every in-place change of a
+    tensor (training steps, ``load_state_dict``, ``update()``), and a move to another device
+    gives new storage."""
+    state = model.decoder_state()
+    key = tuple((k, t.data_ptr(), t._version) for k, t in sorted(state.items()))
+    cached = getattr(model, "_gabic_decoder_fingerprint", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    h = hashlib.sha256()
+    for name, t in sorted(state.items()):
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    digest = h.digest()[:8]
+    object.__setattr__(model, "_gabic_decoder_fingerprint", (key, digest))  # not a module attribute: no state_dict entry
+    return digest
 
 
 def entropy_fingerprint(model: LearnedCodec) -> bytes:
-    """8-byte digest of the factorized entropy model's CDF tables (after ``update()``)."""
+    """8-byte digest of the factorized entropy model's CDF tables (after ``update()``): the
+    fingerprint of format 1, read for files written before format 2."""
     eb = model.entropy_bottleneck
     h = hashlib.sha256()
     for t in (eb._quantized_cdf, eb._offset, eb._cdf_length):
@@ -138,13 +167,15 @@ def unpack(data: bytes, source: str = "<bytes>") -> Stream:
     r = _Reader(data, source)
     r.take(len(MAGIC), "magic")
     version, name_len = r.unpack("<BB", "header")
-    if version != FORMAT_VERSION:
-        raise BitstreamError(f"{source}: .gabic format version {version}, this gabic reads version {FORMAT_VERSION}")
+    if version not in READ_VERSIONS:
+        raise BitstreamError(
+            f"{source}: .gabic format version {version}, this gabic reads versions {', '.join(map(str, READ_VERSIONS))}"
+        )
     try:
         name = r.take(name_len, "model name").decode("ascii")
     except UnicodeDecodeError:
         raise BitstreamError(f"{source}: corrupted .gabic header (model name is not ASCII)") from None
-    chash, fp = r.take(8, "config hash"), r.take(8, "entropy fingerprint")
+    chash, fp = r.take(8, "config hash"), r.take(8, "fingerprint")
     height, width, zh, zw, n_groups = r.unpack("<IIHHB", "image size")
     strings = []
     for g in range(n_groups):
@@ -180,7 +211,7 @@ def encode_image(model: LearnedCodec, image: Image.Image) -> bytes:
     stream = Stream(
         model_name=model.name,
         config_hash=model.identity(),
-        fingerprint=entropy_fingerprint(model),
+        fingerprint=decoder_fingerprint(model),
         height=h,
         width=w,
         shape=tuple(int(s) for s in out["shape"]),
@@ -198,8 +229,15 @@ def check_model(stream: Stream, model: LearnedCodec, source: str) -> None:
             f"{source}: written by a {stream.model_name} model with another configuration than the one given "
             f"({', '.join(f'{k}={v}' for k, v in model.config.items() if k != 'model')}){_rule_hint(stream, model)}"
         )
-    if stream.fingerprint != entropy_fingerprint(model):
-        raise BitstreamError(f"{source}: written by another {stream.model_name} checkpoint (its entropy model differs)")
+    expected = decoder_fingerprint(model) if stream.version >= 2 else entropy_fingerprint(model)
+    if stream.fingerprint != expected:
+        what = "its decoder's weights differ" if stream.version >= 2 else "its entropy model differs"
+        raise BitstreamError(f"{source}: written by another {stream.model_name} checkpoint ({what})")
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:200] if lines else "no message"
 
 
 def _rule_hint(stream: Stream, model: LearnedCodec) -> str:
@@ -224,8 +262,16 @@ def decode_image(model: LearnedCodec, data: bytes | Stream, source: str = "<byte
     check_model(stream, model, source)
     try:
         out = model.decompress(stream.strings, stream.shape)
-    except (RuntimeError, ValueError, IndexError) as err:
-        raise BitstreamError(f"{source}: the entropy decoder failed ({err}); the file is corrupted") from None
+    except (MemoryError, torch.OutOfMemoryError) as err:
+        raise BitstreamError(
+            f"{source}: out of memory decoding a {stream.width}x{stream.height} image ({type(err).__name__}); "
+            "free memory, or decode on a device with more"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - the header and checksum passed: name what failed, never a stack trace
+        raise BitstreamError(
+            f"{source}: decoding failed after the file's checks passed ({type(err).__name__}: {_first_line(err)}); "
+            "a stream decodes only with the model, device type and PyTorch build that wrote it"
+        ) from None
     hp, wp = out["x_hat"].shape[-2:]
     _, unpad = compute_padding(stream.height, stream.width, out_h=hp, out_w=wp)
     x = crop(out["x_hat"], unpad)

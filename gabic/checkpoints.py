@@ -13,14 +13,17 @@ Two kinds are read:
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import pathlib
 import pickle
 import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gabic.device import resolve_device
@@ -29,6 +32,7 @@ from gabic.files import atomic_open
 from gabic.models import MODELS, ChannelContextCodec, build_model
 
 __all__ = [
+    "SAFE_GLOBALS",
     "build_checked",
     "checkpoint_config",
     "checkpoint_lambda",
@@ -49,25 +53,54 @@ _SIGNATURES = {
 }
 
 
-def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict[str, Any]:
+def _safe_globals() -> list[Any]:
+    """What checkpoints of GABIC, STF, WACNN and CompressAI hold besides tensors, dicts, lists and
+    numbers (their training scripts save epochs, losses, optimiser and scheduler states, and at
+    times the argparse namespace of the run, with paths and numpy numbers in it): classes whose
+    unpickling builds data and calls nothing else."""
+    numpy_dtypes = [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+    multiarray = np.core.multiarray
+    paths = [pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath, pathlib.PureWindowsPath]
+    return [argparse.Namespace, *paths, multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype, *numpy_dtypes]
+
+
+#: The globals a checkpoint may name without being trusted (see :func:`_safe_globals`).
+SAFE_GLOBALS: list[Any] = _safe_globals()
+
+
+def read_checkpoint(path: str | os.PathLike, mmap: bool = False, trust: bool = False) -> dict[str, Any]:
     """Read a checkpoint file into a dict with at least ``state_dict`` (tensors on the CPU).
+
+    A checkpoint is data: it is unpickled with PyTorch's ``weights_only`` loader, which builds
+    tensors, containers, numbers and strings and the classes of :data:`SAFE_GLOBALS` (argparse
+    namespaces, paths, numpy numbers and arrays), and calls nothing else. A file that names any
+    other global (a function or class whose unpickling could run code) is refused, naming the
+    file and the globals, unless ``trust`` is True: then it is unpickled in full, which runs
+    whatever the file says. Only trust files whose source you trust.
 
     ``module.`` prefixes are stripped. With ``mmap`` the tensors of a ``torch.save`` archive
     stay in the file, mapped into memory, until they are used (several checkpoints can be held
     at the cost of one); older pickle files are read whole either way. Raises
     :class:`~gabic.errors.CheckpointError` naming the file when it is missing, truncated,
-    corrupted or holds no state_dict.
+    corrupted, not data (and not trusted) or holds no state_dict.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file" if not path.exists() else f"{path}: not a file")
     archive = _check_zip(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and archive)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and archive)
     except pickle.UnpicklingError as err:
-        if "Unsupported global" not in str(err):
+        unsafe = _unsafe_globals(path, archive, err)
+        if not unsafe:
             raise CheckpointError(f"{path}: cannot read the checkpoint ({_first_line(err)}); is it truncated or corrupted?") from None
-        log.warning("%s holds Python objects besides tensors; loading it in full (only load checkpoints you trust)", path)
+        if not trust:
+            raise CheckpointError(
+                f"{path}: holds Python objects that are not data ({', '.join(unsafe)}); unpickling it could run code. "
+                "If you trust where it comes from, load it with trust=True (--trust-checkpoint)"
+            ) from None
+        log.warning("%s: unpickling it in full, as asked (it names %s)", path, ", ".join(unsafe))
         obj = _load_full(path)
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as err:
         raise CheckpointError(f"{path}: cannot read the checkpoint ({_first_line(err)}); is it truncated or corrupted?") from None
@@ -82,6 +115,18 @@ def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict[str, An
         if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
             raise CheckpointError(f"{path}: corrupted checkpoint ({key} holds NaN or infinite values)")
     return ckpt
+
+
+def _unsafe_globals(path: Path, archive: bool, err: Exception) -> list[str]:
+    """The globals of a refused checkpoint outside :data:`SAFE_GLOBALS` (empty: it was refused for
+    another reason, such as a cut-off file)."""
+    allowed = {f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS}
+    if archive:
+        try:
+            return [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in allowed]
+        except Exception:  # noqa: BLE001 - a damaged archive: read the names off the error instead
+            pass
+    return sorted(set(re.findall(r"GLOBAL ([\w.]+)", str(err))) - allowed)
 
 
 def _check_zip(path: Path) -> bool:
@@ -110,6 +155,7 @@ def _check_zip(path: Path) -> bool:
 
 
 def _load_full(path: Path) -> Any:
+    """Unpickle a trusted checkpoint in full (it may run code: only after the caller said trust)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user
@@ -181,7 +227,11 @@ def _key_report(model: torch.nn.Module, state_dict: dict) -> str:
 
 
 def load_checkpoint(
-    path: str | os.PathLike, device: str | torch.device = "auto", architecture: str | None = None, **overrides: Any
+    path: str | os.PathLike,
+    device: str | torch.device = "auto",
+    architecture: str | None = None,
+    trust: bool = False,
+    **overrides: Any,
 ) -> ChannelContextCodec:
     """Load a released or gabic checkpoint into a ready model (CDFs updated, eval mode).
 
@@ -190,6 +240,8 @@ def load_checkpoint(
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
         architecture: expect this architecture (``"gabic"``, ``"wacnn"``, ``"stf"``); a
             checkpoint of another one is refused naming the first missing and unexpected keys.
+        trust: unpickle a file that holds more than data in full (it can run code; see
+            :func:`read_checkpoint`). Default False: such a file is refused.
         **overrides: hyper-parameters that the file cannot reveal or that should change,
             e.g. ``backend="pyg"``, ``knn=6`` or ``knn_rule="self-excluded"`` for GABIC
             (released checkpoints get the published graph rule; gabic's own the one they record).
@@ -199,7 +251,7 @@ def load_checkpoint(
     same whatever the device.
     """
     dev = resolve_device(device)
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path, trust=trust)
     model = build_checked(checkpoint_config(ckpt, path, architecture, **overrides), path)
     return load_weights(model, ckpt, path, dev)
 

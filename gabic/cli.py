@@ -13,18 +13,21 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import torch
 
 from gabic._version import __version__
 from gabic.bitstream import decode_image, unpack
 from gabic.checkpoints import load_checkpoint
 from gabic.codecs import list_codecs
-from gabic.data import KODAK_URL, download_kodak
+from gabic.data import KODAK_URL, download_kodak, list_images
 from gabic.errors import GabicError
 from gabic.evaluate import evaluate_checkpoints, evaluate_codec, write_results
-from gabic.files import write_atomic
+from gabic.files import FIGURE_FORMATS, write_atomic
 from gabic.images import load_image
 from gabic.layers import BACKENDS, KNN_RULES
 from gabic.measurement import measure
@@ -70,6 +73,7 @@ def setup_args() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     _graph_args(p)
     p.add_argument("--knn", type=int, help="GABIC: use this many neighbours instead of the checkpoint's")
+    _trust_arg(p)
 
     p = sub.add_parser("rd", help="RD figures and a BD table from results files and published curves")
     p.add_argument(
@@ -83,7 +87,9 @@ def setup_args() -> argparse.ArgumentParser:
         choices=("psnr-rgb", "ms-ssim-rgb", "ms-ssim-db-rgb"),
         help="quality metrics to plot (default: each one some curve has)",
     )
-    p.add_argument("--formats", nargs="+", default=["pdf", "svg", "png"], help="figure formats (default: pdf svg png)")
+    p.add_argument(
+        "--formats", nargs="+", choices=FIGURE_FORMATS, default=list(FIGURE_FORMATS), help="figure formats (default: pdf svg png)"
+    )
     p.add_argument(
         "--across-image-sets",
         action="store_true",
@@ -113,6 +119,10 @@ def setup_args() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, help="images for notebooks 02-03 (default: data/kodak if complete, else the samples)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--notebooks", type=Path, help="folder of the notebooks 01-04 (default: notebooks/ of the gabic checkout)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue an interrupted or failed demo (OUT-partial/), reusing its finished notebooks"
+    )
+    p.add_argument("--threads", type=int, help="CPU threads (default: the cores, fewer when the machine is busy)")
     return parser
 
 
@@ -125,10 +135,19 @@ def _graph_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _trust_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="unpickle checkpoints that hold more than data in full; this can run code from the file: only for files you trust",
+    )
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, required=True, help="released or gabic checkpoint")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     _graph_args(p)
+    _trust_arg(p)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -138,7 +157,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def _load(args: argparse.Namespace):
     """The model of ``--checkpoint`` with the command line's overrides, on ``--device``."""
-    return load_checkpoint(args.checkpoint, device=args.device, **_overrides(args))
+    return load_checkpoint(args.checkpoint, device=args.device, trust=args.trust_checkpoint, **_overrides(args))
 
 
 #: The options of ``gabic train`` that are :func:`gabic.train.fit` options of the same name.
@@ -203,7 +222,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    _check_output(args.output)
+    _check_output(args.output, args.image, args.checkpoint)
     img, notes = load_image(args.image)
     for note in notes:
         log.warning("%s: %s", args.image, note)
@@ -218,7 +237,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     fmt = _IMAGE_FORMATS.get(args.output.suffix.lower())
     if fmt is None:
         raise GabicError(f"{args.output}: unsupported output extension (use one of {', '.join(sorted(_IMAGE_FORMATS))})")
-    _check_output(args.output)
+    _check_output(args.output, args.stream, args.checkpoint)
     stream = unpack(_read_stream_bytes(args.stream), str(args.stream))  # a damaged file fails before the model loads
     model = _load(args)
     t0 = time.perf_counter()
@@ -231,9 +250,13 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_output(path: Path) -> None:
+def _check_output(path: Path, *inputs: Path) -> None:
+    """Refuse an output that is a folder or one of the command's inputs (it would be overwritten)."""
     if path.is_dir():
         raise GabicError(f"{path}: is a folder; give a file name for the output")
+    for given in inputs:
+        if path.resolve() == given.resolve() or (path.exists() and given.exists() and os.path.samefile(path, given)):
+            raise GabicError(f"{path}: is also an input of this command; give another output file (nothing was written)")
 
 
 def _read_stream_bytes(path: Path) -> bytes:
@@ -250,7 +273,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "model": s.model_name,
                 "format_version": s.version,
                 "config_hash": s.config_hash.hex(),
-                "entropy_fingerprint": s.fingerprint.hex(),
+                "fingerprint": s.fingerprint.hex(),
+                "fingerprint_of": "the decoder's weights" if s.version >= 2 else "the entropy tables (format 1)",
                 "image_size": [s.width, s.height],
                 "z_shape": list(s.shape),
                 "string_bytes": [[len(x) for x in g] for g in s.strings],
@@ -265,8 +289,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_evaluate_codec(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise GabicError(f"--workers must be at least 1, got {args.workers}")
-    if args.out.is_dir():
-        raise GabicError(f"{args.out}: is a folder; give a file name for the results")
+    _check_output(args.out, *(list_images(args.dataset) if args.dataset is not None else []))
     result = evaluate_codec(args.codec, dataset=args.dataset, qualities=args.qualities, workers=args.workers)
     write_results(result, args.out)
     r = result["results"]
@@ -282,9 +305,10 @@ def cmd_evaluate_codec(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out.suffix != ".json":
         raise GabicError(f"{args.out}: the results file name must end in .json")
-    if args.out.is_dir():
-        raise GabicError(f"{args.out}: is a folder; give a file name for the results")
-    curves = evaluate_checkpoints(args.checkpoints, dataset=args.dataset, device=args.device, **_overrides(args))
+    _check_output(args.out, *args.checkpoints)
+    curves = evaluate_checkpoints(
+        args.checkpoints, dataset=args.dataset, device=args.device, trust=args.trust_checkpoint, **_overrides(args)
+    )
     outputs = [args.out] if len(curves) == 1 else [args.out.with_name(f"{args.out.stem}_{slug(c['name'])}.json") for c in curves]
     for curve in curves:
         r = curve["results"]
@@ -339,18 +363,81 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+class _DemoProgress:
+    """The demo's progress on the terminal: a line per notebook, and the running cell with the
+    time the notebook has taken so far, rewritten in place every second on a terminal (a line
+    per cell otherwise)."""
+
+    def __init__(self, stream=sys.stdout):
+        self.stream, self.live = stream, stream.isatty()
+        self.label, self.cell, self.start = "", "", time.monotonic()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.ticker = threading.Thread(target=self._tick, daemon=True)
+
+    def __enter__(self) -> _DemoProgress:
+        if self.live:
+            self.ticker.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        with self.lock:
+            if self.live and self.cell:
+                self.stream.write("\n")
+                self.stream.flush()
+            self.cell = ""
+
+    def notebook(self, i: int, n: int, name: str, seconds: float | None) -> None:
+        with self.lock:
+            if self.live and self.cell:
+                self.stream.write("\r\033[K")
+            self.cell = ""
+            self.label = f"[{i}/{n}] {name}"
+            if seconds is None:
+                self.start = time.monotonic()
+                self.stream.write(f"{self.label} ...\n")
+            elif seconds < 0:
+                self.stream.write(f"{self.label} kept from the partial run\n")
+            else:
+                self.stream.write(f"{self.label} done in {seconds:.0f} s\n")
+            self.stream.flush()
+
+    def cell_started(self, k: int, total: int, first_line: str) -> None:
+        with self.lock:
+            self.cell = f"cell {k}/{total} ({first_line})"
+            self._write()
+
+    def _write(self) -> None:
+        elapsed = int(time.monotonic() - self.start)
+        line = f"{self.label} · {self.cell} · {elapsed // 60}:{elapsed % 60:02d}"
+        self.stream.write(f"\r\033[K{line}" if self.live else f"{line}\n")
+        self.stream.flush()
+
+    def _tick(self) -> None:
+        while not self.stop.wait(1.0):
+            with self.lock:
+                if self.cell:
+                    self._write()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gabic.demo import run_demo  # needs nbclient, nbformat, ipykernel (the notebooks extra)
 
-    def progress(i: int, n: int, name: str, seconds: float | None) -> None:
-        if seconds is None:
-            print(f"[{i}/{n}] {name} ...", flush=True)
-        else:
-            print(f"[{i}/{n}] {name} done in {seconds:.0f} s", flush=True)
-
-    summary = run_demo(
-        out=args.out, quick=args.quick, device=args.device, dataset=args.dataset, notebooks=args.notebooks, on_notebook=progress
-    )
+    if args.threads is not None and args.threads < 1:
+        raise GabicError(f"--threads must be at least 1, got {args.threads}")
+    with _DemoProgress() as progress:
+        summary = run_demo(
+            out=args.out,
+            quick=args.quick,
+            device=args.device,
+            dataset=args.dataset,
+            notebooks=args.notebooks,
+            on_notebook=progress.notebook,
+            on_cell=progress.cell_started,
+            resume=args.resume,
+            threads=args.threads,
+        )
     print(
         f"demo done in {summary['seconds']:.0f} s: {len(summary['figures'])} figures, {len(summary['results'])} results files; "
         f"open {args.out / 'index.html'}"
@@ -373,8 +460,11 @@ _COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``gabic`` command; returns the exit status."""
-    args = setup_args().parse_args(argv)
+    """Run the ``gabic`` command; returns the exit status (2 for a usage error, as argparse's)."""
+    try:
+        args = setup_args().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error already printed by argparse
+        return exit_.code if isinstance(exit_.code, int) else 2
     # gabic's own messages at INFO (DEBUG with -v); other libraries' (nbclient, jupyter_client...) from WARNING up
     logging.basicConfig(level=logging.WARNING, format="gabic: %(message)s")
     logging.getLogger("gabic").setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -386,11 +476,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # unwritable output folder, full disk...
         print(f"gabic: error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (MemoryError, torch.OutOfMemoryError) as err:
+        log.debug("out of memory", exc_info=True)
         print(
-            "gabic: interrupted" + (" (the last checkpoint is saved; continue with --resume)" if args.command == "train" else ""),
+            f"gabic: error: out of memory ({type(err).__name__}); try a smaller image, the CPU, or a machine with more memory",
             file=sys.stderr,
         )
+        return 1
+    except ValueError as err:  # a bad argument that a library checked (its message names it)
+        log.debug("bad argument", exc_info=True)
+        print(f"gabic: error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # noqa: BLE001 - never a stack trace on the terminal; -v logs it
+        log.debug("unexpected error", exc_info=True)
+        print(
+            f"gabic: error: unexpected {type(err).__name__}: {err} (a bug in gabic: please report it; -v shows where)", file=sys.stderr
+        )
+        return 1
+    except KeyboardInterrupt:
+        after = {
+            "train": " (the last checkpoint is saved; continue with --resume)",
+            "demo": f" (the finished notebooks are kept in {getattr(args, 'out', '')}-partial/; continue with gabic demo --resume)",
+        }
+        print("gabic: interrupted" + after.get(args.command, ""), file=sys.stderr)
         return 130
 
 

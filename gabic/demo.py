@@ -3,26 +3,31 @@
 01 trains a small GABIC on the embedded sample photos (the CPU preset; the paper's on a GPU),
 02 evaluates its best checkpoint with real coding, 03 draws its RD curve beside JPEG, HEVC
 intra, WebP and AVIF measured here and the published anchors, 04 looks inside its kNN
-attention. The photos are the embedded samples, or the Kodak images when ``data/kodak`` (in the working
-folder) holds them (``gabic data kodak``).
+attention. The learned codec is measured on images it was not trained on: the Kodak images when
+``data/kodak`` (in the working folder) holds them (``gabic data kodak``), else the sample photo(s)
+notebook 01 held out for validation, and the codecs on the same images.
 
 The output folder receives the executed notebooks (``.ipynb`` and ``.html``), the figures
-(``figures/*.png`` and ``.pdf``), the results files (``results/*.json``), ``summary.json`` and
-an ``index.html`` that shows them. Everything is written into a temporary folder first and
-moved into place at the end: a failed run leaves ``<out>-failed/`` with the failed notebook,
-never a half-updated ``<out>``. nbformat and nbconvert (the ``notebooks`` extra) are imported where
-the executed notebooks are saved.
+(``figures/*.png`` and ``.pdf``), the results files (``results/*.json``), the run
+(``runs/demo/``), ``summary.json`` and an ``index.html`` that shows them. Everything is written
+into ``<out>-partial/`` first and moved into place at the end: a failed or interrupted run leaves
+``<out>-partial/`` with the notebooks that finished (``gabic demo --resume`` continues from the
+first one that did not, reusing the others when their parameters are the same), never a
+half-updated ``<out>``. Cells have no time limit (training is long on a busy machine); the
+kernels get as many threads as the machine has cores, fewer when it is already busy, and each is
+shut down when its notebook ends. nbformat and nbconvert (the ``notebooks`` extra) are imported
+where the executed notebooks are saved.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import logging
 import os
 import platform
 import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -34,9 +39,9 @@ from gabic.data import KODAK_DEST, list_images
 from gabic.device import resolve_device
 from gabic.errors import GabicError
 from gabic.files import write_atomic
-from gabic.notebooks import NotebookError, execute_notebook, jupyter_notes_silenced, notebook_paths
+from gabic.notebooks import NotebookError, execute_notebook, jupyter_notes_silenced, notebook_paths, parameters_source
 
-__all__ = ["QUICK", "demo_parameters", "run_demo"]
+__all__ = ["QUICK", "demo_parameters", "demo_threads", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,11 @@ QUICK = {
     "03": {"CODECS": ["jpeg", "webp"], "QUALITIES": {"jpeg": [20, 60], "webp": [30, 70]}},
     "04": {"CROP": 64, "KS": [3, 9]},
 }
+
+#: The folder, beside ``out``, where a demo works until it has finished.
+PARTIAL_SUFFIX = "-partial"
+#: The images the learned codec did not see in training, when the demo trains on the sample photos.
+HELD_OUT = "held-out photos"
 
 
 def _kodak() -> Path | None:
@@ -58,27 +68,86 @@ def _kodak() -> Path | None:
         return None
 
 
-def demo_parameters(work: Path, dataset: Path | None, device: str, quick: bool) -> dict[str, dict[str, Any]]:
-    """The parameters injected into each notebook (by its two-digit prefix), all paths under ``work``."""
+def machine_load() -> tuple[int, float]:
+    """``(cores this process may use, load average over the last minute)``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return cores, load
+
+
+def demo_threads(cores: int, load: float) -> int:
+    """The threads the demo's kernels and codec workers use: every core on an idle machine; on a
+    busy one the cores the load leaves free (at least one), so that gabic adds no more runnable
+    threads than there are cores: OpenMP threads that outnumber the cores wait on each other and
+    slow everything down, the other jobs too."""
+    return max(1, min(cores, cores - round(load))) if load >= 0.5 else cores
+
+
+def demo_parameters(work: Path, dataset: Path | None, device: str, quick: bool, threads: int = 1) -> dict[str, dict[str, Any]]:
+    """The parameters injected into each notebook (by its two-digit prefix), all paths under ``work``.
+
+    ``dataset`` is where 02-04 measure the trained model (None: the held-out sample photos, copied
+    to ``work/held-out photos`` once notebook 01 has run)."""
     best = work / "runs" / "demo" / "best.pth.tar"
     figures, results = work / "figures", work / "results"
+    evaluation = dataset if dataset is not None else work / HELD_OUT
     params = {
         "01": {"RUN_NAME": "demo", "RUNS_DIR": work / "runs", "FIGURES_DIR": figures, "DEVICE": device},
         "02": {
             "CHECKPOINTS": [best],
             "RELEASED_DIR": None,
-            "DATASET": dataset,
+            "DATASET": evaluation,
             "DEVICE": device,
             "OUT_DIR": results,
             "FIGURES_DIR": figures,
         },
-        "03": {"CHECKPOINTS": [best], "DATASET": dataset, "DEVICE": device, "OUT_DIR": figures, "RESULTS_DIR": results},
+        "03": {
+            "CHECKPOINTS": [best],
+            "DATASET": evaluation,
+            "DEVICE": device,
+            "OUT_DIR": figures,
+            "RESULTS_DIR": results,
+            "WORKERS": threads,
+        },
         "04": {"CHECKPOINT": best, "DEVICE": device, "OUT_DIR": figures, "RESULTS_DIR": results},
     }
+    if dataset is None:
+        params["04"]["IMAGE"] = None  # set to the first held-out photo once notebook 01 has run
     if quick:
         for key, extra in QUICK.items():
             params[key] |= extra
     return params
+
+
+def _held_out(work: Path) -> list[Path]:
+    """Copy the photos notebook 01's run held out for validation (its ``config.json``) to
+    ``work/held-out photos``; return the copies."""
+    config = work / "runs" / "demo" / "config.json"
+    try:
+        names = json.loads(config.read_text())["extra"]["validation_images"]
+    except (OSError, KeyError, ValueError) as err:
+        raise GabicError(f"{config}: notebook 01's run does not say which photos it held out ({err})") from None
+    folder = work / HELD_OUT
+    folder.mkdir(exist_ok=True)
+    copies = []
+    for name in names:
+        shutil.copy2(name, folder / Path(name).name)
+        copies.append(folder / Path(name).name)
+    return copies
+
+
+def _fingerprint(notebook: Path, parameters: dict[str, Any]) -> str:
+    """What a finished notebook's outputs depend on: its file and the parameters it got."""
+    h = hashlib.sha256(notebook.read_bytes())
+    h.update(parameters_source(parameters).encode())
+    return h.hexdigest()[:16]
+
+
+def _progress(work: Path) -> dict[str, Any]:
+    try:
+        return json.loads((work / "progress.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def run_demo(
@@ -88,6 +157,9 @@ def run_demo(
     dataset: str | os.PathLike | None = None,
     on_notebook: Callable[[int, int, str, float | None], None] | None = None,
     notebooks: str | os.PathLike | None = None,
+    resume: bool = False,
+    on_cell: Callable[[int, int, str], None] | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Run notebooks 01-04 headless and write their outputs and an ``index.html`` to ``out``.
 
@@ -95,77 +167,104 @@ def run_demo(
         out: the output folder (replaced at the end of a successful run).
         quick: tiny settings (:data:`QUICK`) that check an installation in about two minutes.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        dataset: a folder of images for notebooks 02 and 03; default None: ``data/kodak`` when
-            it holds the 24 Kodak images, else the embedded sample photos.
+        dataset: a folder of images for notebooks 02-03; default None: ``data/kodak`` when it holds
+            the 24 Kodak images, else the sample photos notebook 01 held out (never images it
+            trained on).
         on_notebook: called as ``on_notebook(i, n, name, seconds)`` before each notebook
-            (``seconds`` None) and after it.
+            (``seconds`` None) and after it (``seconds`` -1 for a notebook reused by ``resume``).
         notebooks: the folder of the notebooks; default None: ``notebooks/`` of the gabic
             checkout (see :func:`gabic.notebooks.notebooks_dir`).
+        resume: continue the run left in ``<out>-partial/``: the notebooks that finished there
+            with the same parameters are kept; the rest run. Default False: start over.
+        on_cell: called as ``on_cell(n, total, first_line)`` when a notebook's code cell starts.
+        threads: CPU threads of the kernels and codec workers; default None: :func:`demo_threads`
+            of the machine's cores and load.
 
     Returns:
         The summary written to ``summary.json``: notebooks with their run times, figures,
-        results files, dataset, device, versions.
+        results files, dataset, device, threads and load, versions.
 
     Raises:
-        NotebookError: a notebook failed (naming it, the cell and the error); the partial
-            output is in ``<out>-failed/``.
+        NotebookError: a notebook failed (naming it, the cell and the error); the finished
+            notebooks are kept in ``<out>-partial/``.
+        KeyboardInterrupt: Ctrl-C; the kernel is shut down and the finished notebooks are kept.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GabicError(f"{out}: exists and is not a folder")
-    try:
-        resolve_device(device)  # a bad device fails here, not in notebook 01
-    except ValueError as err:
-        raise GabicError(f"--device: {err}") from None
-    if dataset is None:
-        dataset = _kodak()
-    else:
-        dataset = Path(dataset).resolve()
+    resolve_device(device)  # a bad device fails here, not in notebook 01
+    dataset = _kodak() if dataset is None else Path(dataset).resolve()
+    if dataset is not None:
         list_images(dataset)  # a missing or empty folder fails here
-    notebooks = notebook_paths(notebooks)
+    paths = notebook_paths(notebooks)
+    cores, load = machine_load()
+    threads = threads or demo_threads(cores, load)
+    log.info("demo: %d CPU thread%s (%d cores, load %.1f)", threads, "s" * (threads > 1), cores, load)
+    if load > cores:
+        log.warning(
+            "the machine is busy: load %.1f on %d cores; the demo uses %d thread(s) and will take longer", load, cores, threads
+        )
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent)).resolve()
+    work = out.with_name(out.name + PARTIAL_SUFFIX).resolve()
+    done = _progress(work) if resume else {}
+    if work.exists() and not resume:
+        log.info("%s: a partial demo from before: starting over (gabic demo --resume continues it)", work)
+        shutil.rmtree(work)
+    elif resume and not done:
+        log.info("%s: nothing to resume: starting from notebook 01", work)
     for sub in ("notebooks", "figures", "results"):
-        (work / sub).mkdir()
-    params = demo_parameters(work, dataset, device, quick)
-    rows = []
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    params = demo_parameters(work, dataset, device, quick, threads)
+    kernel_env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    rows, reusing = [], True
     started = time.perf_counter()
-    try:
-        for i, path in enumerate(notebooks, 1):
+    for i, path in enumerate(paths, 1):
+        key = path.name[:2]
+        if dataset is None and key != "01" and not (work / HELD_OUT).is_dir():
+            _held_out(work)
+        if dataset is None and key == "04":
+            params["04"]["IMAGE"] = sorted((work / HELD_OUT).iterdir())[0]
+        fingerprint = _fingerprint(path, params.get(key, {}))
+        previous = done.get(path.name)
+        reusing = reusing and previous is not None and previous.get("fingerprint") == fingerprint
+        if on_notebook:
+            on_notebook(i, len(paths), path.name, None)
+        if reusing:
+            rows.append({"notebook": path.name, "seconds": previous["seconds"], "reused": True})
             if on_notebook:
-                on_notebook(i, len(notebooks), path.name, None)
-            t0 = time.perf_counter()
-            try:
-                nb = execute_notebook(path, params.get(path.name[:2], {}), cwd=work, timeout=1800)
-            except NotebookError as err:
-                if err.notebook is not None:
-                    _save_notebook(err.notebook, work / "notebooks" / path.name)
-                failed = out.with_name(out.name + "-failed")
-                shutil.rmtree(failed, ignore_errors=True)
-                work.rename(failed)
-                raise NotebookError(f"{err} (partial output in {failed}/)", err.notebook) from None
-            seconds = time.perf_counter() - t0
-            _save_notebook(nb, work / "notebooks" / path.name)
-            rows.append({"notebook": path.name, "seconds": round(seconds, 1)})
-            if on_notebook:
-                on_notebook(i, len(notebooks), path.name, seconds)
-        summary = {
-            "gabic": __version__,
-            "quick": quick,
-            "device": str(resolve_device(device)),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-            "dataset": str(dataset) if dataset else "the embedded sample photos",
-            "seconds": round(time.perf_counter() - started, 1),
-            "notebooks": rows,
-            "figures": sorted(p.name for p in (work / "figures").glob("*.png")),
-            "results": sorted(p.name for p in (work / "results").glob("*.json")),
-        }
-        write_atomic(work / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
-        write_atomic(work / "index.html", _index_html(work, summary).encode())
-    except BaseException:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
-        raise
+                on_notebook(i, len(paths), path.name, -1)
+            continue
+        t0 = time.perf_counter()
+        try:
+            nb = execute_notebook(path, params.get(key, {}), cwd=work, timeout=None, env=kernel_env, on_cell=on_cell)
+        except NotebookError as err:
+            if err.notebook is not None:
+                _save_notebook(err.notebook, work / "notebooks" / path.name)
+            raise NotebookError(f"{err} (finished notebooks kept in {work}/: gabic demo --resume continues)", err.notebook) from None
+        seconds = round(time.perf_counter() - t0, 1)
+        _save_notebook(nb, work / "notebooks" / path.name)
+        done[path.name] = {"fingerprint": fingerprint, "seconds": seconds}
+        write_atomic(work / "progress.json", (json.dumps(done, indent=2) + "\n").encode())
+        rows.append({"notebook": path.name, "seconds": seconds})
+        if on_notebook:
+            on_notebook(i, len(paths), path.name, seconds)
+    summary = {
+        "gabic": __version__,
+        "quick": quick,
+        "device": str(resolve_device(device)),
+        "machine": f"{platform.machine()}, {cores} CPU cores, load {load:.1f} at the start",
+        "threads": threads,
+        "dataset": str(dataset)
+        if dataset
+        else f"the sample photos held out in training ({', '.join(p.name for p in sorted((work / HELD_OUT).iterdir()))})",
+        "seconds": round(time.perf_counter() - started, 1),
+        "notebooks": rows,
+        "figures": sorted(p.name for p in (work / "figures").glob("*.png")),
+        "results": sorted(p.name for p in (work / "results").glob("*.json")),
+    }
+    write_atomic(work / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    write_atomic(work / "index.html", _index_html(work, summary).encode())
     if out.exists():
         shutil.rmtree(out)
     work.rename(out)

@@ -379,14 +379,14 @@ class _Checkpoint:
     model: ChannelContextCodec
 
 
-def _plan(files: list[Path], overrides: dict[str, Any]) -> list[_Checkpoint]:
+def _plan(files: list[Path], overrides: dict[str, Any], trust: bool) -> list[_Checkpoint]:
     """Read every checkpoint (mapped from its file, not loaded), resolve its configuration with
     the overrides, and build one model per configuration: a damaged or foreign checkpoint or a
     bad override stops the evaluation here, before any coding."""
     models: dict[str, ChannelContextCodec] = {}
     plan = []
     for path in files:
-        ckpt = read_checkpoint(path, mmap=True)
+        ckpt = read_checkpoint(path, mmap=True, trust=trust)
         config = checkpoint_config(ckpt, path, **overrides)
         key = repr(sorted(config.items()))  # the backend too: a model computes with one
         if key not in models:
@@ -405,6 +405,7 @@ def evaluate_checkpoints(
     dataset: str | os.PathLike | None = None,
     device: str = "auto",
     progress: bool = True,
+    trust: bool = False,
     **overrides: Any,
 ) -> list[dict]:
     """Rate-distortion points of learned-codec checkpoints over a folder of images.
@@ -423,6 +424,8 @@ def evaluate_checkpoints(
             embedded sample photographs.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         progress: one tqdm bar over all (checkpoint, image) pairs.
+        trust: unpickle checkpoints that hold more than data in full (they can run code; see
+            :func:`gabic.checkpoints.read_checkpoint`). Default False: such a file is refused.
         **overrides: hyper-parameters for every checkpoint, as for
             :func:`gabic.checkpoints.load_checkpoint` (e.g. ``backend="pyg"``, ``knn=6``,
             ``knn_rule="self-excluded"``).
@@ -446,7 +449,7 @@ def evaluate_checkpoints(
     files = find_checkpoints(checkpoints)
     dev = resolve_device(device)
     images = _images(dataset, load=True)
-    plan = _plan(files, overrides)
+    plan = _plan(files, overrides, trust)
     curves: dict[bytes, list[_Point]] = {}
     configs: dict[bytes, dict[str, Any]] = {}
     with tqdm(total=len(plan) * len(images.names), desc="evaluate", unit="image", disable=not progress) as bar:

@@ -9,7 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_open", "write_atomic"]
+__all__ = ["FIGURE_FORMATS", "atomic_open", "write_atomic"]
+
+#: The figure files gabic writes (:func:`gabic.plots.save_figure`, ``gabic rd --formats``).
+FIGURE_FORMATS: tuple[str, ...] = ("pdf", "svg", "png")
 
 
 @contextmanager

@@ -122,11 +122,12 @@ def same_image_set(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool |
 
 
 def describe(image_set: dict[str, Any]) -> str:
-    """A few words for a figure or a table: ``"Kodak"``, ``"4 sample photos"``, ``"3 images of data/mine"``."""
+    """A few words for a figure or a table: ``"Kodak"``, ``"4 sample photos"``, ``"3 images of mine"``
+    (a folder is named by its last part)."""
     name, n = image_set.get("name"), image_set.get("num_images")
     if name == KODAK and n == 24:
         return KODAK
     if name == SAMPLES:
         return f"{n} sample photo{'s' if n != 1 else ''}"
     count = f"{n} image{'s' if n != 1 else ''}" if isinstance(n, int) else "images"
-    return f"{count} of {name}"
+    return f"{count} of {Path(str(name)).name or name}"

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ __all__ = [
     "NotebookError",
     "execute_notebook",
     "inject_parameters",
+    "notebook01_checkpoint",
     "jupyter_notes_silenced",
     "notebook_paths",
     "notebooks_dir",
@@ -46,6 +47,20 @@ class NotebookError(GabicError):
     def __init__(self, message: str, notebook: Any = None):
         super().__init__(message)
         self.notebook = notebook
+
+
+#: Where notebook 01 writes its best checkpoint, then where ``gabic demo`` puts its run's, from the
+#: repository root: the default checkpoint of notebooks 02-04 (:func:`notebook01_checkpoint`).
+NOTEBOOK01_CHECKPOINTS = ("results/runs/notebook01/best.pth.tar", "results/demo/runs/demo/best.pth.tar")
+
+
+def notebook01_checkpoint(root: str | os.PathLike = "..") -> Path:
+    """The checkpoint notebooks 02-04 use by default: notebook 01's best, else the demo's (the first
+    of :data:`NOTEBOOK01_CHECKPOINTS` under ``root`` that exists; the first when none does, so that
+    the error names where notebook 01 writes it). ``root`` is the repository root, ``..`` from
+    ``notebooks/``."""
+    candidates = [Path(root) / c for c in NOTEBOOK01_CHECKPOINTS]
+    return next((c for c in candidates if c.is_file()), candidates[0])
 
 
 def notebooks_dir(folder: str | os.PathLike | None = None) -> Path:
@@ -105,17 +120,21 @@ def execute_notebook(
     path: str | os.PathLike,
     parameters: dict[str, Any] | str | None = None,
     cwd: str | os.PathLike | None = None,
-    timeout: int = 900,
+    timeout: int | None = 900,
     env: dict[str, str] | None = None,
+    on_cell: Callable[[int, int, str], None] | None = None,
 ) -> Any:
-    """Execute a notebook top to bottom in a fresh kernel of this interpreter.
+    """Execute a notebook top to bottom in a fresh kernel of this interpreter; the kernel is shut
+    down when the notebook ends, whatever the outcome.
 
     Args:
         path: the ``.ipynb`` file.
         parameters: overrides injected after the ``parameters`` cell (see :func:`inject_parameters`).
         cwd: the kernel's working directory (default: the notebook's folder).
-        timeout: seconds allowed per cell (default 900).
+        timeout: seconds allowed per cell (default 900); None: no limit (the demo's long cells).
         env: extra environment variables for the kernel (e.g. ``OMP_NUM_THREADS``).
+        on_cell: called as ``on_cell(n, total, first_line)`` when the notebook's code cell ``n``
+            (from 1, of ``total``) starts.
 
     Returns:
         The executed notebook (``nbformat`` node) with its outputs.
@@ -123,6 +142,7 @@ def execute_notebook(
     Raises:
         NotebookError: a cell failed or timed out: ``"<notebook>: cell <n> (<first line>) failed:
         <exception>: <message>"``, with the partly executed notebook in ``.notebook``.
+        KeyboardInterrupt: Ctrl-C (or SIGTERM) during a cell: the kernel is shut down first.
     """
     import nbclient
     import nbformat
@@ -142,12 +162,25 @@ def execute_notebook(
     kernel_env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1", **(env or {})}
     kernel_env.pop("MPLBACKEND", None)  # the kernel's inline backend draws the figures
     client = nbclient.NotebookClient(
-        nb, km=km, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(cwd or path.parent)}}
+        nb,
+        km=km,
+        kernel_name="python3",
+        timeout=timeout,
+        shutdown_kernel="immediate",
+        resources={"metadata": {"path": str(cwd or path.parent)}},
     )
+    client.owns_km = True  # nbclient then stops the channels and the kernel when the notebook ends, error or not
     # The kernel's own start-up and shut-down notes (TCP on localhost, parent exited) go to a
     # file, not the user's terminal; its last lines are reported if the kernel dies.
     running = [0]  # index in nb.cells of the cell being executed, for the error messages
-    client.on_cell_execute = lambda cell, cell_index: running.__setitem__(0, cell_index)
+    code = _code_cells(nb)
+
+    def started(cell: Any, cell_index: int) -> None:
+        running[0] = cell_index
+        if on_cell is not None and cell_index in code:
+            on_cell(code.index(cell_index) + 1, len(code), _first_code_line(cell.source))
+
+    client.on_cell_execute = started
     with tempfile.TemporaryFile() as kernel_log, jupyter_notes_silenced():  # nbclient's note on closing the ZMQ context
         try:
             client.execute(env=kernel_env, stdout=kernel_log, stderr=kernel_log)
@@ -158,6 +191,8 @@ def execute_notebook(
                 f"{path.name}: {_cell_name(nb, running[0])} failed: {err.ename}: {_first_line(err.evalue)}", nb
             ) from None
         except nbclient.exceptions.DeadKernelError:
+            if getattr(client, "_async_cleanup_kernel_future", None) is not None:  # nbclient's own SIGINT/SIGTERM handler
+                raise KeyboardInterrupt from None
             kernel_log.seek(0)
             lines = [
                 line
@@ -184,15 +219,23 @@ def jupyter_notes_silenced() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _code_cells(nb: Any) -> list[int]:
+    """Indices in ``nb.cells`` of the notebook's own code cells (not the injected parameters)."""
+    return [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
+
+
+def _first_code_line(source: str) -> str:
+    """The first line of a cell that is neither blank nor a magic, at most 60 characters."""
+    return next((line for line in source.splitlines() if line.strip() and not line.startswith("%")), "").strip()[:60]
+
+
 def _cell_name(nb: Any, index: int) -> str:
     """``cell <n> (<first line>)`` of ``nb.cells[index]``; n counts the notebook's own code cells
     from 1 (the injected parameters cell is not counted)."""
-    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
+    code = _code_cells(nb)
     if index not in code:
         return "the injected parameters" if 0 <= index < len(nb.cells) else "a cell"
-    source = nb.cells[index].source
-    first = next((line for line in source.splitlines() if line.strip() and not line.startswith("%")), "").strip()
-    return f"cell {code.index(index) + 1} ({first[:60]})"
+    return f"cell {code.index(index) + 1} ({_first_code_line(nb.cells[index].source)})"
 
 
 def _first_line(text: str) -> str:

@@ -45,7 +45,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from gabic.errors import ResultsError
-from gabic.files import write_atomic
+from gabic.files import FIGURE_FORMATS, write_atomic
 from gabic.image_sets import describe, image_set_of, same_image_set
 from gabic.metrics import BD_METHODS, bd_psnr, bd_rate
 from gabic.results import has_metric, load, points, validate
@@ -143,7 +143,7 @@ _PLOTLY_SYMBOL = {  # plotly's names of the markers
     **{"o": "circle", "s": "square", "^": "triangle-up", "v": "triangle-down", "<": "triangle-left", ">": "triangle-right"},
     **{"D": "diamond", "d": "diamond-tall", "p": "pentagon", "h": "hexagon", "8": "octagon", "P": "cross", "X": "x", "*": "star"},
 }
-_FORMATS = ("pdf", "svg", "png")
+_FORMATS = FIGURE_FORMATS
 _NA = "n/a"
 
 

@@ -161,3 +161,71 @@ def test_inconsistent_header_with_valid_checksum_is_refused(stream_bytes):
     with pytest.raises(BitstreamError, match="inconsistent .gabic header"):
         unpack(forged, "forged.gabic")
     assert struct.unpack("<I", forged[-4:])[0] != 0
+
+
+def test_the_fingerprint_covers_every_weight_the_decoder_uses(photo):
+    """A checkpoint that differs only in its synthesis (or anything else the decoder uses) is refused;
+    one that differs only in its analysis decodes (the decoder never runs it)."""
+    model = small_model("gabic")
+    data = encode_image(model, photo.crop((0, 0, 64, 64)))
+    other = small_model("gabic")
+    with torch.no_grad():
+        other.g_s[8].bias.add_(1e-3)  # the last synthesis layer only
+    with pytest.raises(BitstreamError, match="written by another gabic checkpoint \\(its decoder's weights differ\\)"):
+        decode_image(other, data, source="x.gabic")
+    analysis_only = small_model("gabic")
+    with torch.no_grad():
+        analysis_only.g_a[0].bias.add_(1e-3)
+        analysis_only.h_a[0].bias.add_(1e-3)
+    assert decode_image(analysis_only, data).size == (64, 64)
+    assert set(model.decoder_state()) == {k for k in model.state_dict() if not k.startswith(("g_a.", "h_a."))}
+
+
+def test_the_fingerprint_follows_changes_of_the_weights():
+    from gabic.bitstream import decoder_fingerprint
+
+    model = small_model("gabic")
+    first = decoder_fingerprint(model)
+    assert decoder_fingerprint(model) == first  # cached
+    model.load_state_dict(small_model("gabic", seed=1).state_dict())
+    assert decoder_fingerprint(model) != first
+    model.load_state_dict(small_model("gabic").state_dict())
+    assert decoder_fingerprint(model) == first
+
+
+def test_format_1_files_still_decode(photo):
+    """Format 1 fingerprinted the entropy bottleneck's CDF tables; such files still decode."""
+    from gabic.bitstream import entropy_fingerprint
+
+    model = small_model("gabic")
+    image = photo.crop((0, 0, 64, 64))
+    s = unpack(encode_image(model, image))
+    assert s.version == 2
+    old = pack(Stream(s.model_name, s.config_hash, entropy_fingerprint(model), s.height, s.width, s.shape, s.strings, version=1))
+    assert decode_image(model, old).tobytes() == decode_image(model, s).tobytes()
+    with pytest.raises(BitstreamError, match="its entropy model differs"):
+        decode_image(small_model("gabic", seed=1), old)
+
+
+@pytest.mark.parametrize(
+    "error,expected",
+    [
+        (
+            RuntimeError("shape '[1, 32, 4, 4]' is invalid for input of size 7"),
+            "decoding failed after the file's checks passed \\(RuntimeError: shape '\\[1, 32, 4, 4\\]' is invalid",
+        ),
+        (torch.OutOfMemoryError("CUDA out of memory"), "out of memory decoding a 64x64 image \\(OutOfMemoryError\\)"),
+        (MemoryError(), "out of memory decoding a 64x64 image \\(MemoryError\\)"),
+    ],
+)
+def test_decoder_failures_say_what_happened(photo, monkeypatch, error, expected):
+    model = small_model("gabic")
+    data = encode_image(model, photo.crop((0, 0, 64, 64)))
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(model, "decompress", fail)
+    with pytest.raises(BitstreamError, match=expected) as info:
+        decode_image(model, data, source="x.gabic")
+    assert "corrupted" not in str(info.value)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 
 import pytest
 import torch
@@ -20,14 +22,16 @@ NOTEBOOKS = ["01_train_small", "02_evaluate_checkpoints", "03_rd_curves", "04_kn
 
 @pytest.mark.slow
 def test_quick_demo_writes_notebooks_figures_and_index(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "demo"
-    code, stdout, err = run_cli(capsys, "demo", "--quick", "--out", out, "--device", "cpu")
+    code, stdout, err = run_cli(capsys, "demo", "--quick", "--out", out, "--device", "cpu", "--threads", "1")
     assert code == 0, err
     for i, name in enumerate(NOTEBOOKS, 1):
         assert f"[{i}/4] {name}.ipynb ..." in stdout
         assert re.search(rf"\[{i}/4\] {name}\.ipynb done in \d+ s", stdout)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"], "no temporary or failed folders left"
+        assert re.search(rf"\[{i}/4\] {name}\.ipynb · cell 1/\d+ \(.+\) · 0:\d\d", stdout), "the running cell and its time"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"], "no partial folder left"
+    assert "demo: 1 CPU thread (" in err
+    assert "zmq" not in err and "Traceback" not in err and "IPKernelApp" not in err, err
 
     notebooks = sorted(p.name for p in (out / "notebooks").iterdir())
     assert notebooks == sorted(f"{n}.{e}" for n in NOTEBOOKS for e in ("html", "ipynb"))
@@ -47,6 +51,12 @@ def test_quick_demo_writes_notebooks_figures_and_index(capsys, tmp_path, monkeyp
     summary = json.loads((out / "summary.json").read_text())
     assert [r["notebook"] for r in summary["notebooks"]] == [f"{n}.ipynb" for n in NOTEBOOKS]
     assert summary["figures"] == sorted(f"{s}.png" for s in pngs)
+    assert summary["threads"] == 1 and "rocket.jpg" in summary["dataset"]
+
+    # the learned codec is measured on the photo its training held out, and the figure says so
+    (curve,) = [load(f) for f in (out / "results").glob("*.json") if load(f)["meta"].get("model") == "gabic"]
+    assert list(curve["per_image"]) == ["rocket.jpg"] and curve["meta"]["image_set"]["num_images"] == 1
+    assert "(1 image of held-out photos)" in (out / "figures" / "bd_psnr-rgb.md").read_text()
 
     page = (out / "index.html").read_text()
     links = re.findall(r"(?:src|href)='([^']+)'", page)
@@ -55,35 +65,131 @@ def test_quick_demo_writes_notebooks_figures_and_index(capsys, tmp_path, monkeyp
     assert all(f"figures/{s}.png" in links for s in pngs)
 
 
-def test_failed_notebook_is_named_and_nothing_half_written(capsys, tmp_path, monkeypatch):
+@pytest.fixture
+def photos(tmp_path, sample_paths):
+    """A dataset folder, so that the stand-in notebook 01 need not say which photos it held out."""
+    import shutil
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(sample_paths[3], folder / sample_paths[3].name)
+    return folder
+
+
+def _stand_in(calls: list, fail_at: int | None = None, error: BaseException | None = None):
+    """A stand-in for execute_notebook: records the notebook, raises ``error`` at call ``fail_at``."""
+
+    def run(path, parameters, **kwargs):
+        calls.append(path.name)
+        if len(calls) == fail_at:
+            raise error
+        return _tiny_notebook()
+
+    return run
+
+
+def test_failed_notebook_is_named_and_nothing_half_written(capsys, tmp_path, monkeypatch, photos):
     import gabic.demo
 
     out = tmp_path / "demo"
     out.mkdir()
     (out / "old.txt").write_text("the previous demo")
     calls = []
-
-    def fail_second(path, parameters, **kwargs):
-        calls.append(path.name)
-        if len(calls) == 2:
-            raise NotebookError(f"{path.name}: cell 3 (curves = evaluate_checkpoints(...)) failed: CheckpointError: bad")
-        return _tiny_notebook()
-
-    monkeypatch.setattr(gabic.demo, "execute_notebook", fail_second)
-    code, stdout, err = run_cli(capsys, "demo", "--out", out, "--device", "cpu")
+    error = NotebookError("02_evaluate_checkpoints.ipynb: cell 3 (curves = evaluate_checkpoints(...)) failed: CheckpointError: bad")
+    monkeypatch.setattr(gabic.demo, "execute_notebook", _stand_in(calls, 2, error))
+    code, stdout, err = run_cli(capsys, "demo", "--out", out, "--device", "cpu", "--dataset", photos)
     assert code == 1
     assert "02_evaluate_checkpoints.ipynb: cell 3 (curves = evaluate_checkpoints(...)) failed: CheckpointError: bad" in err
-    assert f"partial output in {tmp_path / 'demo-failed'}/" in err
+    assert f"finished notebooks kept in {tmp_path / 'demo-partial'}/: gabic demo --resume continues" in err
     assert "[2/4] 02_evaluate_checkpoints.ipynb ..." in stdout and "[3/4]" not in stdout
     assert sorted(p.name for p in out.iterdir()) == ["old.txt"], "the previous demo is untouched"
-    assert (tmp_path / "demo-failed" / "notebooks" / "01_train_small.ipynb").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "demo-failed"]
+    assert (tmp_path / "demo-partial" / "notebooks" / "01_train_small.ipynb").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "demo-partial", "photos"]
+
+
+def test_an_interrupted_demo_resumes_from_the_first_unfinished_notebook(capsys, tmp_path, monkeypatch, photos):
+    import gabic.demo
+
+    out = tmp_path / "demo"
+    calls = []
+    monkeypatch.setattr(gabic.demo, "execute_notebook", _stand_in(calls, 3, KeyboardInterrupt()))
+    code, _, err = run_cli(capsys, "demo", "--out", out, "--device", "cpu", "--dataset", photos)
+    assert code == 130 and f"kept in {out}-partial/; continue with gabic demo --resume" in err
+    assert not out.exists() and json.loads((tmp_path / "demo-partial" / "progress.json").read_text()).keys() == {
+        "01_train_small.ipynb",
+        "02_evaluate_checkpoints.ipynb",
+    }
+    calls.clear()
+    monkeypatch.setattr(gabic.demo, "execute_notebook", _stand_in(calls))
+    code, stdout, err = run_cli(capsys, "demo", "--out", out, "--device", "cpu", "--dataset", photos, "--resume")
+    assert code == 0, err
+    assert calls == ["03_rd_curves.ipynb", "04_knn_attention.ipynb"], "the finished notebooks are kept"
+    assert "[1/4] 01_train_small.ipynb kept from the partial run" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r.get("reused", False) for r in summary["notebooks"]] == [True, True, False, False]
+    assert not (tmp_path / "demo-partial").exists()
+
+
+def test_resume_reruns_notebooks_whose_parameters_changed(capsys, tmp_path, monkeypatch, photos):
+    import gabic.demo
+
+    out = tmp_path / "demo"
+    calls = []
+    monkeypatch.setattr(gabic.demo, "execute_notebook", _stand_in(calls, 3, NotebookError("03: failed")))
+    assert run_cli(capsys, "demo", "--out", out, "--device", "cpu", "--dataset", photos)[0] == 1
+    calls.clear()
+    monkeypatch.setattr(gabic.demo, "execute_notebook", _stand_in(calls))
+    code, _, _ = run_cli(capsys, "demo", "--out", out, "--device", "cpu", "--dataset", photos, "--resume", "--quick")
+    assert code == 0 and len(calls) == 4, "other parameters: nothing is reused"
+
+
+def test_threads_follow_the_cores_and_the_load(capsys, tmp_path, monkeypatch, photos):
+    import gabic.demo
+
+    assert [gabic.demo.demo_threads(c, load) for c, load in ((2, 0.1), (2, 1.0), (4, 1.2), (2, 3.5), (8, 0.4))] == [2, 1, 3, 1, 8]
+    monkeypatch.setattr(gabic.demo, "machine_load", lambda: (2, 3.5))
+    seen = []
+
+    def record(path, parameters, **kwargs):
+        seen.append((kwargs["env"], parameters.get("WORKERS")))
+        return _tiny_notebook()
+
+    monkeypatch.setattr(gabic.demo, "execute_notebook", record)
+    code, _, err = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--device", "cpu", "--dataset", photos)
+    assert code == 0
+    assert "the machine is busy: load 3.5 on 2 cores; the demo uses 1 thread(s)" in err
+    assert all(env["OMP_NUM_THREADS"] == "1" for env, _ in seen) and seen[2][1] == 1  # notebook 03's codec workers
 
 
 def _tiny_notebook():
     import nbformat
 
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+
+
+def test_the_kernel_is_shut_down_when_its_notebook_ends(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("X = 1", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("import os\nos.getpid()"),
+        ]
+    )
+    path = tmp_path / "pid.ipynb"
+    nbformat.write(nb, path)
+    cells = []
+    done = execute_notebook(path, {"X": 2}, cwd=tmp_path, timeout=None, on_cell=lambda *a: cells.append(a))
+    pid = int(done.cells[-1].outputs[0]["data"]["text/plain"])
+    assert cells == [(1, 2, "X = 1"), (2, 2, "import os")]
+    for _ in range(50):  # the kernel process is gone (a moment for the OS to reap it)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the kernel (pid {pid}) still runs after its notebook ended")
 
 
 def test_notebook_error_names_the_cell(tmp_path, monkeypatch):

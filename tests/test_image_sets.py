@@ -70,7 +70,7 @@ def test_same_image_set():
     assert same_image_set({"name": "a", "num_images": 2}, {"name": "a", "num_images": 3}) is False
     assert same_image_set(kodak, None) is None
     assert describe(kodak) == "Kodak" and describe(samples_set) == "4 sample photos"
-    assert describe({"name": "data/mine", "num_images": 1}) == "1 image of data/mine"
+    assert describe({"name": "data/mine", "num_images": 1}) == "1 image of mine"
 
 
 def test_evaluations_record_their_image_set(sample_paths, tmp_path):

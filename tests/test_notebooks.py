@@ -245,3 +245,38 @@ def test_04_knn_attention_runs(tmp_path, kernel_env):
     assert len(figures) == 5 and all(outputs_of(c, "image/png") for c in figures)
     (explorer,) = [c for c in code if "attention_explorer(" in c.source and "import" not in c.source]
     assert outputs_of(explorer, "application/vnd.jupyter.widget-view+json"), "the explorer widget is displayed"
+
+
+def test_notebooks_02_to_04_default_to_notebook_01_then_to_the_demo(tmp_path):
+    """After ``gabic demo`` the notebooks open with their defaults: they find the demo's checkpoint."""
+    from gabic.notebooks import NOTEBOOK01_CHECKPOINTS, notebook01_checkpoint
+
+    root = tmp_path / "repo"
+    own, demo = (root / c for c in NOTEBOOK01_CHECKPOINTS)
+    assert notebook01_checkpoint(root) == own, "nothing yet: the error names notebook 01's place"
+    demo.parent.mkdir(parents=True)
+    demo.write_bytes(b"x")
+    assert notebook01_checkpoint(root) == demo
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"x")
+    assert notebook01_checkpoint(root) == own
+    for name in ("02_evaluate_checkpoints.ipynb", "03_rd_curves.ipynb", "04_knn_attention.ipynb"):
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        (params,) = parameters_cells(nb)
+        assert "CHECKPOINT" in params.source and "None" in params.source
+        assert any('notebook01_checkpoint("..")' in c.source for c in nb.cells if c.cell_type == "code"), name
+
+
+@pytest.mark.slow
+def test_04_with_its_defaults_finds_the_demo_checkpoint(tmp_path, kernel_env):
+    from gabic.checkpoints import save_checkpoint
+    from tests.conftest import small_model
+
+    root = tmp_path / "repo"
+    (root / "notebooks").mkdir(parents=True)
+    demo = root / "results" / "demo" / "runs" / "demo" / "best.pth.tar"
+    save_checkpoint(small_model("gabic"), demo)
+    params = 'CROP = 64\nKS = [3]\nDEVICE = "cpu"\nOUT_DIR = "../figures"\nRESULTS_DIR = "../results/evaluations"\n'
+    nb = run_notebook(NOTEBOOKS / "04_knn_attention.ipynb", params, root / "notebooks")
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert (root / "figures" / "04_window_g_a.4.png").is_file()

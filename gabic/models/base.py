@@ -12,6 +12,8 @@ A :class:`LearnedCodec` is a CompressAI ``CompressionModel`` (``forward``, ``com
   do not change what a stream decodes to (:attr:`~LearnedCodec.UNHASHED`, e.g. the attention
   backend). Two models with the same identity decode each other's streams; evaluation groups
   checkpoints into one curve by it and training resumes only into it;
+- :meth:`~LearnedCodec.decoder_state`: the weights and buffers the decoder uses (everything but
+  the analysis transforms, :attr:`~LearnedCodec.ENCODER_ONLY`), which ``.gabic`` files fingerprint;
 - :meth:`~LearnedCodec.paper_config`: the constructor's defaults, the published model;
 - :meth:`~LearnedCodec.upgrade_config`: fills in what a configuration written by an older gabic
   leaves out, with the value that gabic used then.
@@ -36,6 +38,9 @@ class LearnedCodec(CompressionModel):
     name: ClassVar[str] = ""
     #: Configuration entries outside the identity: they change no decoded number beyond float rounding.
     UNHASHED: ClassVar[frozenset[str]] = frozenset()
+    #: Prefixes of the state-dict entries only the encoder uses (the analysis transforms); the
+    #: decoder uses every other weight and buffer (see :meth:`decoder_state`).
+    ENCODER_ONLY: ClassVar[tuple[str, ...]] = ()
 
     @property
     def config(self) -> dict[str, Any]:
@@ -58,6 +63,10 @@ class LearnedCodec(CompressionModel):
     def _identity_entries(cls, config: dict[str, Any]) -> dict[str, Any]:
         """The entries the identity covers (subclasses may drop more, see GABIC)."""
         return {k: v for k, v in config.items() if k not in cls.UNHASHED}
+
+    def decoder_state(self) -> dict[str, Any]:
+        """The state-dict entries (tensors) that ``decompress`` uses: all but :attr:`ENCODER_ONLY`."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(self.ENCODER_ONLY)}
 
     def identity(self) -> bytes:
         """:meth:`identity_of` this model's :attr:`config`."""

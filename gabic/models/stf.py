@@ -136,6 +136,7 @@ class STF(ChannelContextCodec):
 
     name = "stf"
     UNHASHED = frozenset({"drop_path_rate"})  # stochastic depth acts in training only
+    ENCODER_ONLY = ("patch_embed.", "layers.", "h_a.")
 
     def __init__(
         self,

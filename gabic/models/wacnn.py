@@ -46,6 +46,8 @@ class AttentionCNN(ChannelContextCodec):
         block: ``block(dim, window_size)`` -> the gated attention block.
     """
 
+    ENCODER_ONLY = ("g_a.", "h_a.")
+
     def __init__(self, N: int, M: int, num_slices: int, block: BlockFactory):
         super().__init__(latent_channels=M, hyper_channels=N, num_slices=num_slices)
         self.N, self.M = N, M

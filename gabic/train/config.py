@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "PLATEAU_PATIENCE",
     "PRECISIONS",
     "PRESETS",
+    "RUN_NAME",
     "TrainConfig",
     "initial_model",
     "resolve_config",
@@ -29,6 +31,9 @@ __all__ = [
 #: The published schedule: ReduceLROnPlateau factor and patience, Adam learning rates, clipping.
 PAPER_LR, PAPER_AUX_LR, PAPER_CLIP = 1e-4, 1e-3, 1.0
 PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.3, 4
+
+#: What a run name may be: one folder inside the runs folder.
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 #: Training precisions: fp32, or bf16 autocast on a GPU.
 PRECISIONS = ("fp32", "bf16")
@@ -108,8 +113,13 @@ def _check(cfg: TrainConfig) -> None:
         raise GabicError(f"patch_size must be a multiple of 64 (the codecs downsample by 64), got {cfg.patch_size}")
     if (cfg.steps is None) == (cfg.epochs is None):
         raise GabicError("give either steps or epochs")
-    if (cfg.steps or 1) < 1 or (cfg.epochs or 1) < 1:
-        raise GabicError("steps and epochs must be at least 1")
+    for key in ("steps", "epochs"):
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
+            raise GabicError(f"{key} must be at least 1, got {getattr(cfg, key)}")
+    if cfg.name is not None and not RUN_NAME.fullmatch(cfg.name):
+        raise GabicError(
+            f"run name {cfg.name!r}: use letters, digits, '.', '_' and '-' (not starting with '.'); a run stays inside its runs folder"
+        )
     if cfg.precision not in PRECISIONS:
         raise GabicError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.workers < 0:

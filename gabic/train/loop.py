@@ -24,6 +24,8 @@ import logging
 import math
 import os
 import random
+import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -36,6 +38,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
+
+try:
+    import fcntl  # POSIX; on Windows runs are not locked
+except ImportError:  # pragma: no cover - not on the CI's platform
+    fcntl = None
 
 from gabic.checkpoints import read_checkpoint, save_checkpoint
 from gabic.data import ImageFolder
@@ -191,6 +198,8 @@ class _Run:
         self.step, self.best = 0, math.inf
         self.history: dict[str, list[dict[str, float]]] = {"train": [], "val": []}
         self.writer = None
+        self._lock: _RunLock | None = None
+        self._created = False
 
     # ---------------------------------------------------------------- setting up
     def restore(self, path: Path, explicit: set[str]) -> dict[str, Any]:
@@ -211,9 +220,23 @@ class _Run:
         self.model.load_state_dict(ckpt["state_dict"])
         return ckpt["train"]
 
+    def lock(self) -> None:
+        """Take the run folder for this process (rank 0): a second training writing the same run
+        is refused, naming the first; the lock goes with the process, even if it is killed."""
+        if self.rank != 0:
+            return
+        self._created = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = _RunLock(self.run_dir)
+        try:
+            self._lock.acquire()
+        except GabicError:
+            self._lock = None
+            raise
+
     def prepare(self, state: dict[str, Any] | None) -> None:
         """Model on its device, optimisers and scheduler (restored from ``state`` when resuming),
-        DistributedDataParallel under torchrun, the run folder and its ``config.json``."""
+        DistributedDataParallel under torchrun, the run folder's ``config.json``."""
         self.model = self.model.to(self.device).train()
         self.opt, self.aux_opt, self.sched = _optimizers(self.model, self.cfg)
         if state is not None:
@@ -229,7 +252,6 @@ class _Run:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.writer = _tensorboard(self.run_dir) if self.cfg.tensorboard and self.rank == 0 else None
         if self.rank == 0:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             write_atomic(self.run_dir / "config.json", json.dumps(asdict(self.cfg), indent=2, default=str).encode())
 
     def loader(self, train_set: Dataset) -> DataLoader:
@@ -312,6 +334,13 @@ class _Run:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+            left = {p.name for p in self.run_dir.iterdir()}
+            if self._created and left <= {".lock"}:  # failed before writing anything: leave no empty run behind
+                (self.run_dir / ".lock").unlink(missing_ok=True)
+                self.run_dir.rmdir()
 
 
 def fit(
@@ -358,8 +387,20 @@ def fit(
     if resume:
         path = run.run_dir / "last.pth.tar" if resume is True else Path(resume)
         state = run.restore(path, explicit={k for k, v in options.items() if v is not None})
-    run.prepare(state)
-    _loop(run, run.loader(train_set), val_set, progress, callback)
+        if state["step"] >= cfg.steps:
+            log.warning(
+                "%s is already at step %d of the %d asked for: nothing to do (give more steps to continue)",
+                cfg.name,
+                state["step"],
+                cfg.steps,
+            )
+            return state["history"]
+    try:
+        run.lock()
+        run.prepare(state)
+        _loop(run, run.loader(train_set), val_set, progress, callback)
+    finally:
+        run.close()
     return run.history
 
 
@@ -386,7 +427,37 @@ def _loop(run: _Run, loader: DataLoader, val_set: Dataset, progress: bool, callb
         raise
     finally:
         bar.close()
-        run.close()
+
+
+class _RunLock:
+    """An exclusive ``flock`` on ``<run>/.lock``, which also says who holds it (pid, host, start)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        if fcntl is None:
+            log.warning("%s: this platform has no flock; two trainings of one run are not kept apart", self.path.parent)
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise GabicError(
+                f"{self.path.parent}: another training is writing this run ({holder}); wait for it to end or choose another --name"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
 
 
 def _tensorboard(run_dir: Path):

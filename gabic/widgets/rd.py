@@ -388,14 +388,16 @@ class QualityExplorer(Redraws, widgets.VBox):
         original: the RGB image coded.
     """
 
-    def __init__(self, image: Image.Image, entries: list[_Entry], device: str = "auto", width: float = 10.0, dpi: int = 80):
+    def __init__(
+        self, image: Image.Image, entries: list[_Entry], device: str = "auto", width: float = 10.0, dpi: int = 80, trust: bool = False
+    ):
         if not entries:
             raise ValueError("quality_explorer: no codecs or checkpoints to show")
         keys = [e.key for e in entries]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
             raise ValueError(f"quality_explorer: two entries named {', '.join(map(repr, duplicates))} (codecs and checkpoint groups)")
-        self.original, self.device, self.width, self.dpi = image, device, width, dpi
+        self.original, self.device, self.width, self.dpi, self.trust = image, device, width, dpi, trust
         self._entries = {e.key: e for e in entries}
         self._models: dict[Path, Any] = {}
         self.coded: dict[tuple[str, Any], Measurement] = {}
@@ -421,7 +423,7 @@ class QualityExplorer(Redraws, widgets.VBox):
     def _model(self, path: Path):
         if path not in self._models:
             log.info("loading %s", path)
-            self._models[path] = load_checkpoint(path, device=self.device)
+            self._models[path] = load_checkpoint(path, device=self.device, trust=self.trust)
         return self._models[path]
 
     def code(self, key: str, setting: Any) -> Measurement:
@@ -500,6 +502,7 @@ def quality_explorer(
     crop: int | None = None,
     width: float = 10.0,
     dpi: int = 80,
+    trust: bool = False,
 ) -> QualityExplorer:
     """A :class:`QualityExplorer` of ``image``. Display it in a notebook as the cell's value.
 
@@ -516,6 +519,8 @@ def quality_explorer(
         device: where checkpoints run: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
         crop: code only the centre ``crop`` x ``crop`` pixels (default None: the whole image).
         width: figure width in inches (default 10); dpi: its resolution (default 80).
+        trust: unpickle checkpoints that hold more than data in full (they can run code; see
+            :func:`gabic.checkpoints.read_checkpoint`). Default False: such a file is refused.
 
     Raises:
         CodecError: an unknown or unavailable codec, or a quality outside its range (naming it).
@@ -527,4 +532,4 @@ def quality_explorer(
     entries = _codec_entries(codecs) + _checkpoint_entries(checkpoints)
     if not entries:
         raise ValueError("quality_explorer: no codecs or checkpoints to show (codecs=[] and no checkpoints)")
-    return QualityExplorer(img, entries, device=device, width=width, dpi=dpi)
+    return QualityExplorer(img, entries, device=device, width=width, dpi=dpi, trust=trust)
