@@ -368,8 +368,9 @@ class _DemoProgress:
     time the notebook has taken so far, rewritten in place every second on a terminal (a line
     per cell otherwise)."""
 
-    def __init__(self, stream=sys.stdout):
-        self.stream, self.live = stream, stream.isatty()
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty()
         self.label, self.cell, self.start = "", "", time.monotonic()
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -459,15 +460,29 @@ _COMMANDS = {
 }
 
 
+def _log_to_stderr(verbose: bool) -> None:
+    """gabic's own messages at INFO (DEBUG with -v), other libraries' (nbclient, jupyter_client...)
+    from WARNING up, one line each on the current standard error (a handler of this command's
+    own: a second ``main()`` in one process, as in the tests, writes to its own stderr)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "gabic_cli", False)]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("gabic: %(message)s"))
+    handler.gabic_cli = True
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+    logging.getLogger("gabic").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gabic`` command; returns the exit status (2 for a usage error, as argparse's)."""
     try:
         args = setup_args().parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or a usage error already printed by argparse
         return exit_.code if isinstance(exit_.code, int) else 2
-    # gabic's own messages at INFO (DEBUG with -v); other libraries' (nbclient, jupyter_client...) from WARNING up
-    logging.basicConfig(level=logging.WARNING, format="gabic: %(message)s")
-    logging.getLogger("gabic").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    _log_to_stderr(args.verbose)
     try:
         return _COMMANDS[args.command](args)
     except GabicError as err:

@@ -59,7 +59,7 @@ def test_jpeg_sweep_plots_with_the_published_anchor(capsys, tmp_path, photos):
 
 def _fails(capsys, *argv, expect):
     code, _, err = run(capsys, *argv)
-    lines = [line for line in err.strip().splitlines() if "gabic:" in line]  # progress bars aside
+    lines = [line for line in err.strip().splitlines() if "error:" in line]  # progress bars and notes aside
     assert code == 1 and len(lines) == 1 and lines[0].startswith("gabic: error: "), err
     assert expect in lines[0], lines[0]
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,7 +56,9 @@ def inputs(tmp_path_factory, sample_paths):
         f[name] = d / f"{name}.png"
         Image.new("RGB", size, (90, 120, 150)).save(f[name])
     f["sixteen"] = d / "sixteen.png"
-    Image.fromarray((np.asarray(photo.convert("L").crop((0, 0, 96, 80)), dtype=np.uint16) * 257), mode="I;16").save(f["sixteen"])
+    sixteen = Image.fromarray(np.asarray(photo.convert("L").crop((0, 0, 96, 80)), dtype=np.uint16) * 257)
+    assert sixteen.mode == "I;16"
+    sixteen.save(f["sixteen"])
     f["rgba"] = d / "rgba.png"
     photo.crop((0, 0, 96, 80)).convert("RGBA").save(f["rgba"])
     f["cmyk"] = d / "cmyk.jpg"
@@ -136,7 +137,7 @@ CASES = [
     ("evaluate {folder} --out {out}/r.json", 1, "a-folder: no checkpoints in this folder"),
     ("evaluate {ckpt} --dataset {folder} --out {out}/r.json", 1, "a-folder: no images"),
     ("evaluate-codec jpg --out {out}/r.json", 1, "'jpg'"),
-    ("evaluate-codec jpeg --qualities 0 --out {out}/r.json", 1, "quality 0 is outside its range 1..100"),
+    ("evaluate-codec jpeg --qualities 0 --out {out}/r.json", 1, "quality 0 is outside its range 1..95"),
     ("evaluate-codec jpeg --qualities 101 --out {out}/r.json", 1, "quality 101 is outside its range"),
     ("evaluate-codec jpeg --workers 0 --out {out}/r.json", 1, "--workers must be at least 1"),
     ("rd {other_schema} --out {out}/figures", 1, "other.json: not in the results schema"),

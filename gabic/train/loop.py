@@ -337,9 +337,7 @@ class _Run:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
-            left = {p.name for p in self.run_dir.iterdir()}
-            if self._created and left <= {".lock"}:  # failed before writing anything: leave no empty run behind
-                (self.run_dir / ".lock").unlink(missing_ok=True)
+            if self._created and not any(self.run_dir.iterdir()):  # failed before writing anything: no empty run left
                 self.run_dir.rmdir()
 
 
@@ -430,7 +428,8 @@ def _loop(run: _Run, loader: DataLoader, val_set: Dataset, progress: bool, callb
 
 
 class _RunLock:
-    """An exclusive ``flock`` on ``<run>/.lock``, which also says who holds it (pid, host, start)."""
+    """An exclusive ``flock`` on ``<run>/.lock``, which says who holds it (pid, host, start) and is removed when
+    the training ends; the lock (not the file) goes with the process when it is killed."""
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / ".lock"
@@ -440,21 +439,30 @@ class _RunLock:
         if fcntl is None:
             log.warning("%s: this platform has no flock; two trainings of one run are not kept apart", self.path.parent)
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise GabicError(
+                    f"{self.path.parent}: another training is writing this run ({holder}); wait for it to end or choose another --name"
+                ) from None
+            try:  # the holder before may have removed the file between our open and our lock: lock the one on disk
+                if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            raise GabicError(
-                f"{self.path.parent}: another training is writing this run ({holder}); wait for it to end or choose another --name"
-            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
         self.fd = fd
 
     def release(self) -> None:
+        """Remove the lock file and let it go (a killed process leaves the file, not the lock)."""
         if self.fd is not None:
+            self.path.unlink(missing_ok=True)
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
