@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -412,6 +413,11 @@ class _DemoProgress:
     def _write(self) -> None:
         elapsed = int(time.monotonic() - self.start)
         line = f"{self.label} · {self.cell} · {elapsed // 60}:{elapsed % 60:02d}"
+        if self.live:  # one terminal line, rewritten: cut the cell's text to the width
+            width = shutil.get_terminal_size().columns - 1
+            if len(line) > width:
+                cut = len(line) - width + 1
+                line = f"{self.label} · {self.cell[: max(0, len(self.cell) - cut)]}… · {elapsed // 60}:{elapsed % 60:02d}"
         self.stream.write(f"\r\033[K{line}" if self.live else f"{line}\n")
         self.stream.flush()
 

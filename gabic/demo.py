@@ -68,11 +68,28 @@ def _kodak() -> Path | None:
         return None
 
 
-def machine_load() -> tuple[int, float]:
-    """``(cores this process may use, load average over the last minute)``."""
+def _cpu_times() -> tuple[float, float] | None:
+    """``(busy, total)`` jiffies of all CPUs since boot, from /proc/stat (Linux), else None."""
+    try:
+        fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def machine_load(interval: float = 0.5) -> tuple[int, float]:
+    """``(cores this process may use, cores busy now)``: the busy share of all CPUs over
+    ``interval`` seconds (Linux), else the load average of the last minute. The load average lags
+    a minute behind (a test run that just ended still shows), so the sample comes first."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return cores, load
+    before = _cpu_times()
+    if before is not None:
+        time.sleep(interval)
+        after = _cpu_times()
+        if after is not None and after[1] > before[1]:
+            return cores, (os.cpu_count() or cores) * (after[0] - before[0]) / (after[1] - before[1])
+    return cores, os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
 def demo_threads(cores: int, load: float) -> int:
@@ -199,8 +216,8 @@ def run_demo(
     paths = notebook_paths(notebooks)
     cores, load = machine_load()
     threads = threads or demo_threads(cores, load)
-    log.info("demo: %d CPU thread%s (%d cores, load %.1f)", threads, "s" * (threads > 1), cores, load)
-    if load > cores:
+    log.info("demo: %d CPU thread%s (%d cores, %.1f busy before it starts)", threads, "s" * (threads > 1), cores, load)
+    if load > cores - 0.5:
         log.warning(
             "the machine is busy: load %.1f on %d cores; the demo uses %d thread(s) and will take longer", load, cores, threads
         )
@@ -253,7 +270,7 @@ def run_demo(
         "gabic": __version__,
         "quick": quick,
         "device": str(resolve_device(device)),
-        "machine": f"{platform.machine()}, {cores} CPU cores, load {load:.1f} at the start",
+        "machine": f"{platform.machine()}, {cores} CPU cores, {load:.1f} busy at the start",
         "threads": threads,
         "dataset": str(dataset)
         if dataset
