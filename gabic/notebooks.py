@@ -184,26 +184,33 @@ def execute_notebook(
     with tempfile.TemporaryFile() as kernel_log, jupyter_notes_silenced():  # nbclient's note on closing the ZMQ context
         try:
             client.execute(env=kernel_env, stdout=kernel_log, stderr=kernel_log)
-        except nbclient.exceptions.CellTimeoutError as err:
-            raise NotebookError(f"{path.name}: {_cell_name(nb, running[0])} timed out after {timeout} s ({err})", nb) from None
-        except nbclient.exceptions.CellExecutionError as err:
-            raise NotebookError(
-                f"{path.name}: {_cell_name(nb, running[0])} failed: {err.ename}: {_first_line(err.evalue)}", nb
-            ) from None
-        except nbclient.exceptions.DeadKernelError:
-            if getattr(client, "_async_cleanup_kernel_future", None) is not None:  # nbclient's own SIGINT/SIGTERM handler
+        except Exception as err:
+            if getattr(client, "_async_cleanup_kernel_future", None) is not None:
+                # nbclient's own SIGINT/SIGTERM handler shut the kernel down; what follows (a dead
+                # kernel, nbclient's second clean-up tripping on the first) is the interrupt
                 raise KeyboardInterrupt from None
-            kernel_log.seek(0)
-            lines = [
-                line
-                for line in kernel_log.read().decode(errors="replace").splitlines()
-                if line.strip() and "[IPKernelApp]" not in line
-            ]
-            tail = " | ".join(lines[-3:])
-            raise NotebookError(
-                f"{path.name}: the kernel died during {_cell_name(nb, running[0])} (out of memory?){': ' + tail if tail else ''}", nb
-            ) from None
+            raise _notebook_error(err, nb, path, running[0], timeout, kernel_log) from None
     return nb
+
+
+def _notebook_error(err: Exception, nb: Any, path: Path, running: int, timeout: int | None, kernel_log: Any) -> Exception:
+    """The one-line error of a failed notebook (the exception itself when it is not nbclient's)."""
+    import nbclient  # the notebooks extra, as in execute_notebook
+
+    if isinstance(err, nbclient.exceptions.CellTimeoutError):
+        return NotebookError(f"{path.name}: {_cell_name(nb, running)} timed out after {timeout} s ({err})", nb)
+    if isinstance(err, nbclient.exceptions.CellExecutionError):
+        return NotebookError(f"{path.name}: {_cell_name(nb, running)} failed: {err.ename}: {_first_line(err.evalue)}", nb)
+    if isinstance(err, nbclient.exceptions.DeadKernelError):
+        kernel_log.seek(0)
+        lines = [
+            line for line in kernel_log.read().decode(errors="replace").splitlines() if line.strip() and "[IPKernelApp]" not in line
+        ]
+        tail = " | ".join(lines[-3:])
+        return NotebookError(
+            f"{path.name}: the kernel died during {_cell_name(nb, running)} (out of memory?){': ' + tail if tail else ''}", nb
+        )
+    return err
 
 
 @contextmanager
