@@ -168,17 +168,17 @@ def _tiny_notebook():
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
 
 
-def test_the_kernel_is_shut_down_when_its_notebook_ends(tmp_path):
+def _two_cell_notebook(path, code: str):
+    """A notebook of a parameters cell (``X = 1``) and ``code``, written to ``path``."""
     import nbformat
 
-    nb = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_code_cell("X = 1", metadata={"tags": ["parameters"]}),
-            nbformat.v4.new_code_cell("import os\nos.getpid()"),
-        ]
-    )
-    path = tmp_path / "pid.ipynb"
-    nbformat.write(nb, path)
+    cells = [nbformat.v4.new_code_cell("X = 1", metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell(code)]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def test_the_kernel_is_shut_down_when_its_notebook_ends(tmp_path):
+    path = _two_cell_notebook(tmp_path / "pid.ipynb", "import os\nos.getpid()")
     cells = []
     done = execute_notebook(path, {"X": 2}, cwd=tmp_path, timeout=None, on_cell=lambda *a: cells.append(a))
     pid = int(done.cells[-1].outputs[0]["data"]["text/plain"])
@@ -225,15 +225,6 @@ def test_demo_cuda_without_a_gpu(capsys, tmp_path):
 
 
 def test_dead_kernel_is_named(tmp_path):
-    import nbformat
-
-    nb = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_code_cell("X = 1", metadata={"tags": ["parameters"]}),
-            nbformat.v4.new_code_cell("import os\nos._exit(3)"),
-        ]
-    )
-    path = tmp_path / "dies.ipynb"
-    nbformat.write(nb, path)
+    path = _two_cell_notebook(tmp_path / "dies.ipynb", "import os\nos._exit(3)")
     with pytest.raises(NotebookError, match=r"^dies\.ipynb: the kernel died during cell 2 \(import os\)"):
         execute_notebook(path, {"X": 2}, cwd=tmp_path, timeout=60)
