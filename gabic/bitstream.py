@@ -37,7 +37,8 @@ import torch
 from compressai.ops import compute_padding
 from PIL import Image
 
-from gabic.errors import BitstreamError
+from gabic.device import model_device
+from gabic.errors import BitstreamError, first_line
 from gabic.images import PAD_MULTIPLE, crop, image_to_tensor, pad, tensor_to_image
 from gabic.layers import KNN_RULES
 from gabic.models import LearnedCodec
@@ -203,8 +204,7 @@ def encode_image(model: LearnedCodec, image: Image.Image) -> bytes:
     The image is zero-padded to a multiple of 64 (centred, as CompressAI's evaluation),
     coded with ``model.compress`` and the header added.
     """
-    device = next(model.parameters()).device
-    x = image_to_tensor(image).to(device)
+    x = image_to_tensor(image).to(model_device(model))
     xp, _ = pad(x)
     out = model.compress(xp)
     h, w = x.shape[-2:]
@@ -235,11 +235,6 @@ def check_model(stream: Stream, model: LearnedCodec, source: str) -> None:
         raise BitstreamError(f"{source}: written by another {stream.model_name} checkpoint ({what})")
 
 
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0][:200] if lines else "no message"
-
-
 def _rule_hint(stream: Stream, model: LearnedCodec) -> str:
     """When only GABIC's graph rule differs (a file written before the rule was an option, with a
     released checkpoint, used the self-excluded graph), how to decode it."""
@@ -268,8 +263,9 @@ def decode_image(model: LearnedCodec, data: bytes | Stream, source: str = "<byte
             "free memory, or decode on a device with more"
         ) from None
     except Exception as err:  # noqa: BLE001 - the header and checksum passed: name what failed, never a stack trace
+        what = first_line(err)[:200] or "no message"
         raise BitstreamError(
-            f"{source}: decoding failed after the file's checks passed ({type(err).__name__}: {_first_line(err)}); "
+            f"{source}: decoding failed after the file's checks passed ({type(err).__name__}: {what}); "
             "a stream decodes only with the model, device type and PyTorch build that wrote it"
         ) from None
     hp, wp = out["x_hat"].shape[-2:]

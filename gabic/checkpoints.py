@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gabic.device import resolve_device
-from gabic.errors import CheckpointError
+from gabic.errors import CheckpointError, first_line
 from gabic.files import atomic_open
 from gabic.models import MODELS, ChannelContextCodec, build_model
 
@@ -163,9 +163,8 @@ def _load_full(path: Path) -> Any:
 
 
 def _first_line(err: BaseException) -> str:
-    """The first sentence of an exception's message."""
-    text = str(err).strip().splitlines()
-    return text[0].split(". ")[0].rstrip(".") if text else type(err).__name__
+    """The first sentence of an exception's message (torch's run on for paragraphs)."""
+    return first_line(err).split(". ")[0].rstrip(".") or type(err).__name__
 
 
 def _count(state_dict: dict, pattern: str) -> int:

@@ -6,7 +6,7 @@ import torch
 
 from gabic.errors import DeviceError
 
-__all__ = ["resolve_device"]
+__all__ = ["model_device", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -25,3 +25,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {device!r} was asked for but CUDA is not available on this machine")
     return dev
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device a model's parameters are on."""
+    return next(model.parameters()).device

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["BitstreamError", "CheckpointError", "CodecError", "DataError", "DeviceError", "GabicError", "ImageError", "ResultsError"]
+__all__ = [
+    "first_line",
+    "BitstreamError",
+    "CheckpointError",
+    "CodecError",
+    "DataError",
+    "DeviceError",
+    "GabicError",
+    "ImageError",
+    "ResultsError",
+]
 
 
 class GabicError(Exception):
@@ -35,3 +45,8 @@ class ResultsError(GabicError):
 
 class DeviceError(GabicError, ValueError):
     """An unknown device, or a GPU asked for on a machine without one (also a ValueError, as before)."""
+
+
+def first_line(message: object) -> str:
+    """The first non-blank line of a message (an exception's or any text), stripped; "" if none."""
+    return next((line.strip() for line in str(message).splitlines() if line.strip()), "")

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from gabic.bitstream import Stream, decode_image, encode_image, unpack
 from gabic.codecs import Codec, get_codec
+from gabic.device import model_device
 from gabic.errors import CodecError
 from gabic.images import as_rgb, crop, image_to_tensor, pad, tensor_to_image
 from gabic.metrics import MS_SSIM_MIN_SIDE, bpp_from_bytes, bpp_from_likelihoods, ms_ssim, ms_ssim_db, psnr
@@ -156,7 +157,7 @@ def forward_padded(model: LearnedCodec, x: Tensor) -> tuple[dict[str, Any], Tens
     ``(1, 3, H, W)`` and clamped to [0, 1], and the likelihood estimate of the rate over the
     image's own ``H * W`` pixels (:func:`gabic.metrics.bpp_from_likelihoods`).
     """
-    xp, unpad = pad(x.to(_device(model)))
+    xp, unpad = pad(x.to(model_device(model)))
     out = model(xp)
     x_hat = crop(out["x_hat"], unpad).clamp(0, 1)
     return out, x_hat, bpp_from_likelihoods(out["likelihoods"], x.shape[-2] * x.shape[-1])
@@ -204,7 +205,7 @@ def measure(
             streams.append(unpack(data))
             return decode_image(coder, streams[-1])
 
-        data, decoded, times = _timed(partial(encode_image, coder, img), decode, _device(coder))
+        data, decoded, times = _timed(partial(encode_image, coder, img), decode, model_device(coder))
         stream = streams[0]
         _, _, estimate = forward_padded(coder, image_to_tensor(img))
         payload, y_bytes, z_bytes, name = stream.payload_bytes, stream.y_bytes, stream.z_bytes, coder.name
@@ -235,10 +236,6 @@ def measure(
         decoded=decoded,
         data=data,
     )
-
-
-def _device(model: LearnedCodec) -> torch.device:
-    return next(model.parameters()).device
 
 
 def _timed(

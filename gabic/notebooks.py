@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gabic.errors import GabicError
+from gabic.errors import GabicError, first_line
 
 __all__ = [
     "NotebookError",
@@ -200,7 +200,7 @@ def _notebook_error(err: Exception, nb: Any, path: Path, running: int, timeout: 
     if isinstance(err, nbclient.exceptions.CellTimeoutError):
         return NotebookError(f"{path.name}: {_cell_name(nb, running)} timed out after {timeout} s ({err})", nb)
     if isinstance(err, nbclient.exceptions.CellExecutionError):
-        return NotebookError(f"{path.name}: {_cell_name(nb, running)} failed: {err.ename}: {_first_line(err.evalue)}", nb)
+        return NotebookError(f"{path.name}: {_cell_name(nb, running)} failed: {err.ename}: {first_line(err.evalue)}", nb)
     if isinstance(err, nbclient.exceptions.DeadKernelError):
         kernel_log.seek(0)
         lines = [
@@ -243,8 +243,3 @@ def _cell_name(nb: Any, index: int) -> str:
     if index not in code:
         return "the injected parameters" if 0 <= index < len(nb.cells) else "a cell"
     return f"cell {code.index(index) + 1} ({_first_code_line(nb.cells[index].source)})"
-
-
-def _first_line(text: str) -> str:
-    lines = [line for line in str(text).strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""

@@ -22,6 +22,7 @@ import torch.nn as nn
 from PIL import Image
 from torch import Tensor
 
+from gabic.device import model_device
 from gabic.images import as_rgb, image_to_tensor, pad
 from gabic.layers import SwinWindowAttention, WindowGraphAttention, check_knn
 from gabic.measurement import forward_padded
@@ -167,10 +168,6 @@ def _as_image_tensor(image: ImageLike) -> Tensor:
     raise ValueError(f"image must be a path, a PIL image or a (1, 3, H, W) tensor, got {type(image).__name__}")
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _edge_bias(module: WindowGraphAttention, idx: Tensor) -> Tensor | None:
     """``(nW, heads, n, k)`` edge bias from the layer's own :meth:`~gabic.layers.KNNGraphAttention.attention_bias`."""
     conv = module.conv
@@ -284,7 +281,7 @@ def rebuild(block: BlockCapture, model: nn.Module, k: int) -> BlockCapture:
     old = module.knn
     try:
         module.knn = k
-        inp = block.input.to(_model_device(model))
+        inp = block.input.to(model_device(model))
         y, info = module.forward(inp, return_attention=True)
         idx = info["idx"]
         eb = _edge_bias(module, idx)
