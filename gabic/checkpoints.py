@@ -29,7 +29,7 @@ import torch
 from gabic.device import resolve_device
 from gabic.errors import CheckpointError, first_line
 from gabic.files import atomic_open
-from gabic.models import MODELS, ChannelContextCodec, build_model
+from gabic.models import MODELS, ChannelContextCodec, build_model, model_class
 
 __all__ = [
     "SAFE_GLOBALS",
@@ -268,10 +268,11 @@ def checkpoint_config(
     """
     sd = ckpt["state_dict"]
     saved = ckpt.get("config")
-    if isinstance(saved, dict) and saved.get("model") in MODELS:
-        config = MODELS[saved["model"]].upgrade_config(saved)
-    elif isinstance(saved, dict):
-        raise CheckpointError(f"{path}: its config names an unknown model {saved.get('model')!r} (expected one of {sorted(MODELS)})")
+    if isinstance(saved, dict):
+        try:
+            config = model_class(saved).upgrade_config(saved)
+        except ValueError as err:
+            raise CheckpointError(f"{path}: its config names an {err}") from None
     else:
         config = detect_config(sd)
         if config is None:

@@ -44,14 +44,14 @@ try:
 except ImportError:  # pragma: no cover - not on the CI's platform
     fcntl = None
 
-from gabic.checkpoints import read_checkpoint, save_checkpoint
+from gabic.checkpoints import checkpoint_config, read_checkpoint, save_checkpoint
 from gabic.data import ImageFolder
 from gabic.device import resolve_device
 from gabic.errors import CheckpointError, DataError, GabicError
 from gabic.files import write_atomic
 from gabic.images import tensor_to_image
 from gabic.measurement import forward_padded, forward_psnr
-from gabic.models import ChannelContextCodec, config_identity, model_class
+from gabic.models import ChannelContextCodec, config_identity
 from gabic.train.config import PLATEAU_FACTOR, PLATEAU_PATIENCE, TrainConfig, initial_model, resolve_config
 
 __all__ = ["fit", "rd_loss", "run_distributed", "validate"]
@@ -208,13 +208,10 @@ class _Run:
         ckpt = read_checkpoint(path)
         if "train" not in ckpt or not isinstance(ckpt.get("config"), dict):
             raise CheckpointError(f"{path}: not a gabic training checkpoint (no optimiser state to resume from)")
-        try:
-            saved = model_class(ckpt["config"]).upgrade_config(ckpt["config"])
-        except ValueError as err:
-            raise CheckpointError(f"{path}: {err}") from None
+        saved = checkpoint_config(ckpt, path)
         if "knn_rule" in saved and "knn_rule" not in explicit and saved["knn_rule"] != self.cfg.knn_rule:
             self.cfg.knn_rule = saved["knn_rule"]
-            self.model = initial_model(self.cfg)
+            self.model.set_knn_rule(saved["knn_rule"])  # the rule has no weights: the same model
         if config_identity(saved) != self.model.identity():  # the backend may change, nothing else
             raise CheckpointError(f"{path}: a {saved.get('model')} checkpoint ({saved}); this run is {self.model.config}")
         self.model.load_state_dict(ckpt["state_dict"])
@@ -227,12 +224,9 @@ class _Run:
             return
         self._created = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = _RunLock(self.run_dir)
-        try:
-            self._lock.acquire()
-        except GabicError:
-            self._lock = None
-            raise
+        lock = _RunLock(self.run_dir)
+        lock.acquire()  # a second writer stops here, before this run holds anything
+        self._lock = lock
 
     def prepare(self, state: dict[str, Any] | None) -> None:
         """Model on its device, optimisers and scheduler (restored from ``state`` when resuming),
