@@ -34,7 +34,7 @@ from gabic.layers import BACKENDS, KNN_RULES
 from gabic.measurement import measure
 from gabic.models import MODELS
 from gabic.results import load, save, slug
-from gabic.train import PRECISIONS, PRESETS, run_distributed
+from gabic.train import PRECISIONS, PRESETS, TrainConfig, run_distributed
 
 log = logging.getLogger("gabic")
 
@@ -161,34 +161,9 @@ def _load(args: argparse.Namespace):
     return load_checkpoint(args.checkpoint, device=args.device, trust=args.trust_checkpoint, **_overrides(args))
 
 
-#: The options of ``gabic train`` that are :func:`gabic.train.fit` options of the same name.
-_TRAIN_OPTIONS = (
-    "model",
-    "N",
-    "M",
-    "num_slices",
-    "knn",
-    "heads",
-    "backend",
-    "knn_rule",
-    "lmbda",
-    "dataset",
-    "val_dataset",
-    "patch_size",
-    "batch_size",
-    "steps",
-    "epochs",
-    "lr",
-    "aux_lr",
-    "clip",
-    "val_interval",
-    "seed",
-    "device",
-    "precision",
-    "workers",
-    "name",
-    "runs_dir",
-)
+#: The options of ``gabic train`` that are :func:`gabic.train.fit` options of the same name: the
+#: fields of :class:`~gabic.train.TrainConfig` but the flag and what a run records by itself.
+_TRAIN_OPTIONS = tuple(f for f in TrainConfig.__dataclass_fields__ if f not in ("tensorboard", "extra"))
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -412,12 +387,12 @@ class _DemoProgress:
 
     def _write(self) -> None:
         elapsed = int(time.monotonic() - self.start)
-        line = f"{self.label} · {self.cell} · {elapsed // 60}:{elapsed % 60:02d}"
+        clock, cell = f"{elapsed // 60}:{elapsed % 60:02d}", self.cell
         if self.live:  # one terminal line, rewritten: cut the cell's text to the width
-            width = shutil.get_terminal_size().columns - 1
-            if len(line) > width:
-                cut = len(line) - width + 1
-                line = f"{self.label} · {self.cell[: max(0, len(self.cell) - cut)]}… · {elapsed // 60}:{elapsed % 60:02d}"
+            room = shutil.get_terminal_size().columns - 1 - len(f"{self.label} ·  · {clock}")
+            if len(cell) > room:
+                cell = cell[: max(0, room - 1)] + "…"
+        line = f"{self.label} · {cell} · {clock}"
         self.stream.write(f"\r\033[K{line}" if self.live else f"{line}\n")
         self.stream.flush()
 

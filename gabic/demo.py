@@ -234,14 +234,14 @@ def run_demo(
         (work / sub).mkdir(parents=True, exist_ok=True)
     params = demo_parameters(work, dataset, device, quick, threads)
     kernel_env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    rows, reusing = [], True
+    rows, reusing, held_out = [], True, []
     started = time.perf_counter()
     for i, path in enumerate(paths, 1):
         key = path.name[:2]
-        if dataset is None and key != "01" and not (work / HELD_OUT).is_dir():
-            _held_out(work)
+        if dataset is None and key != "01" and not held_out:
+            held_out = _held_out(work)
         if dataset is None and key == "04":
-            params["04"]["IMAGE"] = sorted((work / HELD_OUT).iterdir())[0]
+            params["04"]["IMAGE"] = held_out[0]
         fingerprint = _fingerprint(path, params.get(key, {}))
         previous = done.get(path.name)
         reusing = reusing and previous is not None and previous.get("fingerprint") == fingerprint
@@ -272,9 +272,7 @@ def run_demo(
         "device": str(resolve_device(device)),
         "machine": f"{platform.machine()}, {cores} CPU cores, {load:.1f} busy at the start",
         "threads": threads,
-        "dataset": str(dataset)
-        if dataset
-        else f"the sample photos held out in training ({', '.join(p.name for p in sorted((work / HELD_OUT).iterdir()))})",
+        "dataset": str(dataset) if dataset else f"the sample photos held out in training ({', '.join(p.name for p in held_out)})",
         "seconds": round(time.perf_counter() - started, 1),
         "notebooks": rows,
         "figures": sorted(p.name for p in (work / "figures").glob("*.png")),

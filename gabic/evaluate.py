@@ -38,12 +38,13 @@ from gabic.codecs import Codec, get_codec
 from gabic.data import list_images, samples
 from gabic.device import resolve_device
 from gabic.errors import CheckpointError, CodecError
-from gabic.image_sets import SAMPLES, image_set, image_set_of_sizes
+from gabic.image_sets import SAMPLES, image_set_of_sizes
 from gabic.images import as_rgb, image_to_tensor, load_image, pixels_only, tensor_to_image
 from gabic.layers import check_knn
 from gabic.measurement import forward_padded, forward_psnr, measure
 from gabic.metrics import ms_ssim_db
 from gabic.models import GABIC, MODELS, ChannelContextCodec
+from gabic.models.gabic import SMALLEST_WINDOW_NODES
 from gabic.results import save
 
 __all__ = [
@@ -92,13 +93,13 @@ _MS_SSIM_KEYS = ("ms-ssim-rgb", "ms-ssim-db-rgb")
 
 @dataclass
 class _Images:
-    """The images of an experiment: their paths (None for images given in memory), names,
-    8-bit RGB pixels (loaded on demand) and the image set they form."""
+    """The images of an experiment: their names, dataset name, the image set they form, their
+    paths and, when asked for, their 8-bit RGB pixels."""
 
     names: list[str]
     dataset: str
     image_set: dict[str, Any]
-    paths: list[Path] | None = None
+    paths: list[Path]
     pixels: list[Image.Image] = field(default_factory=list)
 
 
@@ -106,14 +107,15 @@ def _images(dataset: str | os.PathLike | None, load: bool) -> _Images:
     """The images of ``dataset`` (a folder; None: the embedded samples), every one read once so a
     bad file stops the experiment before any coding; their pixels kept when ``load``."""
     paths, name = (samples(), SAMPLES_DATASET) if dataset is None else (list_images(dataset), str(dataset))
-    pixels = []
+    pixels, sizes = [], []
     for path in paths:
         img, notes = load_image(path)
         if notes:
             logger.warning("%s: %s", path, "; ".join(notes))
+        sizes.append((path.name, *img.size))
         if load:
             pixels.append(pixels_only(img))
-    return _Images([p.name for p in paths], name, image_set(paths, name=name), paths, pixels)
+    return _Images([p.name for p in paths], name, image_set_of_sizes(sizes, name), paths, pixels)
 
 
 def _mean_over_images(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, float]:
@@ -517,9 +519,8 @@ def _check_ks(model: GABIC, ks: Sequence[int]) -> list[int]:
         raise ValueError(f"k_sweep needs a GABIC model, got {type(model).__name__}")
     if isinstance(ks, int) or not isinstance(ks, Sequence) or not ks:
         raise ValueError(f"ks must be a non-empty list of integers, got {ks!r}")
-    nodes = min(m.window_size**2 for m in model.graph_attentions().values())
     for k in ks:
-        check_knn(k, nodes)
+        check_knn(k, SMALLEST_WINDOW_NODES)  # as GABIC.set_knn will
     if len(set(ks)) != len(ks):
         raise ValueError(f"ks has repeated values: {list(ks)}")
     return list(ks)

@@ -222,10 +222,10 @@ def _set_key(image_set: dict[str, Any] | None) -> str | None:
     return image_set.get("fingerprint") or f"{str(image_set.get('name')).lower()}|{image_set.get('num_images')}"
 
 
-def _majority_set(curves: Sequence[Curve]) -> str | None:
-    """The key of the image set most curves were measured on (the first such curve's on a tie)."""
-    keys = [k for k in (_set_key(c.image_set) for c in curves) if k is not None]
-    return max(keys, key=keys.count) if keys else None
+def _majority(keys: Sequence[str | None]) -> str | None:
+    """The image-set key most curves have (the first such curve's on a tie; unknown sets not counted)."""
+    known = [k for k in keys if k is not None]
+    return max(known, key=known.count) if known else None
 
 
 def load_curves(results: Curves) -> list[Curve]:
@@ -251,7 +251,7 @@ def load_curves(results: Curves) -> list[Curve]:
             loaded.append((item, str(item.get("name", f"results[{i}]"))))
     sets = [image_set_of(result) for result, _ in loaded]
     keys = [_set_key(s) for s in sets]
-    majority = _majority_set([Curve({}, "", "", {}, s) for s in sets])
+    majority = _majority(keys)
     curves, seen = [], {}
     for (result, given), image_set, key in zip(loaded, sets, keys, strict=True):
         style = method_style(result)
