@@ -142,10 +142,11 @@ class ChannelContextCodec(LearnedCodec):
         lrp = self.lrp_transforms[slice_index](torch.cat([mean_support, y_hat_slice], dim=1))
         return y_hat_slice + 0.5 * torch.tanh(lrp)
 
-    def forward(self, x: Tensor) -> dict[str, Any]:
-        """Training / evaluation pass with straight-through rounding.
+    def _run(self, x: Tensor, keep_parameters: bool) -> dict[str, Any]:
+        """The forward pass of :meth:`forward` and :meth:`entropy_parameters` (one slice loop for both).
 
-        Returns ``{"x_hat": (B, 3, H, W), "likelihoods": {"y": (B, M, h, w), "z": (B, Nz, h/4, w/4)}}``.
+        With ``keep_parameters`` the per-slice means, scales (after the Gaussian's lower bound)
+        and rounded slices are kept and concatenated over channels as well.
         """
         y = self.analysis(x)
         shape = y.shape[2:]
@@ -156,13 +157,52 @@ class ChannelContextCodec(LearnedCodec):
         scales, means = self.h_scale_s(z_hat), self.h_mean_s(z_hat)
         decoded: list[Tensor] = []
         likelihoods = []
+        kept: dict[str, list[Tensor]] = {"y_hat": [], "means": [], "scales": []}
         for i, y_slice in enumerate(y.chunk(self.num_slices, 1)):
             mean_support, mu, scale = self._slice_params(i, means, scales, decoded, shape)
             _, lik = self.gaussian_conditional(y_slice, scale, mu)
             likelihoods.append(lik)
-            decoded.append(self._refine(i, mean_support, ste_round(y_slice - mu) + mu))
+            y_hat_slice = ste_round(y_slice - mu) + mu
+            decoded.append(self._refine(i, mean_support, y_hat_slice))
+            if keep_parameters:
+                kept["y_hat"].append(y_hat_slice)
+                kept["means"].append(mu)
+                kept["scales"].append(self.gaussian_conditional.lower_bound_scale(scale))
         x_hat = self.synthesis(torch.cat(decoded, dim=1))
-        return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(likelihoods, dim=1), "z": z_likelihoods}}
+        out: dict[str, Any] = {"x_hat": x_hat, "likelihoods": {"y": torch.cat(likelihoods, dim=1), "z": z_likelihoods}}
+        if keep_parameters:
+            out |= {"y": y, "z_hat": z_hat} | {key: torch.cat(parts, dim=1) for key, parts in kept.items()}
+        return out
+
+    def forward(self, x: Tensor) -> dict[str, Any]:
+        """Training / evaluation pass with straight-through rounding.
+
+        Returns ``{"x_hat": (B, 3, H, W), "likelihoods": {"y": (B, M, h, w), "z": (B, Nz, h/4, w/4)}}``.
+        """
+        return self._run(x, keep_parameters=False)
+
+    def entropy_parameters(self, x: Tensor) -> dict[str, Any]:
+        """:meth:`forward` (the same pass, the same numbers) plus what the entropy model used on the way.
+
+        Args:
+            x: images ``(B, 3, H, W)``, H and W multiples of 64.
+
+        Returns:
+            ``{"x_hat", "likelihoods"}`` as :meth:`forward`, and, all ``(B, M, h, w)`` with
+            ``h, w = H/16, W/16``:
+
+            - ``"y"``: the analysis output (unrounded latent);
+            - ``"y_hat"``: the symbols the coder codes, ``round(y - means) + means`` (straight-through
+              rounding), *before* the latent residual prediction refines them;
+            - ``"means"``: the Gaussian means of the channel-wise context, slice by slice;
+            - ``"scales"``: the Gaussian scales as the likelihood uses them, i.e. after
+              ``GaussianConditional.lower_bound_scale``;
+
+            and ``"z_hat"`` ``(B, Nz, h/4, w/4)``, the rounded hyper-latent. In eval mode the
+            y likelihood is the Gaussian ``N(means, scales)`` integrated over ``y_hat +- 1/2``
+            (bounded below by the likelihood bound).
+        """
+        return self._run(x, keep_parameters=True)
 
     def _cdf_tables(self):
         gc = self.gaussian_conditional

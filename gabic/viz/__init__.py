@@ -13,7 +13,7 @@ The widget is :func:`gabic.widgets.attention.attention_explorer`.
 
 from __future__ import annotations
 
-from gabic.viz.capture import AttentionCapture, BlockCapture, ImageLike, attention_modules, capture, rebuild
+from gabic.viz.capture import AttentionCapture, BlockCapture, ImageLike, as_image_tensor, attention_modules, capture, rebuild
 from gabic.viz.drawing import (
     attention_matrix,
     draw_attention_matrix,
@@ -22,13 +22,14 @@ from gabic.viz.drawing import (
     draw_window_grid,
     plot_k_sweep,
 )
-from gabic.viz.geometry import feature_position, node_patch, pixel_to_node, valid_nodes, window_box, window_pixels
-from gabic.viz.statistics import attention_entropy, block_statistics, graph_statistics
+from gabic.viz.geometry import feature_position, node_map, node_patch, pixel_to_node, valid_nodes, window_box, window_pixels
+from gabic.viz.statistics import attention_entropy, block_statistics, graph_statistics, node_entropy
 
 __all__ = [
     "AttentionCapture",
     "BlockCapture",
     "ImageLike",
+    "as_image_tensor",
     "attention_entropy",
     "attention_matrix",
     "attention_modules",
@@ -40,6 +41,8 @@ __all__ = [
     "draw_window_grid",
     "feature_position",
     "graph_statistics",
+    "node_entropy",
+    "node_map",
     "node_patch",
     "pixel_to_node",
     "plot_k_sweep",

@@ -27,7 +27,7 @@ from gabic.images import as_rgb, image_to_tensor, pad
 from gabic.layers import SwinWindowAttention, WindowGraphAttention, check_knn
 from gabic.measurement import forward_padded
 
-__all__ = ["AttentionCapture", "BlockCapture", "ImageLike", "attention_modules", "capture", "rebuild"]
+__all__ = ["AttentionCapture", "BlockCapture", "ImageLike", "as_image_tensor", "attention_modules", "capture", "rebuild"]
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,12 @@ def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
     return mods
 
 
-def _as_image_tensor(image: ImageLike) -> Tensor:
-    """A path, PIL image or ``(1, 3, H, W)`` tensor in [0, 1] -> ``(1, 3, H, W)`` float tensor on the CPU."""
+def as_image_tensor(image: ImageLike) -> Tensor:
+    """A path, PIL image or ``(1, 3, H, W)`` tensor in [0, 1] -> ``(1, 3, H, W)`` float tensor on the CPU.
+
+    Paths and PIL images are read as 8-bit RGB (:func:`gabic.images.as_rgb`); a tensor is detached
+    and copied to float32 on the CPU. ValueError for anything else or another shape.
+    """
     if isinstance(image, str | os.PathLike | Image.Image):
         return image_to_tensor(as_rgb(image))
     if isinstance(image, Tensor):
@@ -230,7 +234,7 @@ def capture(model: nn.Module, image: ImageLike, backend: str | None = None) -> A
         An :class:`AttentionCapture` with one :class:`BlockCapture` per block, on the CPU.
     """
     modules = attention_modules(model)
-    x = _as_image_tensor(image)
+    x = as_image_tensor(image)
     xp, unpad = pad(x)
     offset = (-unpad[2], -unpad[0])
     image_size = (x.shape[-2], x.shape[-1])

@@ -8,7 +8,7 @@ inside a window (node ``r * ws + c``). Node ``(window, node)`` sits at feature p
 ``(w_r * ws + r, w_c * ws + c)`` (plus the cyclic shift, modulo the map, for WACNN's shifted
 windows) and covers the image patch ``[row * s - top, (row + 1) * s - top) x [col * s - left,
 (col + 1) * s - left)`` (its stride cell, not its receptive field). :func:`node_patch` and
-:func:`pixel_to_node` map both ways.
+:func:`pixel_to_node` map both ways; :func:`node_map` puts per-node values back on the feature map.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import Tensor
 
 from gabic.viz.capture import BlockCapture
 
-__all__ = ["feature_position", "node_patch", "pixel_to_node", "valid_nodes", "window_box", "window_pixels"]
+__all__ = ["feature_position", "node_map", "node_patch", "pixel_to_node", "valid_nodes", "window_box", "window_pixels"]
 
 
 def _check_window_node(block: BlockCapture, window: int, node: int) -> None:
@@ -101,3 +101,22 @@ def window_pixels(block: BlockCapture, window: int) -> Tensor:
     wr, wc = divmod(window, block.grid[1])
     side = ws * s
     return img[:, wr * side : (wr + 1) * side, wc * side : (wc + 1) * side]
+
+
+def node_map(block: BlockCapture, values: Tensor) -> Tensor:
+    """Per-node values put back on the block's feature map: ``(nW, n, *rest) -> (H, W, *rest)``.
+
+    Node ``(window, node)`` lands at its :func:`feature_position` (the cyclic shift undone); the
+    block's own padding to the window side is cropped, so ``(H, W)`` is :attr:`BlockCapture.resolution`.
+    The inverse of splitting a map into the block's windows (e.g. ``window_tokens`` of
+    :mod:`gabic.analysis.redundancy`), for the nodes that lie on the map.
+    """
+    nW, n = block.num_windows, block.n
+    if values.dim() < 2 or tuple(values.shape[:2]) != (nW, n):
+        raise ValueError(f"values must be (nW, n, ...) = ({nW}, {n}, ...) for block {block.name}, got shape {tuple(values.shape)}")
+    ws, (Hp, Wp), (nWh, nWw) = block.window_size, block.padded_size, block.grid
+    rest = tuple(values.shape[2:])
+    fmap = values.reshape(nWh, nWw, ws, ws, *rest).transpose(1, 2).reshape(Hp, Wp, *rest)
+    if block.shift:
+        fmap = torch.roll(fmap, shifts=(block.shift, block.shift), dims=(0, 1))
+    return fmap[: block.resolution[0], : block.resolution[1]]

@@ -9,9 +9,9 @@ import torch
 from torch import Tensor
 
 from gabic.viz.capture import BlockCapture
-from gabic.viz.geometry import valid_nodes
+from gabic.viz.geometry import node_map, valid_nodes
 
-__all__ = ["attention_entropy", "block_statistics", "graph_statistics"]
+__all__ = ["attention_entropy", "block_statistics", "graph_statistics", "node_entropy"]
 
 
 def graph_statistics(idx: Tensor, window_size: int, weights: Tensor | None = None, valid: Tensor | None = None) -> dict[str, Any]:
@@ -56,11 +56,24 @@ def graph_statistics(idx: Tensor, window_size: int, weights: Tensor | None = Non
     return out
 
 
-def attention_entropy(weights: Tensor, valid: Tensor | None = None) -> Tensor:
-    """``(heads,)`` entropy in nats ``-sum_j w_ij log w_ij`` of weights ``(nW, heads, n, k)``, mean
-    over the nodes where ``valid`` ``(nW, n)`` is True (default all)."""
+def node_entropy(weights: Tensor) -> Tensor:
+    """Per-node attention entropy in nats, ``-sum_j w_ij log w_ij`` (``0 log 0 = 0``), float64 on the CPU.
+
+    Args:
+        weights: attention ``(..., k)``: ``(nW, heads, n, k)`` of a graph block or ``(nW, heads, n, n)``
+            of a window block, each row summing to 1.
+
+    Returns:
+        ``(...)``, e.g. ``(nW, heads, n)``; ``log k`` (``log n``) for uniform rows.
+    """
     w = weights.detach().double().cpu()
-    ent = -(w * torch.log(w.clamp_min(1e-300))).sum(-1)  # (nW, heads, n)
+    return -(w * torch.log(w.clamp_min(1e-300))).sum(-1)
+
+
+def attention_entropy(weights: Tensor, valid: Tensor | None = None) -> Tensor:
+    """``(heads,)`` entropy in nats (:func:`node_entropy`) of weights ``(nW, heads, n, k)``, mean
+    over the nodes where ``valid`` ``(nW, n)`` is True (default all)."""
+    ent = node_entropy(weights)  # (nW, heads, n)
     if valid is None:
         return ent.mean((0, 2)).float()
     m = valid.cpu()[:, None, :].expand_as(ent).double()
@@ -78,10 +91,7 @@ def block_statistics(block: BlockCapture) -> dict[str, Any]:
     if block.kind != "graph":
         return {"name": block.name, "entropy": attention_entropy(block.weights, valid)}
     stats = graph_statistics(block.idx, block.window_size, block.weights, valid)
-    ws, (Hp, Wp) = block.window_size, block.padded_size
-    nWh, nWw = block.grid
-    fmap = stats["in_degree"].view(nWh, nWw, ws, ws).permute(0, 2, 1, 3).reshape(Hp, Wp)
-    stats["frequency_map"] = fmap[: block.resolution[0], : block.resolution[1]]
+    stats["frequency_map"] = node_map(block, stats["in_degree"])
     chosen_valid = valid.gather(1, block.idx.reshape(block.num_windows, -1)).reshape_as(block.idx)
     sel = valid[..., None].expand_as(block.idx)
     stats["padded_neighbour_share"] = float((~chosen_valid[sel]).float().mean()) if bool(sel.any()) else math.nan
