@@ -3,6 +3,7 @@
 - :mod:`gabic.train.config`: the published constants, the presets and :class:`TrainConfig`;
 - :mod:`gabic.train.loop`: :func:`fit` (the loop as a few named steps), :func:`rd_loss`,
   :func:`validate` and :func:`run_distributed` (a ``torchrun`` process);
+- :mod:`gabic.train.like`: :func:`fit_like`, another architecture trained the way a run was;
 - ``python -m gabic.train ...`` (``gabic/train/__main__.py``) is ``gabic train ...``.
 """
 
@@ -20,6 +21,7 @@ from gabic.train.config import (
     initial_model,
     resolve_config,
 )
+from gabic.train.like import fit_like, run_settings
 from gabic.train.loop import fit, rd_loss, run_distributed, validate
 
 __all__ = [
@@ -32,9 +34,11 @@ __all__ = [
     "PRESETS",
     "TrainConfig",
     "fit",
+    "fit_like",
     "initial_model",
     "rd_loss",
     "resolve_config",
     "run_distributed",
+    "run_settings",
     "validate",
 ]
