@@ -96,6 +96,11 @@ def setup_args() -> argparse.ArgumentParser:
         action="store_true",
         help="compute BD values between curves measured on different image sets too (default: n/a, with the reason)",
     )
+    p.add_argument(
+        "--full-range",
+        action="store_true",
+        help="show every RD point (default: the bpp axis fits the learned codecs; classical ones go on beyond, noted on the figure)",
+    )
 
     p = sub.add_parser("evaluate-codec", help="RD points of a classical codec over a folder of images")
     p.add_argument("codec", help="jpeg, webp, avif, heif, jpeg2000, jpegxl or bpg (see `gabic codecs`)")
@@ -114,12 +119,12 @@ def setup_args() -> argparse.ArgumentParser:
     p.add_argument("--dest", type=Path, default=Path("data/kodak"), help="destination folder (default: data/kodak)")
     p.add_argument("--url", help="download from this mirror instead of the official Kodak page")
 
-    p = sub.add_parser("demo", help="run notebooks 01-04 headless on the sample photos; figures and index.html in --out")
+    p = sub.add_parser("demo", help="run notebooks 01-05 headless on the sample photos; figures and index.html in --out")
     p.add_argument("--out", type=Path, default=Path("results/demo"), help="output folder (default: results/demo)")
     p.add_argument("--quick", action="store_true", help="tiny settings: checks an installation in about two minutes")
     p.add_argument("--dataset", type=Path, help="images for notebooks 02-03 (default: data/kodak if complete, else the samples)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--notebooks", type=Path, help="folder of the notebooks 01-04 (default: notebooks/ of the gabic checkout)")
+    p.add_argument("--notebooks", type=Path, help="folder of the notebooks 01-05 (default: notebooks/ of the gabic checkout)")
     p.add_argument(
         "--resume", action="store_true", help="continue an interrupted or failed demo (OUT-partial/), reusing its finished notebooks"
     )
@@ -307,7 +312,13 @@ def cmd_rd(args: argparse.Namespace) -> int:
     curves = [load(r) for r in args.results]
     kwargs = {"metrics": tuple(args.metric)} if args.metric else {}
     written = write_report(
-        curves, args.out, anchor=args.anchor, formats=tuple(args.formats), across_image_sets=args.across_image_sets, **kwargs
+        curves,
+        args.out,
+        anchor=args.anchor,
+        formats=tuple(args.formats),
+        across_image_sets=args.across_image_sets,
+        xlim="full" if args.full_range else None,
+        **kwargs,
     )
     for path in written:
         print(path)

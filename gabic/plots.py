@@ -7,9 +7,15 @@ file, the name of a published curve (``"jpeg"``, ``"stf_mse"``, ...), or a seque
   it as PDF, SVG or PNG; :func:`rd_plotly` draws the same curves with plotly for exploring
   (hover shows each point's quality or lambda, bpp and quality value).
 - :func:`method_style` gives each *method* one colour and marker, the same in every figure and
-  session. Measured curves are solid with filled markers; published ones (``meta.kind ==
-  "published"``) dashed and labelled "(published)"; digitised ones (``meta.digitized``), such as
-  the GABIC paper figure, dotted with hollow markers and labelled "(digitised from figure)".
+  session. Measured curves are solid, full-width lines with filled markers; published ones
+  (``meta.kind == "published"``) thinner, lighter dashed lines with hollow markers, labelled
+  "(published)"; digitised ones (``meta.digitized``), such as the GABIC paper figure, the same
+  but dotted, labelled "(digitised from figure)". Names are shown as display names
+  (:func:`display_name`: ``jpeg`` -> "JPEG", ``webp`` -> "WebP", ``gabic`` -> "GABIC"...) in
+  figures, legends and BD tables alike.
+- :func:`rd_figure` fits the x-range to the learned codecs by default (classical codecs such as
+  BPG and VTM reach 4.7 bpp, where learned codecs stop near 1 bpp) and says so on the figure;
+  ``xlim="full"`` shows every point. Curves without the metric drawn are listed on the figure.
 - :func:`bd_table` gives BD-rate and BD-PSNR of each curve against an anchor as a DataFrame,
   :func:`bd_markdown` / :func:`bd_latex` format it; :func:`write_report` writes all of it.
 
@@ -18,9 +24,12 @@ together, those not on the set of the majority get it in their label ("jpeg (4 s
 photos)" beside published Kodak curves), and a BD value between curves of different sets is
 n/a with that reason unless ``across_image_sets=True`` asks for it.
 
-A curve without the metric asked for is left out of a figure with a logged warning; when no curve
-has it, :class:`~gabic.errors.ResultsError` names each curve and the metrics it has. In a BD table
-such a curve gets NaN and a note.
+A curve without the metric asked for is left out of a figure with a logged warning and a note on
+the figure; when no curve has it, :class:`~gabic.errors.ResultsError` names each curve and the
+metrics it has. In a BD table such a curve gets NaN and a note.
+
+Every figure carries the numbers it plots (:mod:`gabic.figure_data`); :func:`save_figure` writes
+them beside it as CSV.
 
 pandas and plotly (the ``plots`` extra, like matplotlib) are imported by the functions that need
 them, so a figure can be drawn without them.
@@ -35,6 +44,7 @@ import math
 import numbers
 import os
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +55,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from gabic.errors import ResultsError
+from gabic.figure_data import attach_data, write_figure_data
 from gabic.files import FIGURE_FORMATS, write_atomic
 from gabic.image_sets import describe, image_set_of, same_image_set
 from gabic.metrics import BD_METHODS, bd_psnr, bd_rate
+from gabic.names import DISPLAY_NAMES, display_name
 from gabic.results import has_metric, load, points, validate
 
 if TYPE_CHECKING:
@@ -55,14 +67,18 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 __all__ = [
+    "CLASSICAL_METHODS",
     "COLUMN_WIDTHS",
     "Curve",
+    "DISPLAY_NAMES",
     "METHOD_STYLES",
     "METRIC_LABELS",
     "PALETTE",
     "bd_latex",
     "bd_markdown",
     "bd_table",
+    "data_column",
+    "display_name",
     "figure_width",
     "find_anchor",
     "load_curves",
@@ -88,7 +104,13 @@ FONT_SIZE = 8.0
 LEGEND_FONT_SIZE = 7.0
 _LEGEND_LINE_IN = LEGEND_FONT_SIZE * 1.4 / 72  # height of one legend entry, inches
 LINE_WIDTH = 1.2
+#: Line width and opacity of published and digitised curves: thinner and lighter than measured ones.
+REFERENCE_LINE_WIDTH = 0.8
+REFERENCE_ALPHA = 0.75
 MARKER_SIZE = 4.0
+NOTE_FONT_SIZE = 6.0
+#: Margin around the fitted axis ranges, as a fraction of the data's span.
+AXIS_MARGIN = 0.05
 
 #: Axis label and BD column of each metric (``ms-ssim-db-rgb`` is ``-10 log10(1 - MS-SSIM)``).
 METRIC_LABELS: dict[str, tuple[str, str]] = {
@@ -134,6 +156,12 @@ METHOD_STYLES: tuple[tuple[str, str, str, str], ...] = (
     ("elic", r"elic(2022)?\b", "#AA4499", "*"),
 )
 
+
+#: Methods (keys of :data:`METHOD_STYLES`) that are classical, hand-designed codecs; every other
+#: method, known or not, counts as a learned codec (the curves a user adds are mostly their own
+#: models). :func:`rd_figure` fits its default x-range to the learned ones.
+CLASSICAL_METHODS: frozenset[str] = frozenset({"jpeg", "jpeg2000", "jpegxl", "webp", "avif", "heif", "bpg", "vtm", "hm", "av1"})
+
 #: (colour, marker) pairs for unknown methods: every pair a known method does not use.
 _KNOWN_PAIRS = {(color, marker) for _, _, color, marker in METHOD_STYLES}
 _FREE_STYLES = [(color, marker) for marker in MARKERS for color in PALETTE if (color, marker) not in _KNOWN_PAIRS]
@@ -162,15 +190,22 @@ def method_style(name_or_result: str | dict[str, Any]) -> dict[str, Any]:
     same in every session (Python's own ``hash()`` is salted per process). Two unknown methods
     may share a style.
 
+    Measured and published curves of one method share colour and marker and differ in three
+    more ways, so they are told apart in print and in grey: measured curves have filled markers
+    and solid lines :data:`LINE_WIDTH` wide; published and digitised ones hollow (white-filled)
+    markers and thinner (:data:`REFERENCE_LINE_WIDTH`), lighter (:data:`REFERENCE_ALPHA`) lines,
+    dashed (published) or dotted (digitised); and their labels say so.
+
     Args:
         name_or_result: a curve's name (``"STF (mse)"``; drawn as measured), or a results dict,
-            whose ``name`` is matched and whose ``meta`` sets the line: measured ``"-"``,
-            published (``meta.kind == "published"``) ``"--"``, digitised (``meta.digitized``) ``":"``
-            with hollow markers.
+            whose ``name`` is matched and whose ``meta`` sets the kind: measured, published
+            (``meta.kind == "published"``) or digitised (``meta.digitized``).
 
     Returns:
-        ``{"method", "color", "marker", "linestyle", "markerfacecolor", "kind", "label"}``;
-        ``kind`` is ``"measured"``, ``"published"`` or ``"digitized"``; ``label`` is the name with
+        ``{"method", "color", "marker", "linestyle", "linewidth", "alpha", "markerfacecolor",
+        "kind", "learned", "label"}``; ``kind`` is ``"measured"``, ``"published"`` or
+        ``"digitized"``; ``learned`` is False for the classical codecs of
+        :data:`CLASSICAL_METHODS`; ``label`` is the :func:`display_name` of the name with
         " (published)" or " (digitised from figure)" added.
     """
     if isinstance(name_or_result, dict):
@@ -186,20 +221,25 @@ def method_style(name_or_result: str | dict[str, Any]) -> dict[str, Any]:
     else:
         digest = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
         method, (color, marker) = key, _FREE_STYLES[digest % len(_FREE_STYLES)]
+    shown = display_name(name)
     if kind == "digitized":
         # the published GABIC names already say "digitised from the ... figure": say it once
-        label = re.sub(r",?\s*digiti[sz]ed from .*$", "", name, flags=re.IGNORECASE).strip() + " (digitised from figure)"
-    elif kind == "published" and not name.endswith("(published)"):
-        label = f"{name} (published)"
+        label = re.sub(r",?\s*digiti[sz]ed from .*$", "", shown, flags=re.IGNORECASE).strip() + " (digitised from figure)"
+    elif kind == "published" and not shown.endswith("(published)"):
+        label = f"{shown} (published)"
     else:
-        label = name
+        label = shown
+    measured = kind == "measured"
     return {
         "method": method,
         "color": color,
         "marker": marker,
         "linestyle": _LINESTYLES[kind],
-        "markerfacecolor": "white" if kind == "digitized" else color,
+        "linewidth": LINE_WIDTH if measured else REFERENCE_LINE_WIDTH,
+        "alpha": 1.0 if measured else REFERENCE_ALPHA,
+        "markerfacecolor": color if measured else "white",
         "kind": kind,
+        "learned": method not in CLASSICAL_METHODS,
         "label": label,
     }
 
@@ -293,7 +333,7 @@ def figure_width(width: str | float) -> float:
 
 
 def _legend_fits(labels: list[str], width: float, height: float) -> bool:
-    """Whether a legend of ``labels`` fits in the lower right of a plot of this size (a rough
+    """Whether a legend of ``labels`` fits inside a plot of this size (a rough
     estimate: a character is about 0.55 em wide, the line sample about 3 em)."""
     legend_width = (max(map(len, labels)) * 0.55 + 3) * LEGEND_FONT_SIZE / 72
     return legend_width <= 0.5 * width and len(labels) * _LEGEND_LINE_IN <= 0.45 * height
@@ -307,6 +347,139 @@ def _auto_title(curves: list[Curve]) -> str:
     return ""
 
 
+def _stored_points(result: dict[str, Any], metric: str) -> list[tuple[int, float, float]]:
+    """``(stored index, bpp, value)`` per point, sorted like :func:`gabic.results.points` (by bpp,
+    then value), so each point keeps its index into the file's lists (and its ``meta`` settings)."""
+    res = result["results"]
+    n = len(res["bpp"])
+    # points() over the point indices: the metric's values in stored order (with its dB conversion)
+    values = [v for _, v in points({**result, "results": {**res, "bpp": list(range(n))}}, metric)]
+    return sorted(((i, res["bpp"][i], values[i]) for i in range(n)), key=lambda t: (t[1], t[2]))
+
+
+def _settings(result: dict[str, Any]) -> dict[str, list[Any]]:
+    """The per-point settings in ``meta`` (``{"lambda": [...]}``, ``{"quality": [...]}``), stored order."""
+    meta = result.get("meta") or {}
+    n = len(result["results"]["bpp"])
+    return {k: meta[k] for k in ("lambda", "quality") if isinstance(meta.get(k), list) and len(meta[k]) == n}
+
+
+def data_column(metric: str) -> str:
+    """The column name of ``metric``'s values in the data written beside a figure, with its unit:
+    ``"psnr_db"``, ``"ms_ssim"`` (linear), ``"ms_ssim_db"``; other metrics as a slug of their key."""
+    return _DATA_COLUMNS.get(metric) or re.sub(r"[^a-z0-9]+", "_", metric.lower()).strip("_")
+
+
+_DATA_COLUMNS = {"psnr-rgb": "psnr_db", "ms-ssim-rgb": "ms_ssim", "ms-ssim-db-rgb": "ms_ssim_db"}
+
+
+def _rd_table(drawn: list[tuple[Curve, list[tuple[float, float]]]], metric: str) -> dict[str, list[Any]]:
+    """The long table of an RD figure: one row per drawn point (see :func:`rd_figure`)."""
+    value = data_column(metric)
+    settings = {c: _settings(c.result) for c, _ in drawn}
+    keys = [k for k in ("lambda", "quality") if any(k in v for v in settings.values())]
+    table: dict[str, list[Any]] = {k: [] for k in ("curve", "method", "kind", "point", "bpp", value, *keys)}
+    for curve, _ in drawn:
+        for i, bpp, v in _stored_points(curve.result, metric):
+            row = {
+                "curve": curve.label,
+                "method": curve.style["method"],
+                "kind": curve.style["kind"],
+                "point": i,
+                "bpp": bpp,
+                value: v,
+            }
+            row |= {k: settings[curve][k][i] if k in settings[curve] else None for k in keys}
+            for column, cell in row.items():
+                table[column].append(cell)
+    return table
+
+
+def _short_names(curves: list[Curve]) -> str:
+    """``"BPG 4:4:4, VTM and 2 more"``: the curves' labels cut before their first parenthesis, once each."""
+    names: list[str] = []
+    for c in curves:
+        name = c.label.split(" (", 1)[0].strip() or c.label
+        if name not in names:
+            names.append(name)
+    if len(names) > 3:
+        return f"{', '.join(names[:2])} and {len(names) - 2} more"
+    return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1]
+
+
+def _x_range(
+    drawn: list[tuple[Curve, list[tuple[float, float]]]], curves: list[Curve], xlim: tuple[float, float] | str | None
+) -> tuple[tuple[float, float] | None, list[Curve]]:
+    """The x-range of an RD figure (None: matplotlib's fit of every point) and the drawn curves with
+    points beyond it; ``curves``: every curve given, drawn or not (see :func:`rd_figure`)."""
+    if isinstance(xlim, str):
+        if xlim not in ("full", "learned"):
+            raise ValueError(f"xlim must be None, 'learned', 'full' or (left, right), got {xlim!r}")
+        if xlim == "full":
+            return None, []
+    elif xlim is not None:
+        lo, hi = (float(v) for v in xlim)
+        return (lo, hi), [c for c, pairs in drawn if any(not lo <= b <= hi for b, _ in pairs)]
+    learned = [float(b) for c in curves if c.style["learned"] for b in c.result["results"]["bpp"]]
+    if not learned:
+        return None, []
+    every = [b for _, pairs in drawn for b, _ in pairs]
+    top = max(learned)
+    if top <= min(every):  # the learned curves all lie left of the drawn points: nothing to fit to
+        return None, []
+    beyond = [c for c, pairs in drawn if any(b > top for b, _ in pairs)]
+    if not beyond:  # nothing reaches past the learned codecs: the full range is the learned one
+        return None, []
+    span = (top - min(every)) or abs(top) or 1.0
+    return (min(every) - AXIS_MARGIN * span, top + AXIS_MARGIN * span), beyond
+
+
+def _y_range(drawn: list[tuple[Curve, list[tuple[float, float]]]], x_range: tuple[float, float]) -> tuple[float, float] | None:
+    """The y-range that fits the points inside ``x_range`` (None when none is inside)."""
+    lo, hi = x_range
+    inside = [v for _, pairs in drawn for b, v in pairs if lo <= b <= hi]
+    if not inside:
+        return None
+    span = (max(inside) - min(inside)) or abs(max(inside)) or 1.0
+    return min(inside) - AXIS_MARGIN * span, max(inside) + AXIS_MARGIN * span
+
+
+def _covers_lines(fig: Figure, ax: Axes, legend: Any) -> bool:
+    """Whether ``legend``, placed (the figure laid out), covers part of a curve (a line or marker) of ``ax``."""
+    fig.draw_without_rendering()
+    box = legend.get_window_extent()
+    for line in ax.get_lines():
+        path = line.get_transform().transform_path(line.get_path())
+        if path.intersects_bbox(box, filled=False) or any(box.contains(x, y) for x, y in path.vertices):
+            return True
+    return False
+
+
+def _note(ax: Axes, lines: list[str]) -> int:
+    """Small grey notes under the x-axis label, left-aligned with the plot and wrapped to its width
+    (outside the plot: they cover no curve); returns the number of text lines."""
+    width_in = ax.get_position().width * ax.figure.get_figwidth()
+    chars = max(20, int(width_in * 72 / (0.55 * NOTE_FONT_SIZE)))
+    text = "\n".join(textwrap.fill(line, chars, subsequent_indent="  ") for line in lines)
+    ax.annotate(
+        text,
+        xy=(0, 0),
+        xycoords=("axes fraction", ax.xaxis.label),  # x: the plot's left edge, y: the bottom of the x label
+        xytext=(0, -2),
+        textcoords="offset points",
+        ha="left",
+        va="top",
+        fontsize=NOTE_FONT_SIZE,
+        color="0.3",
+        gid=NOTE_GID,
+    )
+    return text.count("\n") + 1
+
+
+#: Gid of the notes :func:`rd_figure` writes on a figure (x-range fitted, curves without the metric).
+NOTE_GID = "rd-note"
+
+
 def rd_figure(
     results: Curves,
     metric: str = "psnr-rgb",
@@ -314,10 +487,31 @@ def rd_figure(
     ax: Axes | None = None,
     title: str | None = None,
     legend: bool = True,
-    xlim: tuple[float, float] | None = None,
+    xlim: tuple[float, float] | str | None = None,
     ylim: tuple[float, float] | None = None,
 ) -> Figure:
     """An RD figure: rate (bpp) against ``metric``, one line per curve, styled by :func:`method_style`.
+
+    The x-range, by default, fits the learned codecs: classical codecs (BPG, VTM, JPEG... see
+    :data:`CLASSICAL_METHODS`) are measured up to 3-5 bpp, learned ones stop near 1 bpp, and a
+    full-range figure squeezes every learned curve into its left fifth. So when some drawn point
+    lies beyond the highest bpp of the learned curves given (measured or published; with or
+    without this metric, so that the PSNR and MS-SSIM figures of one set of curves share their
+    x-range), the x-range runs from the lowest bpp drawn to that highest learned bpp, plus a
+    margin of :data:`AXIS_MARGIN` of the span on both sides; the classical curves go on beyond
+    the axes (clipped), and a note on the figure says so and names them. Without learned curves,
+    or when nothing reaches beyond them, every point is shown. The y-range then fits the points
+    inside the x-range (same margin). ``xlim="full"`` shows every point (matplotlib's own fit).
+
+    Curves without ``metric`` are left out, listed in a note on the figure ("no MS-SSIM data:
+    JPEG (published), ...") and in the log. The notes sit under the x-axis label, outside the
+    plot (the figure grows by their height), and carry the gid :data:`NOTE_GID`.
+
+    The data behind the figure is attached to it (:func:`gabic.figure_data.attach_data`, table
+    ``"rd"``; :func:`save_figure` writes it as CSV): one row per drawn point with ``curve`` (the
+    legend label), ``method``, ``kind`` (``measured``, ``published``, ``digitized``), ``point``
+    (its index in the results file), ``bpp``, the metric (:func:`data_column`: ``psnr_db``,
+    ``ms_ssim``, ``ms_ssim_db``) and, where a file's ``meta`` has them, ``lambda`` and ``quality``.
 
     Args:
         results: one curve or a sequence (results dicts, paths, published names).
@@ -326,24 +520,29 @@ def rd_figure(
         width: ``"single"`` (3.5 in, default), ``"double"`` (7.16 in) or inches; the height is
             :data:`HEIGHT_RATIO` times the width. Ignored when ``ax`` is given.
         ax: draw into these axes instead of a new :class:`~matplotlib.figure.Figure` (no pyplot
-            state is used either way).
+            state is used either way); the data goes to ``ax.figure``.
         title: the title; None (default) shows the image set when every curve was measured on
             the same one (:func:`gabic.image_sets.describe`); ``""`` shows none.
-        legend: draw a legend (default True): inside, lower right, where RD curves leave room;
-            in a new figure whose plot it would cover (more than about half its width or
-            height), below the axes, the figure growing taller by the legend's height.
-        xlim, ylim: axis limits; None (default) fits the data.
+        legend: draw a legend (default True): inside the plot where it covers the fewest points
+            (matplotlib's ``loc="best"``); in a new figure, when it would take more than about half
+            the plot's width or height, or cover part of a curve wherever it went, below the axes instead,
+            the figure growing taller by the legend's height, labels too wide for the figure wrapped.
+        xlim: None or ``"learned"`` (default): fitted to the learned codecs as above; ``"full"``:
+            every point; ``(left, right)``: these limits (points outside are clipped, and the
+            y-range fits the points inside).
+        ylim: ``(bottom, top)``; None (default): fitted to the points inside the x-range.
 
     Returns:
         The figure (``ax.figure`` when ``ax`` is given).
 
     Raises:
         ResultsError: a curve is not in the results schema, or no curve has ``metric`` (curves
-            lacking it while others have it are left out with a logged warning).
-        ValueError: a bad ``width``, or no curves.
+            lacking it while others have it are left out, with a note and a logged warning).
+        ValueError: a bad ``width`` or ``xlim``, or no curves.
     """
     curves = load_curves(results)
     drawn = _with_metric(curves, metric)
+    x_range, beyond = _x_range(drawn, curves, xlim)
     own = ax is None
     if own:
         w = figure_width(width)
@@ -352,36 +551,64 @@ def rd_figure(
     else:
         fig = ax.figure
     for curve, pairs in drawn:
-        style = {k: curve.style[k] for k in ("label", "color", "marker", "linestyle", "markerfacecolor")}
+        style = {k: curve.style[k] for k in ("label", "color", "marker", "linestyle", "linewidth", "alpha", "markerfacecolor")}
         bpp, values = zip(*pairs, strict=True)
-        ax.plot(bpp, values, markeredgecolor=style["color"], linewidth=LINE_WIDTH, markersize=MARKER_SIZE, **style)
+        ax.plot(bpp, values, markeredgecolor=style["color"], markersize=MARKER_SIZE, **style)
+    axis_label = METRIC_LABELS.get(metric, (metric,))[0]
     ax.set_xlabel("Rate (bpp)", fontsize=FONT_SIZE)
-    ax.set_ylabel(METRIC_LABELS.get(metric, (metric,))[0], fontsize=FONT_SIZE)
+    ax.set_ylabel(axis_label, fontsize=FONT_SIZE)
     ax.tick_params(labelsize=FONT_SIZE)
     ax.grid(True, linewidth=0.4, alpha=0.6)
-    if xlim is not None:
-        ax.set_xlim(*xlim)
+    if x_range is not None:
+        ax.set_xlim(*x_range)
+        if ylim is None:
+            ylim = _y_range(drawn, x_range)
     if ylim is not None:
         ax.set_ylim(*ylim)
     title = _auto_title([c for c, _ in drawn]) if title is None else title
     if title:
         ax.set_title(title, fontsize=FONT_SIZE + 1)
-    if legend and own and not _legend_fits([c.label for c, _ in drawn], *fig.get_size_inches()):
-        # too big to sit inside the plot: below it, the figure taller by the legend's height
-        labels = [c.label for c, _ in drawn]
+    notes = []
+    if beyond and (xlim is None or xlim == "learned"):
+        top = max(b for c in beyond for b, _ in points(c.result, metric))
+        names = _short_names(beyond)
+        verb = "goes" if "," not in names and " and " not in names else "go"
+        notes.append(f"x-range fitted to the learned codecs; {names} {verb} on to {top:.2g} bpp")
+    missing = [c for c in curves if all(c is not d for d, _ in drawn)]
+    if missing:
+        notes.append(f"no {axis_label.split(' (')[0]} data: " + ", ".join(c.label for c in missing))
+    if notes:
+        note_lines = _note(ax, notes)
+        if own:  # the figure grows by the notes' height; the plot keeps its size
+            fig.set_size_inches(fig.get_figwidth(), fig.get_figheight() + note_lines * NOTE_FONT_SIZE * 1.25 / 72 + 0.03)
+    outside = legend and own and not _legend_fits([c.label for c, _ in drawn], *fig.get_size_inches())
+    if legend and not outside:
+        # where it covers the fewest points and lines (and not the notes): with the x-range fitted
+        # to the learned codecs, the weaker classical curves often pass through the lower right
+        inside = ax.legend(loc="best", fontsize=LEGEND_FONT_SIZE, framealpha=0.9)
+        if own and _covers_lines(fig, ax, inside):  # nowhere free inside: below the plot instead
+            inside.remove()
+            outside = True
+    if outside:
+        # below the plot, the figure taller by the legend's height; labels wider than a column of
+        # the figure wrapped, so none is cut at the figure's edge
+        handles, labels = ax.get_legend_handles_labels()
         ncols = 1 if fig.get_figwidth() < 5 or len(labels) < 4 else 2
-        lines = math.ceil(len(labels) / ncols)
+        chars = int((fig.get_figwidth() / ncols - 0.5) * 72 / (0.55 * LEGEND_FONT_SIZE))
+        labels = [textwrap.fill(label, max(chars, 20), subsequent_indent="  ") for label in labels]
+        lines = math.ceil(sum(label.count("\n") + 1 for label in labels) / ncols) + (ncols - 1)
         fig.set_size_inches(fig.get_figwidth(), fig.get_figheight() + 0.15 + lines * _LEGEND_LINE_IN)
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=ncols, fontsize=LEGEND_FONT_SIZE, frameon=False)
-    elif legend:
-        ax.legend(loc="lower right", fontsize=LEGEND_FONT_SIZE, framealpha=0.9)
+        fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=LEGEND_FONT_SIZE, frameon=False)
+    attach_data(fig, _rd_table(drawn, metric), name="rd")
     return fig
 
 
 def save_figure(fig: Figure, stem: str | os.PathLike, formats: Sequence[str] = _FORMATS, dpi: int = 300) -> list[Path]:
     """Write ``fig`` as ``<stem>.<format>`` for each format, atomically (a temporary file in the
     same folder, renamed into place), creating missing folders. Fonts are embedded as TrueType in
-    PDF; dates are left out of PDF and SVG so the same figure gives the same bytes.
+    PDF; dates are left out of PDF and SVG so the same figure gives the same bytes. The data
+    behind the figure (what gabic's drawing functions attached, :mod:`gabic.figure_data`) is
+    written beside it as ``<stem>.csv`` (``<stem>.<table>.csv`` for several tables).
 
     Args:
         fig: a matplotlib figure.
@@ -390,7 +617,7 @@ def save_figure(fig: Figure, stem: str | os.PathLike, formats: Sequence[str] = _
         dpi: resolution of PNG (default 300).
 
     Returns:
-        The paths written, in the order of ``formats``.
+        The paths written: the figures in the order of ``formats``, then the CSV files.
 
     Raises:
         ValueError: an unknown format (checked before anything is written).
@@ -410,23 +637,28 @@ def save_figure(fig: Figure, stem: str | os.PathLike, formats: Sequence[str] = _
             fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata[fmt])
         written.append(write_atomic(Path(f"{os.fspath(stem)}.{fmt}"), buf.getvalue()))
         log.info("wrote %s", written[-1])
-    return written
+    data = write_figure_data(fig, stem)
+    if not data:
+        log.debug("%s: the figure carries no data table (drawn outside gabic?)", stem)
+    return written + data
 
 
 def _hover_points(result: dict[str, Any], metric: str) -> list[tuple[float, float, str]]:
     """(bpp, value, setting text) per point, sorted like :func:`gabic.results.points`; the setting
     (quality or lambda from ``meta``) is paired with its point before sorting."""
-    res = result["results"]
-    n = len(res["bpp"])
-    # points() over the point indices: the metric's values in stored order (with its dB conversion)
-    values = [v for _, v in points({**result, "results": {**res, "bpp": list(range(n))}}, metric)]
-    meta = result.get("meta") or {}
-    settings = [""] * n
-    if isinstance(meta.get("quality"), list):
-        settings = [f"quality {q:g}" if isinstance(q, (int, float)) else f"quality {q}" for q in meta["quality"]]
-    elif isinstance(meta.get("lambda"), list):
-        settings = [f"λ = {lam:g}" if isinstance(lam, (int, float)) else f"λ = {lam}" for lam in meta["lambda"]]
-    return sorted(zip(res["bpp"], values, settings, strict=True), key=lambda t: (t[0], t[1]))
+    settings = _settings(result)
+    out = []
+    for i, bpp, value in _stored_points(result, metric):
+        if "quality" in settings:
+            q = settings["quality"][i]
+            text = f"quality {q:g}" if isinstance(q, (int, float)) else f"quality {q}"
+        elif "lambda" in settings:
+            lam = settings["lambda"][i]
+            text = f"λ = {lam:g}" if isinstance(lam, (int, float)) else f"λ = {lam}"
+        else:
+            text = ""
+        out.append((bpp, value, text))
+    return out
 
 
 def rd_plotly(results: Curves, metric: str = "psnr-rgb", title: str | None = None) -> go.Figure:
@@ -463,14 +695,15 @@ def rd_plotly(results: Curves, metric: str = "psnr-rgb", title: str | None = Non
             "<br>".join(x for x in (f"<b>{s['label']}</b>", setting, f"{b:.4f} bpp", f"{name} {v:{value_format}}{unit}") if x)
             for b, v, setting in rows
         ]
-        symbol = _PLOTLY_SYMBOL.get(s["marker"], "circle") + ("-open" if s["kind"] == "digitized" else "")
+        symbol = _PLOTLY_SYMBOL.get(s["marker"], "circle") + ("" if s["kind"] == "measured" else "-open")
         fig.add_trace(
             go.Scatter(
                 x=[r[0] for r in rows],
                 y=[r[1] for r in rows],
                 mode="lines+markers",
                 name=s["label"],
-                line={"color": s["color"], "dash": _PLOTLY_DASH[s["linestyle"]], "width": 2},
+                line={"color": s["color"], "dash": _PLOTLY_DASH[s["linestyle"]], "width": 2 * s["linewidth"] / LINE_WIDTH},
+                opacity=s["alpha"],
                 marker={"symbol": symbol, "color": s["color"], "size": 8, "line": {"color": s["color"], "width": 1.5}},
                 text=hover,
                 hovertemplate="%{text}<extra></extra>",
@@ -623,13 +856,16 @@ def write_report(
     method: str = "cubic",
     dpi: int = 300,
     across_image_sets: bool = False,
+    xlim: tuple[float, float] | str | None = None,
 ) -> list[Path]:
     """Write RD figures and BD tables of ``results`` into ``out_dir`` (what ``gabic rd`` does).
 
     For each metric that at least one curve has (the others are skipped with a log line):
-    ``rd_<metric>_<width>.<format>`` per width and format, and ``bd_<metric>.md``, ``.tex`` and
+    ``rd_<metric>_<width>.<format>`` per width and format with the figure's data beside it as
+    ``rd_<metric>_<width>.csv`` (:func:`rd_figure`), and ``bd_<metric>.md``, ``.tex`` and
     ``.csv`` (full precision). Curves lacking a metric are left out of its figures with a warning
-    (their BD rows say why). Bad widths, method or anchor fail before anything is written.
+    and a note on the figure (their BD rows say why). Bad widths, method or anchor fail before
+    anything is written.
 
     Args:
         results: one curve or a sequence (results dicts, paths, published names).
@@ -644,6 +880,8 @@ def write_report(
         method: BD interpolation, ``"cubic"`` (default) or ``"pchip"``.
         dpi: PNG resolution (default 300).
         across_image_sets: BD values between curves of different image sets too (see :func:`bd_table`).
+        xlim: the figures' x-range, as for :func:`rd_figure`: None (default) fitted to the learned
+            codecs, ``"full"`` every point, or ``(left, right)``.
 
     Returns:
         The paths written.
@@ -654,6 +892,8 @@ def write_report(
         curves, anchor_curve = find_anchor(curves, anchor)
     for w in widths:
         figure_width(w)
+    if isinstance(xlim, str) and xlim not in ("full", "learned"):
+        raise ValueError(f"xlim must be None, 'learned', 'full' or (left, right), got {xlim!r}")
     if method not in BD_METHODS:
         raise ValueError(f"unknown method {method!r}: expected one of {sorted(BD_METHODS)}")
     out_dir = Path(out_dir)
@@ -668,7 +908,8 @@ def write_report(
                 log.warning("%s has no %s: left out of its figures (n/a in its BD table)", c.label, metric)
         for w in widths:
             tag = w if isinstance(w, str) else f"{float(w):g}in"
-            written += save_figure(rd_figure(have, metric, width=w), out_dir / f"rd_{metric}_{tag}", formats, dpi=dpi)
+            fig = rd_figure(curves, metric, width=w, xlim=xlim)  # those without the metric: a note on the figure
+            written += save_figure(fig, out_dir / f"rd_{metric}_{tag}", formats, dpi=dpi)
         base = anchor_curve or have[0]
         if base not in have:
             log.warning("the anchor %s has no %s: no BD table for it", base.label, metric)

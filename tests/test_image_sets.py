@@ -91,10 +91,10 @@ def mixed():
 
 def test_figures_label_the_curves_of_the_minority_set(mixed):
     labels = [c.label for c in load_curves(mixed)]
-    assert labels[0] == "jpeg (4 sample photos)" and not any("sample" in label for label in labels[1:])
+    assert labels[0] == "JPEG (4 sample photos)" and not any("sample" in label for label in labels[1:])
     fig = rd_figure(mixed, "psnr-rgb")
     legend = [t.get_text() for t in (fig.axes[0].get_legend() or fig.legends[0]).get_texts()]
-    assert "jpeg (4 sample photos)" in legend
+    assert "JPEG (4 sample photos)" in legend
     assert fig.axes[0].get_title() == ""  # no single image set
     same = [_curve("a", {"dataset": "gabic samples", "num_images": 4}), _curve("b", {"dataset": "gabic samples"}, scale=1.2)]
     assert [c.label for c in load_curves(same)] == ["a", "b"]
@@ -103,12 +103,12 @@ def test_figures_label_the_curves_of_the_minority_set(mixed):
 
 def test_bd_across_image_sets_is_na_unless_asked(mixed):
     table = bd_table(mixed, "bpg444")
-    row = table.loc["jpeg (4 sample photos)"]
+    row = table.loc["JPEG (4 sample photos)"]
     assert math.isnan(row["BD-rate (%)"]) and "measured on 4 sample photos, the anchor on Kodak" in row["note"]
     assert not math.isnan(table.loc["JPEG (published)", "BD-rate (%)"])  # the published JPEG is on Kodak
     forced = bd_table(mixed, "bpg444", across_image_sets=True)
-    assert not math.isnan(forced.loc["jpeg (4 sample photos)", "BD-rate (%)"])
-    assert forced.loc["jpeg (4 sample photos)", "note"] == "across image sets: 4 sample photos vs Kodak"
+    assert not math.isnan(forced.loc["JPEG (4 sample photos)", "BD-rate (%)"])
+    assert forced.loc["JPEG (4 sample photos)", "note"] == "across image sets: 4 sample photos vs Kodak"
 
 
 def test_rd_command_reports_bd_across_sets_as_na(capsys, tmp_path, mixed):

@@ -39,6 +39,12 @@ def lines_by_label(fig: Figure) -> dict:
     return {line.get_label(): line for line in fig.axes[0].get_lines()}
 
 
+def notes(fig: Figure) -> list[str]:
+    """The notes rd_figure wrote on the figure, unwrapped, one per line of meaning."""
+    texts = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == plots.NOTE_GID]
+    return [line for text in texts for line in text.replace("\n  ", " ").split("\n")]
+
+
 # --- styles -----------------------------------------------------------------------------------
 
 
@@ -46,7 +52,7 @@ def test_same_method_same_style_across_figures_and_sources():
     measured = curve("stf", [0.2, 0.5, 0.9], [30, 34, 37])
     fig1 = plots.rd_figure(["stf_mse", "jpeg"])
     fig2 = plots.rd_figure([measured, "gabic_icip2024_digitized", "stf_mse"])
-    a, b, m = lines_by_label(fig1)["STF (mse) (published)"], lines_by_label(fig2)["STF (mse) (published)"], lines_by_label(fig2)["stf"]
+    a, b, m = lines_by_label(fig1)["STF (mse) (published)"], lines_by_label(fig2)["STF (mse) (published)"], lines_by_label(fig2)["STF"]
     for line in (b, m):
         assert (line.get_color(), line.get_marker()) == (a.get_color(), a.get_marker())
     assert m.get_linestyle() == "-" and a.get_linestyle() == "--"  # same method, measured vs published
@@ -108,12 +114,14 @@ def test_unknown_method_style_is_fixed_across_interpreters():
 def test_published_dashed_digitised_dotted_hollow_and_labelled():
     fig = plots.rd_figure(["jpeg", "gabic_icip2024_digitized", curve("gabic", [0.3, 0.5, 0.8], [32, 34.5, 37])])
     lines = lines_by_label(fig)
-    assert set(lines) == {"JPEG (published)", "GABIC (digitised from figure)", "gabic"}
-    assert lines["JPEG (published)"].get_linestyle() == "--"
-    digitised = lines["GABIC (digitised from figure)"]
-    assert digitised.get_linestyle() == ":" and digitised.get_markerfacecolor() == "white"
-    measured = lines["gabic"]
-    assert measured.get_linestyle() == "-" and measured.get_markerfacecolor() == measured.get_color()
+    assert set(lines) == {"JPEG (published)", "GABIC (digitised from figure)", "GABIC"}
+    published, digitised, measured = lines["JPEG (published)"], lines["GABIC (digitised from figure)"], lines["GABIC"]
+    assert published.get_linestyle() == "--" and digitised.get_linestyle() == ":" and measured.get_linestyle() == "-"
+    # measured: filled markers, full width, opaque; published and digitised: hollow, thinner, lighter
+    assert measured.get_markerfacecolor() == measured.get_color() and measured.get_alpha() == 1.0
+    for line in (published, digitised):
+        assert line.get_markerfacecolor() == "white" and line.get_markeredgecolor() == line.get_color()
+        assert line.get_linewidth() < measured.get_linewidth() and line.get_alpha() < 1.0
     assert (digitised.get_color(), digitised.get_marker()) == (measured.get_color(), measured.get_marker())
     legend = (
         [t.get_text() for t in fig.legends[0].get_texts()]
@@ -121,6 +129,106 @@ def test_published_dashed_digitised_dotted_hollow_and_labelled():
         else [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     )
     assert "GABIC (digitised from figure)" in legend and "JPEG (published)" in legend
+
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [
+        ("jpeg", "JPEG"),
+        ("bpg", "BPG"),
+        ("webp", "WebP"),
+        ("avif", "AVIF"),
+        ("heif", "HEIF"),
+        ("jpegxl", "JPEG XL"),
+        ("jxl", "JPEG XL"),
+        ("jpeg2000", "JPEG 2000"),
+        ("vtm", "VTM"),
+        ("gabic", "GABIC"),
+        ("wacnn", "WACNN"),
+        ("stf", "STF"),
+        ("gabic (ours, λ=0.013)", "GABIC (ours, λ=0.013)"),
+        ("webp (4 sample photos)", "WebP (4 sample photos)"),
+        ("gabic-n32-m40-num-slices4", "GABIC-n32-m40-num-slices4"),
+        ("BPG 4:4:4 (x265)", "BPG 4:4:4 (x265)"),
+        ("Zou2022 (WACNN as plotted by GABIC)", "Zou2022 (WACNN as plotted by GABIC)"),
+        ("CompressAI mbt2018 (mse, cpu)", "CompressAI mbt2018 (mse, cpu)"),
+        ("jpegger", "jpegger"),
+        ("stfx (ours)", "stfx (ours)"),
+    ],
+)
+def test_display_names(name, shown):
+    assert plots.display_name(name) == shown
+    assert plots.method_style(name)["label"] == shown
+    assert plots.method_style({"name": name, "results": {}, "meta": {"kind": "published"}})["label"] == f"{shown} (published)"
+
+
+def test_display_names_shared_by_figure_bd_table_and_plotly():
+    measured = [
+        curve("jpeg", ANCHOR_BPP, ANCHOR_PSNR),
+        curve("webp", ANCHOR_BPP, [p + 0.5 for p in ANCHOR_PSNR]),
+        curve("gabic", ANCHOR_BPP, [p + 2 for p in ANCHOR_PSNR]),
+    ]
+    assert list(lines_by_label(plots.rd_figure(measured))) == ["JPEG", "WebP", "GABIC"]
+    assert list(plots.bd_table(measured, anchor="jpeg").index) == ["JPEG", "WebP", "GABIC"]
+    assert [c.label for c in plots.load_curves(measured)] == ["JPEG", "WebP", "GABIC"]
+    pytest.importorskip("plotly")
+    assert [trace.name for trace in plots.rd_plotly(measured).data] == ["JPEG", "WebP", "GABIC"]
+
+
+def test_measured_and_published_of_one_codec_told_apart_by_marker_fill():
+    fig = plots.rd_figure([curve("jpeg", [0.3, 0.6, 1.0], [28, 31, 33]), "jpeg"])
+    lines = lines_by_label(fig)
+    measured, published = lines["JPEG"], lines["JPEG (published)"]
+    assert (measured.get_color(), measured.get_marker()) == (published.get_color(), published.get_marker())
+    assert measured.get_markerfacecolor() == measured.get_color() and published.get_markerfacecolor() == "white"
+    assert published.get_linewidth() < measured.get_linewidth() and published.get_alpha() < measured.get_alpha()
+    assert plots.method_style("jpeg")["learned"] is False and plots.method_style("My lab codec")["learned"] is True
+
+
+def learned_and_classical() -> list[dict]:
+    """A measured learned curve and a published one up to 0.95 bpp, and a classical curve to 4.7 bpp."""
+    return [
+        curve("bpg", [0.05, 0.4, 1.2, 4.7], [25.0, 31.0, 36.0, 47.0]),
+        curve("gabic (ours)", [0.15, 0.3, 0.6, 0.9], [29.0, 31.5, 34.0, 36.0]),
+        curve("WACNN", [0.1, 0.5, 0.95], [28.0, 33.0, 36.5], kind="published"),
+    ]
+
+
+def test_default_x_range_fits_the_learned_codecs():
+    bpg, ours, wacnn = learned_and_classical()
+    fig = plots.rd_figure([bpg, ours, wacnn])
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert all(lo <= b <= hi for b in ours["results"]["bpp"] + wacnn["results"]["bpp"]), "every learned point shown"
+    assert hi < 4.7 and not lo <= 4.7 <= hi, "the classical point at 4.7 bpp is beyond the axis"
+    span = 0.95 - 0.05  # from the lowest bpp drawn to the highest learned one, a margin of 5 % of it each side
+    assert (lo, hi) == pytest.approx((0.05 - plots.AXIS_MARGIN * span, 0.95 + plots.AXIS_MARGIN * span))
+    inside = [v for c in (bpg, ours, wacnn) for b, v in results.points(c) if lo <= b <= hi]
+    assert ax.get_ylim() == pytest.approx((25.0 - plots.AXIS_MARGIN * 11.5, 36.5 + plots.AXIS_MARGIN * 11.5))
+    assert (min(inside), max(inside)) == (25.0, 36.5), "the y-range follows the points inside the x-range, not 47 dB"
+    assert notes(fig) == ["x-range fitted to the learned codecs; BPG goes on to 4.7 bpp"]
+    np.testing.assert_array_equal(lines_by_label(fig)["BPG"].get_xydata(), np.array(results.points(bpg)))  # clipped, not dropped
+    # ``ax=``: the same rule
+    other = Figure()
+    plots.rd_figure([bpg, ours, wacnn], ax=other.add_subplot())
+    assert other.axes[0].get_xlim() == pytest.approx((lo, hi))
+
+
+def test_full_range_explicit_limits_and_no_learned_curves():
+    bpg, ours, wacnn = learned_and_classical()
+    full = plots.rd_figure([bpg, ours, wacnn], xlim="full")
+    lo, hi = full.axes[0].get_xlim()
+    assert lo <= 0.05 and hi >= 4.7 and full.axes[0].get_ylim()[1] >= 47 and notes(full) == []
+    fixed = plots.rd_figure([bpg, ours, wacnn], xlim=(0.2, 1.0))
+    assert fixed.axes[0].get_xlim() == (0.2, 1.0) and notes(fixed) == []
+    bottom, top = fixed.axes[0].get_ylim()
+    # inside 0.2 .. 1.0 bpp: BPG's 31 dB at 0.4 bpp is the lowest, WACNN's 36.5 dB the highest
+    assert (bottom, top) == pytest.approx((31.0 - plots.AXIS_MARGIN * 5.5, 36.5 + plots.AXIS_MARGIN * 5.5))
+    classical = plots.rd_figure([bpg, curve("jpeg", [0.2, 1.0, 3.0], [24.0, 32.0, 40.0])])
+    assert classical.axes[0].get_xlim()[1] >= 4.7 and notes(classical) == [], "no learned curve: every point"
+    assert plots.rd_figure([ours, wacnn]).axes[0].get_xlim()[1] >= 0.95 and notes(plots.rd_figure([ours, wacnn])) == []
+    with pytest.raises(ValueError, match="xlim must be"):
+        plots.rd_figure([bpg, ours], xlim="wide")
 
 
 # --- matplotlib figures -------------------------------------------------------------------------
@@ -164,6 +272,22 @@ def test_draws_into_given_axes_and_options():
     assert mixed.axes[0].get_title() == ""  # datasets differ: no title
 
 
+@pytest.mark.parametrize(
+    "names, width",
+    [(["jpeg", "webp"], "single"), (["stf_mse", "wacnn_mse", "bpg444", "vtm", "jpeg", "webp", "jpeg2000", "hm", "av1"], "double")],
+)
+def test_a_legend_inside_the_plot_covers_no_curve(names, width):
+    fig = plots.rd_figure(names, width=width)
+    ax, legend = fig.axes[0], fig.axes[0].get_legend()
+    assert (legend is not None) != (len(fig.legends) == 1), "one legend, inside or below"
+    if legend is not None:
+        fig.draw_without_rendering()
+        box = legend.get_window_extent()
+        for line in ax.get_lines():
+            path = line.get_transform().transform_path(line.get_path())
+            assert not path.intersects_bbox(box, filled=False), line.get_label()
+
+
 def test_same_label_twice_kept_apart():
     fig = plots.rd_figure([curve("ours", [0.2, 0.5], [30, 33]), curve("ours", [0.3, 0.6], [31, 34])])
     assert set(lines_by_label(fig)) == {"ours", "ours [2]"}
@@ -176,6 +300,10 @@ def test_missing_metric(caplog):
         fig = plots.rd_figure(["stf_mse", "jpeg"], metric="ms-ssim-rgb")
     assert list(lines_by_label(fig)) == ["JPEG (published)"]
     assert "STF (mse)" in caplog.text
+    assert [n for n in notes(fig) if n.startswith("no ")] == ["no MS-SSIM data: STF (mse) (published)"]
+    three = plots.rd_figure(["stf_mse", "wacnn_mse", "jpeg", "webp"], metric="ms-ssim-db-rgb")
+    assert notes(three)[-1] == "no MS-SSIM data: STF (mse) (published), WACNN (mse) (published)"
+    assert not any(n.startswith("no ") for n in notes(plots.rd_figure(["jpeg", "webp"], metric="ms-ssim-rgb")))
 
 
 def test_not_results_schema():
@@ -195,15 +323,15 @@ def test_not_results_schema():
 def test_save_figure(tmp_path):
     fig = plots.rd_figure(["jpeg", "stf_mse"])
     paths = plots.save_figure(fig, tmp_path / "sub" / "rd", dpi=100)
-    assert [p.name for p in paths] == ["rd.pdf", "rd.svg", "rd.png"]
-    pdf, svg, png = (p.read_bytes() for p in paths)
+    assert [p.name for p in paths] == ["rd.pdf", "rd.svg", "rd.png", "rd.csv"]  # the figures, then the data behind them
+    pdf, svg, png = (p.read_bytes() for p in paths[:3])
     assert pdf.startswith(b"%PDF")
     assert svg.lstrip().startswith((b"<?xml", b"<svg"))
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert int.from_bytes(png[16:20], "big") == round(3.5 * 100)  # IHDR width in pixels
-    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["rd.pdf", "rd.png", "rd.svg"]  # no temporary files
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["rd.csv", "rd.pdf", "rd.png", "rd.svg"]  # no temporary files
     again = plots.save_figure(plots.rd_figure(["jpeg", "stf_mse"]), tmp_path / "again", formats=("pdf", "svg"))
-    assert [p.read_bytes() for p in again] == [pdf, svg]  # no dates in the files: the same figure, the same bytes
+    assert [p.read_bytes() for p in again] == [pdf, svg, paths[3].read_bytes()]  # no dates: the same figure, the same bytes
 
 
 def test_save_figure_bad_format_writes_nothing(tmp_path):
@@ -329,11 +457,17 @@ def test_write_report(tmp_path, caplog):
         f"rd_{metric}_{width}.{fmt}"
         for metric in ("psnr-rgb", "ms-ssim-db-rgb")
         for width in ("single", "double")
-        for fmt in ("pdf", "svg", "png")
+        for fmt in ("pdf", "svg", "png", "csv")  # csv: the plotted points
     } | {f"bd_{metric}.{ext}" for metric in ("psnr-rgb", "ms-ssim-db-rgb") for ext in ("md", "tex", "csv")}
     assert {p.name for p in paths} == expected == {p.name for p in (tmp_path / "rd").iterdir()}
     assert all(p.parent == tmp_path / "rd" and p.stat().st_size > 0 for p in paths)
-    assert "STF (mse)" in caplog.text  # no MS-SSIM: left out of those figures, with a warning
+    assert "STF (mse)" in caplog.text  # no MS-SSIM: left out of those figures, with a warning ...
+    points_drawn = pd.read_csv(tmp_path / "rd" / "rd_ms-ssim-db-rgb_single.csv")
+    assert set(points_drawn["curve"]) == {"JPEG (published)"}  # ... and a note on them
+    assert notes(plots.rd_figure(names, "ms-ssim-db-rgb")) == [
+        "x-range fitted to the learned codecs; JPEG goes on to 3.4 bpp",  # STF and GABIC count, MS-SSIM or not
+        "no MS-SSIM data: STF (mse) (published), GABIC (digitised from figure)",
+    ]
     table = pd.read_csv(tmp_path / "rd" / "bd_psnr-rgb.csv", index_col=0)
     expected_df = plots.bd_table(names, anchor="jpeg")
     np.testing.assert_allclose(table["BD-rate (%)"], expected_df["BD-rate (%)"], rtol=1e-12)
@@ -344,7 +478,13 @@ def test_write_report(tmp_path, caplog):
 def test_write_report_skips_a_metric_no_curve_has(tmp_path):
     stf = copy.deepcopy(results.load("stf_mse"))
     paths = plots.write_report([stf], tmp_path, metrics=("psnr-rgb", "ms-ssim-rgb"), widths=(4,), formats=("png",))
-    assert sorted(p.name for p in paths) == ["bd_psnr-rgb.csv", "bd_psnr-rgb.md", "bd_psnr-rgb.tex", "rd_psnr-rgb_4in.png"]
+    assert sorted(p.name for p in paths) == [
+        "bd_psnr-rgb.csv",
+        "bd_psnr-rgb.md",
+        "bd_psnr-rgb.tex",
+        "rd_psnr-rgb_4in.csv",
+        "rd_psnr-rgb_4in.png",
+    ]
     assert stf == results.load("stf_mse")  # the input is not changed
 
 
@@ -359,7 +499,9 @@ def test_write_report_anchor(tmp_path, caplog):
         "bd_psnr-rgb.csv",
         "bd_psnr-rgb.md",
         "bd_psnr-rgb.tex",
+        "rd_ms-ssim-db-rgb_single.csv",
         "rd_ms-ssim-db-rgb_single.png",
+        "rd_psnr-rgb_single.csv",
         "rd_psnr-rgb_single.png",
     ]
     assert "the anchor STF (mse) (published) has no ms-ssim-db-rgb" in caplog.text

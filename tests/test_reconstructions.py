@@ -11,7 +11,7 @@ from PIL import Image
 
 from gabic.errors import ResultsError
 from gabic.metrics import psnr
-from gabic.reconstructions import error_map, reconstruction_figure, stream_size_figure, worst_crop
+from gabic.reconstructions import comparison_figure, error_map, reconstruction_figure, stream_size_figure, worst_crop
 from gabic.results import per_image_frame, point_labels
 
 matplotlib.use("Agg")
@@ -131,3 +131,26 @@ def test_stream_size_figure():
         stream_size_figure(_curve(), point=2)
     with pytest.raises(ValueError, match="not a checkpoint evaluation"):
         stream_size_figure({"name": "jpeg", "results": {"bpp": [1.0], "psnr-rgb": [30.0]}, "per_image": {"a": {"bpp": [1.0]}}})
+
+
+def test_comparison_figure(pair):
+    a, b = pair
+    c = a.copy()
+    c[0, 0] = 255 - c[0, 0]  # one pixel wrong
+    fig = comparison_figure(a, {"before": b, "after": c}, bpp={"after": 0.25}, title="run")
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == [
+        "original (80x60)",
+        f"before: {psnr(a, b):.2f} dB",
+        f"after: 0.250 bpp, {psnr(a, c):.2f} dB",
+    ]
+    for ax, pixels in zip(panels, (a, b, c), strict=True):
+        np.testing.assert_array_equal(ax.images[0].get_array(), pixels)
+    same = comparison_figure(a, {"same": a})
+    assert same.axes[1].get_title() == "same: ∞ dB"
+    with pytest.raises(ValueError, match="no reconstructions"):
+        comparison_figure(a, {})
+    with pytest.raises(ValueError, match="differ in size"):
+        comparison_figure(a, {"small": b[:, :40]})
+    with pytest.raises(ValueError, match=r"bpp given for \['other'\]"):
+        comparison_figure(a, {"before": b}, bpp={"other": 1.0})

@@ -8,15 +8,18 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.patches import Circle
 
 from gabic import viz
 from gabic.data import samples
 from gabic.evaluate import k_sweep
+from gabic.figure_data import figure_data
 from gabic.images import as_rgb, center_crop, crop, image_to_tensor, pad, tensor_to_image
 from gabic.measurement import measure
 from gabic.metrics import bpp_from_likelihoods, psnr
 from gabic.results import load, save, validate
-from gabic.viz.drawing import ARROW_GID, attention_matrix
+from gabic.viz.drawing import ARROW_GID, K_LABEL_GID, LABEL_GID, MAX_K_LABELS, MAX_K_TICKS, attention_matrix
 from tests.conftest import small_model
 
 BLOCKS = ["g_a.4.conv_b.0", "g_a.8.conv_b.0", "g_s.0.conv_b.0", "g_s.5.conv_b.0"]
@@ -237,6 +240,132 @@ def test_enlarged_window_has_k_arrows(cap):
         viz.draw_window(b, 5, 10, head=8)
 
 
+def hand_built(idx: list[list[int]], weights: list[list[float]], ws: int = 4) -> viz.BlockCapture:
+    """One 4x4 window over a 16x16 image at 1/4 (every node covers the image), two heads with equal weights."""
+    n, k = ws * ws, len(idx[0])
+    w = torch.tensor(weights, dtype=torch.float32).view(1, 1, n, k).expand(1, 2, n, k).clone()
+    image = torch.rand(1, 3, 4 * ws, 4 * ws, generator=torch.Generator().manual_seed(0))
+    maps = {"input": torch.zeros(1, 8, ws, ws), "output": torch.zeros(1, 8, ws, ws)}
+    return viz.BlockCapture(
+        name="g_a.4.conv_b.0",
+        kind="graph",
+        scale=4,
+        resolution=(ws, ws),
+        padded_size=(ws, ws),
+        window_size=ws,
+        knn=k,
+        heads=2,
+        idx=torch.tensor(idx).view(1, n, k),
+        weights=w,
+        edge_bias=None,
+        image=image,
+        image_size=(4 * ws, 4 * ws),
+        offset=(0, 0),
+        **maps,
+    )
+
+
+def adjacent_graph(ws: int = 4) -> tuple[list[list[int]], list[list[float]]]:
+    """Every node of a ws x ws window: its 3 nearest grid neighbours (distance 1 or sqrt 2), uniform attention."""
+    idx = []
+    for i in range(ws * ws):
+        r, c = divmod(i, ws)
+        near = sorted((j for j in range(ws * ws) if j != i), key=lambda j: (abs(j // ws - r) + abs(j % ws - c), j))[:3]
+        idx.append(near)
+    return idx, [[1 / 3] * 3 for _ in range(ws * ws)]
+
+
+def test_informative_node_picks_far_focused_attention():
+    idx, weights = adjacent_graph()
+    idx[5], weights[5] = [15, 12, 3], [0.7, 0.2, 0.1]  # (1,1): far neighbours, focused attention
+    idx[6], weights[6] = [12, 15, 0], [1 / 3] * 3  # (1,2): far neighbours, uniform attention
+    idx[10], weights[10] = [9, 11, 6], [0.8, 0.1, 0.1]  # (2,2): adjacent neighbours, focused attention
+    block = hand_built(idx, weights)
+    assert viz.informative_node(block) == (0, 5)
+    # the score by hand: reach = sum w d, focus = 1 - H / log 3
+    d = [math.dist((1, 1), divmod(j, 4)) for j in (15, 12, 3)]
+    h = -sum(w * math.log(w) for w in (0.7, 0.2, 0.1))
+    score5 = sum(w * x for w, x in zip((0.7, 0.2, 0.1), d, strict=True)) * (1 - h / math.log(3))
+    h10 = -sum(w * math.log(w) for w in (0.8, 0.1, 0.1))
+    assert score5 > 1.0 * (1 - h10 / math.log(3)), "the far node beats the adjacent one by the documented score"
+    assert viz.informative_node(block, head=1, window=0) == (0, 5)
+    # uniform attention everywhere: the node whose neighbours are farthest
+    idx, weights = adjacent_graph()
+    idx[9] = [3, 15, 12]
+    assert viz.informative_node(hand_built(idx, weights)) == (0, 9)
+    with pytest.raises(ValueError, match="window must be in 0..0"):
+        viz.informative_node(block, window=1)
+
+
+def test_informative_node_is_valid_on_a_real_capture(odd):
+    for b in odd.values():
+        window, node = viz.informative_node(b)
+        assert bool(viz.valid_nodes(b)[window, node]), b.name
+    fig = viz.draw_window(odd["g_a.8"])  # window and node None: the informative node
+    window, node = viz.informative_node(odd["g_a.8"])
+    query = [r for r in figure_data(fig)["window"]["role"]].index("query")
+    assert (figure_data(fig)["window"]["window"][query], figure_data(fig)["window"]["node"][query]) == (window, node)
+    with pytest.raises(ValueError, match="node given without its window"):
+        viz.draw_window(odd["g_a.8"], node=3)
+
+
+def _renderer(fig):
+    """Draw ``fig`` (layout done) on an Agg canvas; its renderer."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _inside(fig, artists, container) -> list[str]:
+    """The texts of ``artists`` whose drawn extent leaves ``container``'s (pixels; half a pixel of slack)."""
+    renderer = _renderer(fig)
+    box = container.get_window_extent(renderer)
+    out = []
+    for a in artists:
+        e = a.get_window_extent(renderer)
+        if e.x0 < box.x0 - 0.5 or e.x1 > box.x1 + 0.5 or e.y0 < box.y0 - 0.5 or e.y1 > box.y1 + 0.5:
+            out.append(a.get_text())
+    return out
+
+
+@pytest.mark.parametrize("ws", [4, 8])
+def test_weight_labels_stay_inside_the_window(ws):
+    idx, weights = adjacent_graph(ws)
+    n = ws * ws
+    idx[ws - 1] = [2 * ws - 1, n - 1, ws - 2]  # the top-right corner: neighbours on the right edge, one at the bottom
+    idx[n - ws] = [n - ws + 1, n - 1, n - 2 * ws]  # the bottom-left corner: neighbours along the bottom edge
+    block = hand_built(idx, weights, ws)
+    for node in (ws - 1, n - ws, 0, n - 1):
+        fig = viz.draw_window(block, 0, node)
+        ax = fig.axes[0]
+        labels = [t for t in ax.texts if t.get_gid() == LABEL_GID]
+        assert len(labels) == 3 and [t.get_text() for t in labels] == ["0.33"] * 3
+        assert _inside(fig, labels, ax) == [], f"node {node}: weight labels cut by the plot's edge"
+        assert _inside(fig, [ax.title], fig) == [], "the title fits the figure"
+        x0, x1 = sorted(ax.get_xlim())
+        y0, y1 = sorted(ax.get_ylim())
+        assert all(x0 <= t.xy[0] <= x1 and y0 <= t.xy[1] <= y1 for t in labels)
+
+
+def test_window_legend_and_own_neighbour_ring():
+    idx, weights = adjacent_graph()
+    idx[5], weights[5] = [5, 15, 12], [0.5, 0.3, 0.2]  # node 5 keeps itself
+    fig = viz.draw_window(hand_built(idx, weights), 0, 5)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == [
+        "query node",
+        "3 nearest neighbours (feature space)",
+        "arrow colour/width: attention weight",
+        "node is its own neighbour",
+    ]
+    marks = [p for p in fig.axes[0].patches if p.get_gid() == ARROW_GID]
+    rings = [p for p in marks if isinstance(p, Circle)]
+    assert len(marks) == 3 and len(rings) == 1 and rings[0].center == (1, 1)  # the star sits at (col 1, row 1)
+    assert rings[0].get_linewidth() == max(p.get_linewidth() for p in marks), "the heaviest weight: the widest mark"
+    plain = viz.draw_window(hand_built(*adjacent_graph()), 0, 5)
+    assert "node is its own neighbour" not in [t.get_text() for t in plain.legends[0].get_texts()]
+
+
 def test_attention_matrix_blanks_non_neighbours(cap):
     b = cap["g_a.8"]
     fig = viz.draw_attention_matrix(b, 2, head=1)
@@ -254,6 +383,18 @@ def test_grid_and_statistics_figures(cap):
     fig = viz.draw_statistics(cap)
     assert len(fig.axes) >= 3 + 4  # three panels, four heat maps (and their colour bars)
     assert _png(fig)
+
+
+def test_grid_labels_inside_the_figure(odd):
+    for name in ("g_a.4", "g_a.8"):
+        block = odd[name]
+        fig = viz.draw_window_grid(block, *viz.informative_node(block))
+        ax = fig.axes[0]
+        (x0, x1), (y0, y1) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
+        ticks = [t for t in ax.get_xticklabels() if x0 <= t.get_position()[0] <= x1]  # the drawn ones
+        ticks += [t for t in ax.get_yticklabels() if y0 <= t.get_position()[1] <= y1]
+        texts = [t for t in (ax.title, ax.xaxis.label, ax.yaxis.label, *ticks) if t.get_text()]
+        assert len(texts) > 6 and _inside(fig, texts, fig) == [], name
 
 
 def test_statistics_hand_computed():
@@ -342,6 +483,37 @@ def test_k_sweep(model, photo, tmp_path):
         k_sweep(model, [photo], ks=[3, 16], progress=False)
     with pytest.raises(ValueError, match="GABIC"):
         k_sweep(small_model("wacnn"), [photo], ks=[3], progress=False)
+
+
+def sweep_result(ks: list[int], trained: int = 9) -> dict:
+    """A k sweep result with made-up values, as k_sweep returns it."""
+    bpp = [0.35 + 0.001 * math.sin(k) for k in ks]
+    psnr_values = [23.3 + 0.02 * k - 0.001 * k * k for k in ks]
+    meta = {"knn": ks, "trained_knn": trained, "estimate": "likelihoods"}
+    return {"name": "gabic k sweep", "results": {"bpp": bpp, "psnr-rgb": psnr_values}, "meta": meta}
+
+
+@pytest.mark.parametrize("ks", [list(range(1, 16)), [1, 3, 6, 9, 12, 15], [9]])
+def test_k_sweep_ticks_and_labels_do_not_collide(ks):
+    fig = viz.plot_k_sweep(sweep_result(ks))
+    left, right = fig.axes[0], fig.axes[1]
+    ticks = [float(t) for t in right.get_xticks()]
+    assert all(t.is_integer() and min(ks) <= t <= max(ks) for t in ticks), ticks
+    assert len(set(ticks)) == len(ticks) <= MAX_K_TICKS and min(ks) in ticks
+    if len(ks) <= MAX_K_TICKS:
+        assert ticks == [float(k) for k in ks], "few k: a tick at each"
+    labels = [t for t in left.texts if t.get_gid() == K_LABEL_GID]
+    texts = [t.get_text() for t in labels]
+    assert "k=9" in texts and labels[texts.index("k=9")].get_color() == "red", "the trained k is always labelled"
+    assert len(set(texts)) == len(texts) and set(texts) <= {f"k={k}" for k in ks}
+    if len(ks) <= MAX_K_LABELS:
+        assert sorted(texts) == sorted(f"k={k}" for k in ks)
+    renderer = _renderer(fig)
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    ticklabels = [t.get_window_extent(renderer) for t in left.get_xticklabels() + left.get_yticklabels() if t.get_text()]
+    for i, box in enumerate(boxes):
+        assert not any(box.overlaps(other) for other in boxes[i + 1 :] + ticklabels), texts[i]
+    assert _inside(fig, labels, left) == [], "every label inside the plot"
 
 
 def test_k_sweep_real_coding(model, photo):

@@ -110,18 +110,46 @@ def test_rd_explorer_export_writes_pdf_svg_png(curves, tmp_path):
     ex.export_stem.value = str(tmp_path / "figures" / "rd")
     ex.export_button.click()
     written = sorted(p.name for p in (tmp_path / "figures").iterdir())
-    figures = [f"rd_{w}.{f}" for w in ("single", "double") for f in ("pdf", "svg", "png")]
+    figures = [f"rd_{w}.{f}" for w in ("single", "double") for f in ("pdf", "svg", "png", "csv")]  # csv: the plotted points
     assert written == sorted([*figures, "rd_bd.md"])
     folder = tmp_path / "figures"
     assert (folder / "rd_single.pdf").read_bytes().startswith(b"%PDF")
     assert (folder / "rd_double.png").read_bytes().startswith(PNG)
     assert b"<svg" in (folder / "rd_single.svg").read_bytes()
     assert (folder / "rd_bd.md").read_text().startswith("| curve")
-    assert "wrote 7 files" in ex.status.value
+    assert "wrote 9 files" in ex.status.value
+    points = pd.read_csv(folder / "rd_single.csv", float_precision="round_trip")
+    for c in curves:
+        rows = points[points["curve"] == c["name"]].sort_values("point")
+        assert rows["bpp"].tolist() == c["results"]["bpp"] and rows["psnr_db"].tolist() == c["results"]["psnr-rgb"]
 
     ex.export_stem.value = "  "
     ex.export_button.click()
     assert "export failed" in ex.status.value and "stem" in ex.status.value
+
+
+def test_rd_explorer_full_range_checkbox(monkeypatch, tmp_path):
+    """The checkbox widens the bpp axis from the learned codecs to every point, on screen and in the export."""
+    learned = curve("gabic", [0.1, 0.3, 0.6, 0.9], [28.0, 31.0, 33.5, 35.0])
+    classical = curve("bpg", [0.1, 0.5, 1.5, 4.7], [27.0, 32.0, 37.0, 47.0])
+    seen = []
+    original = plots.rd_figure
+
+    def spy(*args, **kwargs):
+        fig = original(*args, **kwargs)
+        seen.append((kwargs.get("xlim"), fig.axes[0].get_xlim()[1]))
+        return fig
+
+    monkeypatch.setattr(plots, "rd_figure", spy)
+    ex = rd_explorer([learned, classical], width="single", dpi=40)
+    fitted = bytes(ex.image.value)
+    assert seen[-1][0] is None and seen[-1][1] < 1.0
+    ex.full_range.value = True
+    assert seen[-1][0] == "full" and seen[-1][1] >= 4.7 and bytes(ex.image.value) != fitted
+    ex.export(tmp_path / "rd")
+    assert [x for x, _ in seen[-2:]] == ["full", "full"], "the export draws what is shown"
+    ex.full_range.value = False
+    assert bytes(ex.image.value) == fitted
 
 
 def test_rd_explorer_bad_input(curves):

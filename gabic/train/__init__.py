@@ -3,6 +3,7 @@
 - :mod:`gabic.train.config`: the published constants, the presets and :class:`TrainConfig`;
 - :mod:`gabic.train.loop`: :func:`fit` (the loop as a few named steps), :func:`rd_loss`,
   :func:`validate` and :func:`run_distributed` (a ``torchrun`` process);
+- :mod:`gabic.train.figures`: :func:`training_figure` (loss, bpp and PSNR against the step);
 - :mod:`gabic.train.like`: :func:`fit_like`, another architecture trained the way a run was;
 - ``python -m gabic.train ...`` (``gabic/train/__main__.py``) is ``gabic train ...``.
 """
@@ -21,7 +22,8 @@ from gabic.train.config import (
     initial_model,
     resolve_config,
 )
-from gabic.train.like import fit_like, run_settings
+from gabic.train.figures import draw_training, training_figure
+from gabic.train.like import fit_like, held_out_images, run_settings
 from gabic.train.loop import fit, rd_loss, run_distributed, validate
 
 __all__ = [
@@ -33,12 +35,15 @@ __all__ = [
     "PRECISIONS",
     "PRESETS",
     "TrainConfig",
+    "draw_training",
     "fit",
     "fit_like",
+    "held_out_images",
     "initial_model",
     "rd_loss",
     "resolve_config",
     "run_distributed",
     "run_settings",
+    "training_figure",
     "validate",
 ]

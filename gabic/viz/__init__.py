@@ -20,6 +20,7 @@ from gabic.viz.drawing import (
     draw_statistics,
     draw_window,
     draw_window_grid,
+    informative_node,
     plot_k_sweep,
 )
 from gabic.viz.geometry import feature_position, node_map, node_patch, pixel_to_node, valid_nodes, window_box, window_pixels
@@ -41,6 +42,7 @@ __all__ = [
     "draw_window_grid",
     "feature_position",
     "graph_statistics",
+    "informative_node",
     "node_entropy",
     "node_map",
     "node_patch",

@@ -2,8 +2,9 @@
 
 ``attention_explorer(model, image)`` captures the model's attention blocks on the image
 (:func:`gabic.viz.capture`) and shows, side by side, the image with the block's window grid
-(selected window in red, centre node filled, its neighbours dotted), the window enlarged with
-arrows weighted by attention (:func:`gabic.viz.draw_window`) and the window's attention matrix.
+(selected window in red, query node filled, its neighbours dotted), the window enlarged with
+arrows weighted by attention (:func:`gabic.viz.draw_window`) and the window's attention matrix;
+each block opens on its most informative node (:func:`gabic.viz.informative_node`).
 The k slider rebuilds the selected block's graph with another k on the same weights
 (:func:`gabic.viz.rebuild`). The figure is rendered to PNG bytes in an ``ipywidgets.Image``
 (``explorer.image.value``). A window and node can also be picked by pixel with
@@ -101,10 +102,10 @@ class AttentionExplorer(Redraws, widgets.VBox):
 
     # ------------------------------------------------------------------ events
     def _configure(self, block: viz.BlockCapture) -> None:
-        """Set the ranges of the controls for ``block``; select the window and node at the image centre."""
+        """Set the ranges of the controls for ``block``; select its most informative node (:func:`gabic.viz.informative_node`)."""
         nWh, nWw = block.grid
         ws = block.window_size
-        window, node = viz.pixel_to_node(block, block.image_size[0] // 2, block.image_size[1] // 2)
+        window, node = viz.informative_node(block)
         self.head.options = ["mean", *range(block.heads)]
         self.head.value = "mean"
         graph = block.kind == "graph"

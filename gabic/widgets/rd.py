@@ -2,9 +2,10 @@
 
 ``rd_explorer(curves)`` shows an RD figure (:func:`gabic.plots.rd_figure`) of the curves ticked
 in a list, for a metric picked in a dropdown, and the BD table (:func:`gabic.plots.bd_table`)
-of those curves against an anchor picked in another dropdown; a button exports the figure for
-a paper (:func:`gabic.plots.save_figure`: PDF, SVG and PNG, one and two columns wide) and the
-BD table as Markdown.
+of those curves against an anchor picked in another dropdown; a checkbox widens the bpp axis
+from the learned codecs to every point; a button exports the figure for a paper
+(:func:`gabic.plots.save_figure`: PDF, SVG and PNG, one and two columns wide, with the plotted
+points as CSV) and the BD table as Markdown.
 
 ``quality_explorer(image, codecs=..., checkpoints=...)`` codes one image with a classical codec
 (:mod:`gabic.codecs`) at the quality picked on a slider, or with a learned-codec checkpoint
@@ -27,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
 from PIL import Image
 
 try:
@@ -43,7 +43,7 @@ from gabic.evaluate import find_checkpoints
 from gabic.files import write_atomic
 from gabic.images import as_rgb, center_crop
 from gabic.measurement import Measurement, measure
-from gabic.reconstructions import reconstruction_figure
+from gabic.reconstructions import comparison_figure, reconstruction_figure
 from gabic.results import has_metric
 from gabic.widgets._base import Redraws
 
@@ -81,6 +81,8 @@ class RDExplorer(Redraws, widgets.VBox):
             or ``"ms-ssim-db-rgb"``).
         anchor: Dropdown of the labels of the curves that have the metric: the BD anchor.
         bd_method: Dropdown, ``"cubic"`` or ``"pchip"`` (:func:`gabic.metrics.bd_rate`).
+        full_range: Checkbox: every point on the bpp axis (``xlim="full"`` of
+            :func:`gabic.plots.rd_figure`); unticked (default): the axis fits the learned codecs.
         image: ``ipywidgets.Image`` holding the PNG of the RD figure (empty when nothing is drawn).
         table: HTML of the BD table against the anchor.
         export_stem: Text, the path without extension of the exported files.
@@ -126,6 +128,7 @@ class RDExplorer(Redraws, widgets.VBox):
         self.metric = widgets.Dropdown(options=[(METRIC_NAMES.get(m, m), m) for m in metrics], value=metric, description="metric")
         self.anchor = widgets.Dropdown(description="BD anchor", style=style)
         self.bd_method = widgets.Dropdown(options=["cubic", "pchip"], value="cubic", description="BD fit", style=style)
+        self.full_range = widgets.Checkbox(value=False, description="full bpp range", indent=False)
         self.image = widgets.Image(format="png")
         self.table = widgets.HTML()
         self.status = widgets.HTML()
@@ -134,7 +137,7 @@ class RDExplorer(Redraws, widgets.VBox):
         self._set_anchors(anchor_curve.label if anchor_curve is not None else None)
         super().__init__(
             [
-                widgets.HBox([self.methods, widgets.VBox([self.metric, self.anchor, self.bd_method])]),
+                widgets.HBox([self.methods, widgets.VBox([self.metric, self.anchor, self.bd_method, self.full_range])]),
                 self.image,
                 self.table,
                 widgets.HBox([self.export_stem, self.export_button]),
@@ -145,6 +148,7 @@ class RDExplorer(Redraws, widgets.VBox):
         self.metric.observe(self._on_metric, names="value")
         self.anchor.observe(self._on_change, names="value")
         self.bd_method.observe(self._on_change, names="value")
+        self.full_range.observe(self._on_change, names="value")
         self.export_button.on_click(self._on_export)
         self.render()
 
@@ -192,13 +196,17 @@ class RDExplorer(Redraws, widgets.VBox):
         left_out = [c.label for c in selected if c not in drawn]
         if drawn and left_out:
             notes.append(f"left out (no {name}): " + ", ".join(left_out))
-        if drawn:
-            fig = plots.rd_figure(drawn, metric, width=self.width)
+        if drawn:  # the selected curves without the metric: left out, with a note on the figure
+            fig = plots.rd_figure(selected, metric, width=self.width, xlim=self._xlim())
             self.image.value = _png(fig, self.dpi)
         else:
             self.image.value = b""
         self._render_table(selected, metric)
         self.status.value = html.escape("; ".join(notes))
+
+    def _xlim(self) -> str | None:
+        """The ``xlim`` of :func:`gabic.plots.rd_figure` that :attr:`full_range` asks for."""
+        return "full" if self.full_range.value else None
 
     def _render_table(self, selected: list[Any], metric: str) -> None:
         anchor = self._curves.get(self.anchor.value) if self.anchor.value is not None else None
@@ -213,8 +221,9 @@ class RDExplorer(Redraws, widgets.VBox):
         self.table.value = bd_html(self.bd)
 
     def export(self, stem: str | os.PathLike | None = None) -> list[Path]:
-        """Write the figure of the selected curves as ``<stem>_<width>.<format>`` for the widths
-        :data:`EXPORT_WIDTHS` and formats :data:`EXPORT_FORMATS` (:func:`gabic.plots.save_figure`),
+        """Write the figure of the selected curves, as shown (metric, bpp range), as
+        ``<stem>_<width>.<format>`` for the widths :data:`EXPORT_WIDTHS` and formats
+        :data:`EXPORT_FORMATS` with its points as ``<stem>_<width>.csv`` (:func:`gabic.plots.save_figure`),
         and the BD table as ``<stem>_bd.md`` (:func:`gabic.plots.bd_markdown`).
 
         Args:
@@ -230,12 +239,13 @@ class RDExplorer(Redraws, widgets.VBox):
         if not stem:
             raise ValueError("export: no file stem given (the path without extension, e.g. 'figures/rd')")
         metric = self.metric.value
-        drawn = [c for c in self.selected() if has_metric(c.result, metric)]
-        if not drawn:
+        selected = self.selected()
+        if not any(has_metric(c.result, metric) for c in selected):
             raise ValueError(f"export: no selected curve has the metric {metric!r}")
         written: list[Path] = []
         for width in EXPORT_WIDTHS:
-            written += plots.save_figure(plots.rd_figure(drawn, metric, width=width), f"{stem}_{width}", EXPORT_FORMATS)
+            fig = plots.rd_figure(selected, metric, width=width, xlim=self._xlim())
+            written += plots.save_figure(fig, f"{stem}_{width}", EXPORT_FORMATS)
         if self.bd is not None:
             written.append(write_atomic(Path(f"{stem}_bd.md"), plots.bd_markdown(self.bd).encode("utf-8")))
         log.info("exported %d files to %s*", len(written), stem)
@@ -477,14 +487,9 @@ class QualityExplorer(Redraws, widgets.VBox):
         db = "∞" if math.isinf(coded.psnr_rgb) else f"{coded.psnr_rgb:.2f}"
         title = f"{what}: {coded.bpp:.3f} bpp, {db} dB"
         if self.details.value:
-            fig = reconstruction_figure(self.original, coded.decoded, title=title, width=self.width)
+            fig = reconstruction_figure(self.original, coded.decoded, title=title, width=self.width, bpp=coded.bpp)
         else:
-            w, h = self.original.size
-            fig = Figure(figsize=(self.width, self.width / 2 * h / w + 0.5), layout="constrained")
-            panels = ((self.original, f"original ({w}x{h})"), (coded.decoded, title))
-            for ax, (pixels, label) in zip(fig.subplots(1, 2), panels, strict=True):
-                ax.imshow(pixels, interpolation="nearest")
-                ax.set(title=label, xticks=[], yticks=[])
+            fig = comparison_figure(self.original, {what: coded.decoded}, bpp={what: coded.bpp}, width=self.width)
         self.image.value = _png(fig, self.dpi)
         self.info.value = html.escape(f"{what}: {coded.summary()}")
 

@@ -1,0 +1,92 @@
+"""The figure of a training run: loss, bpp and PSNR against the step, of the training batches
+and of the validations on the held-out images.
+
+:func:`training_figure` draws a new :class:`matplotlib.figure.Figure` each call (no pyplot
+state), cheap enough to redraw live from a :func:`gabic.train.fit` callback: show it with
+``handle = IPython.display.display(fig, display_id=True)`` and replace it with
+``handle.update(training_figure(...))``. The numbers it plots are attached to it
+(:mod:`gabic.figure_data`), so :func:`gabic.plots.save_figure` writes them beside it as CSV.
+matplotlib (the ``plots`` extra) is imported when drawing: training needs none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from gabic.figure_data import attach_data
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["TRAINING_PANELS", "draw_training", "training_figure"]
+
+#: The panels of :func:`training_figure`: (key of a history row, panel title, column in the data).
+TRAINING_PANELS: tuple[tuple[str, str, str], ...] = (
+    ("loss", "loss (λ·255²·MSE + bpp)", "loss"),
+    ("bpp", "bpp", "bpp"),
+    ("psnr", "PSNR (dB)", "psnr_db"),
+)
+
+
+def _check_rows(rows: Sequence[Mapping[str, Any]], name: str) -> None:
+    for i, row in enumerate(rows):
+        missing = [k for k in ("step", *(key for key, _, _ in TRAINING_PANELS)) if k not in row]
+        if missing:
+            raise ValueError(f"{name}[{i}] has no {', '.join(missing)} (expected the rows of fit()'s history)")
+
+
+def draw_training(axes: Sequence[Axes], train: Sequence[Mapping[str, Any]], val: Sequence[Mapping[str, Any]] = ()) -> None:
+    """Draw loss, bpp and PSNR against the step into three ``axes`` (cleared first): the training
+    batches as a thin line, the validations as dots joined by a line; loss on a log scale."""
+    _check_rows(train, "train")
+    _check_rows(val, "val")
+    if len(axes) != len(TRAINING_PANELS):
+        raise ValueError(f"draw_training needs {len(TRAINING_PANELS)} axes, got {len(axes)}")
+    for ax, (key, title, _) in zip(axes, TRAINING_PANELS, strict=True):
+        ax.clear()
+        ax.plot([r["step"] for r in train], [r[key] for r in train], lw=0.8, label="training crops")
+        if val:
+            ax.plot([r["step"] for r in val], [r[key] for r in val], "o-", ms=4, label="held-out images")
+        ax.set(xlabel="step", title=title, yscale="log" if key == "loss" and train else "linear")
+    if train or val:
+        axes[0].legend(fontsize="small")
+
+
+def training_figure(
+    train: Sequence[Mapping[str, Any]],
+    val: Sequence[Mapping[str, Any]] = (),
+    title: str | None = None,
+    width: float = 13.0,
+) -> Figure:
+    """Loss, bpp and PSNR of a training run against the step (:func:`draw_training`), side by side.
+
+    Args:
+        train: the training rows of :func:`gabic.train.fit` (``history["train"]`` or the rows its
+            ``callback`` got): dicts with ``step``, ``loss``, ``bpp``, ``psnr``.
+        val: the validation rows (``history["val"]``), the same keys; default none.
+        title: the figure's title (e.g. the run and its step); default none.
+        width: figure width in inches (default 13; the height is a quarter of it).
+
+    Returns:
+        A new figure. Its data (:func:`gabic.figure_data.figure_data`) is one long table
+        ``split`` (``"train"`` or ``"validation"``), ``step``, ``loss``, ``bpp``, ``psnr_db``.
+
+    Raises:
+        ValueError: a row lacks one of those keys.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, width / 4), layout="constrained")
+    axes = fig.subplots(1, len(TRAINING_PANELS))
+    draw_training(axes, train, val)
+    if title:
+        fig.suptitle(title)
+    rows = [
+        {"split": split, "step": r["step"], **{column: r[key] for key, _, column in TRAINING_PANELS}}
+        for split, part in (("train", train), ("validation", val))
+        for r in part
+    ]
+    attach_data(fig, rows or {"split": [], "step": [], **{column: [] for _, _, column in TRAINING_PANELS}}, name="training")
+    return fig
