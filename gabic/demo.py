@@ -1,22 +1,23 @@
-"""``gabic demo``: notebooks 01-04 run headless, in order, and an index page of what they made.
+"""``gabic demo``: notebooks 01-05 run headless, in order, and an index page of what they made.
 
-01 trains a small GABIC on the embedded sample photos (the CPU preset; the paper's on a GPU),
-02 evaluates its best checkpoint with real coding, 03 draws its RD curve beside JPEG, HEVC
-intra, WebP and AVIF measured here and the published anchors, 04 looks inside its kNN
-attention. The learned codec is measured on images it was not trained on: the Kodak images when
-``data/kodak`` (in the working folder) holds them (``gabic data kodak``), else the sample photo(s)
-notebook 01 held out for validation, and the codecs on the same images.
+01 trains a small GABIC on the embedded sample photos (the CPU preset; the paper's on a GPU), 02
+evaluates its best checkpoint with real coding, 03 draws its RD curve beside JPEG, HEVC intra,
+WebP and AVIF measured here and the published anchors, 04 looks inside its kNN attention, 05
+trains a WACNN the same way and compares the two (bits per region, redundancy, attention;
+``results/05_report/``). The learned codec is measured on images it was not trained on: the Kodak
+images when ``data/kodak`` (in the working folder) holds them (``gabic data kodak``), else the
+sample photo(s) notebook 01 held out for validation, and the codecs on the same images.
 
 The output folder receives the executed notebooks (``.ipynb`` and ``.html``), the figures
-(``figures/*.png`` and ``.pdf``), the results files (``results/*.json``), the run
-(``runs/demo/``), ``summary.json`` and an ``index.html`` that shows them. Everything is written
-into ``<out>-partial/`` first and moved into place at the end: a failed or interrupted run leaves
-``<out>-partial/`` with the notebooks that finished (``gabic demo --resume`` continues from the
-first one that did not, reusing the others when their parameters are the same), never a
-half-updated ``<out>``. Cells have no time limit (training is long on a busy machine); the
-kernels get as many threads as the machine has cores, fewer when it is already busy, and each is
-shut down when its notebook ends. nbformat and nbconvert (the ``notebooks`` extra) are imported
-where the executed notebooks are saved.
+(``figures/*.png`` and ``.pdf``, the data behind each as CSV), the results files
+(``results/*.json``), the runs (``runs/demo/``, ``runs/demo-wacnn/``), ``summary.json`` and an
+``index.html`` that shows them. Everything is written into ``<out>-partial/`` first and moved into
+place at the end: a failed or interrupted run leaves ``<out>-partial/`` with the notebooks that
+finished (``gabic demo --resume`` continues from the first one that did not, reusing the others
+when their parameters are the same), never a half-updated ``<out>``. Cells have no time limit
+(training is long on a busy machine); the kernels get as many threads as the machine has cores,
+fewer when it is already busy, and each is shut down when its notebook ends. nbformat and
+nbconvert (the ``notebooks`` extra) are imported where the executed notebooks are saved.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from gabic.device import resolve_device
 from gabic.errors import GabicError
 from gabic.files import write_atomic
 from gabic.notebooks import NotebookError, execute_notebook, jupyter_notes_silenced, notebook_paths, parameters_source
+from gabic.train.like import held_out_images
 
 __all__ = ["QUICK", "demo_parameters", "demo_threads", "run_demo"]
 
@@ -103,7 +105,7 @@ def demo_threads(cores: int, load: float) -> int:
 def demo_parameters(work: Path, dataset: Path | None, device: str, quick: bool, threads: int = 1) -> dict[str, dict[str, Any]]:
     """The parameters injected into each notebook (by its two-digit prefix), all paths under ``work``.
 
-    ``dataset`` is where 02-04 measure the trained model (None: the held-out sample photos, copied
+    ``dataset`` is where 02-05 measure the trained model (None: the held-out sample photos, copied
     to ``work/held-out photos`` once notebook 01 has run)."""
     best = work / "runs" / "demo" / "best.pth.tar"
     figures, results = work / "figures", work / "results"
@@ -127,6 +129,15 @@ def demo_parameters(work: Path, dataset: Path | None, device: str, quick: bool, 
             "WORKERS": threads,
         },
         "04": {"CHECKPOINT": best, "DEVICE": device, "OUT_DIR": figures, "RESULTS_DIR": results},
+        "05": {
+            "GABIC_CHECKPOINTS": best,
+            "WACNN_CHECKPOINTS": None,  # a WACNN trained the way notebook 01's run was, in runs/demo-wacnn
+            "RELEASED_DIR": None,
+            "IMAGES": evaluation,
+            "DEVICE": device,
+            "OUT_DIR": figures,
+            "RESULTS_DIR": results,
+        },
     }
     if dataset is None:
         params["04"]["IMAGE"] = None  # set to the first held-out photo once notebook 01 has run
@@ -139,11 +150,7 @@ def demo_parameters(work: Path, dataset: Path | None, device: str, quick: bool, 
 def _held_out(work: Path) -> list[Path]:
     """Copy the photos notebook 01's run held out for validation (its ``config.json``) to
     ``work/held-out photos``; return the copies."""
-    config = work / "runs" / "demo" / "config.json"
-    try:
-        names = json.loads(config.read_text())["extra"]["validation_images"]
-    except (OSError, KeyError, ValueError) as err:
-        raise GabicError(f"{config}: notebook 01's run does not say which photos it held out ({err})") from None
+    names = held_out_images(work / "runs" / "demo")
     folder = work / HELD_OUT
     folder.mkdir(exist_ok=True)
     copies = []
@@ -178,7 +185,7 @@ def run_demo(
     on_cell: Callable[[int, int, str], None] | None = None,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Run notebooks 01-04 headless and write their outputs and an ``index.html`` to ``out``.
+    """Run notebooks 01-05 headless and write their outputs and an ``index.html`` to ``out``.
 
     Args:
         out: the output folder (replaced at the end of a successful run).
@@ -307,6 +314,7 @@ _SECTIONS = [
     ("02", "Evaluating the checkpoint: reconstructions"),
     ("rd", "Rate-distortion curves"),
     ("04", "Inside the kNN attention"),
+    ("05", "What the graph buys: GABIC against WACNN"),
 ]
 
 

@@ -37,7 +37,7 @@ from gabic.checkpoints import build_checked, checkpoint_config, checkpoint_lambd
 from gabic.codecs import Codec, get_codec
 from gabic.data import list_images, samples
 from gabic.device import resolve_device
-from gabic.errors import CheckpointError, CodecError
+from gabic.errors import CheckpointError, CodecError, DataError
 from gabic.image_sets import SAMPLES, image_set_of_sizes
 from gabic.images import as_rgb, image_to_tensor, load_image, pixels_only, tensor_to_image
 from gabic.layers import check_knn
@@ -45,17 +45,20 @@ from gabic.measurement import forward_padded, forward_psnr, measure
 from gabic.metrics import ms_ssim_db
 from gabic.models import GABIC, MODELS, ChannelContextCodec
 from gabic.models.gabic import SMALLEST_WINDOW_NODES
+from gabic.names import display_name
 from gabic.results import save
 
 __all__ = [
-    "ARCHITECTURE_LABELS",
     "CHECKPOINT_SUFFIXES",
+    "Images",
+    "checkpoints_by_architecture",
     "SAMPLES_DATASET",
     "curve_label",
     "evaluate_checkpoints",
     "evaluate_codec",
     "find_checkpoints",
     "k_sweep",
+    "read_images",
     "write_results",
 ]
 
@@ -68,7 +71,6 @@ SAMPLES_DATASET = SAMPLES
 CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".ckpt")
 
 #: Display names of the architectures (curve labels).
-ARCHITECTURE_LABELS = {"gabic": "GABIC", "wacnn": "WACNN", "stf": "STF"}
 
 #: What a codec's and a checkpoint's curve hold, per point (means) and per image.
 _CODEC_KEYS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "ms-ssim-db-rgb", "encoding_time", "decoding_time")
@@ -92,7 +94,7 @@ _MS_SSIM_KEYS = ("ms-ssim-rgb", "ms-ssim-db-rgb")
 
 
 @dataclass
-class _Images:
+class Images:
     """The images of an experiment: their names, dataset name, the image set they form, their
     paths and, when asked for, their 8-bit RGB pixels."""
 
@@ -103,10 +105,20 @@ class _Images:
     pixels: list[Image.Image] = field(default_factory=list)
 
 
-def _images(dataset: str | os.PathLike | None, load: bool) -> _Images:
-    """The images of ``dataset`` (a folder; None: the embedded samples), every one read once so a
-    bad file stops the experiment before any coding; their pixels kept when ``load``."""
-    paths, name = (samples(), SAMPLES_DATASET) if dataset is None else (list_images(dataset), str(dataset))
+def read_images(dataset: str | os.PathLike | Sequence[str | os.PathLike] | None, load: bool) -> Images:
+    """The images of ``dataset`` (a folder, a list of image files; None: the embedded samples),
+    every one read once so a bad file stops the experiment before any coding; their pixels kept
+    when ``load``. A list is named by its files (``"rocket.jpg"``, ``"3 images: a.png, ..."``)."""
+    if dataset is None:
+        paths, name = samples(), SAMPLES_DATASET
+    elif isinstance(dataset, str | os.PathLike):
+        paths, name = list_images(dataset), str(dataset)
+    else:
+        paths = [Path(p) for p in dataset]
+        if not paths:
+            raise DataError("no images given: expected a folder or a list of image files")
+        files = ", ".join(p.name for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
+        name = files if len(paths) == 1 else f"{len(paths)} images: {files}"
     pixels, sizes = [], []
     for path in paths:
         img, notes = load_image(path)
@@ -115,7 +127,7 @@ def _images(dataset: str | os.PathLike | None, load: bool) -> _Images:
         sizes.append((path.name, *img.size))
         if load:
             pixels.append(pixels_only(img))
-    return _Images([p.name for p in paths], name, image_set_of_sizes(sizes, name), paths, pixels)
+    return Images([p.name for p in paths], name, image_set_of_sizes(sizes, name), paths, pixels)
 
 
 def _mean_over_images(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, float]:
@@ -142,7 +154,7 @@ class _Point:
 
 
 def _curve(
-    points: list[_Point], images: _Images, keys: Sequence[str], per_image_keys: Sequence[str], meta: dict[str, Any]
+    points: list[_Point], images: Images, keys: Sequence[str], per_image_keys: Sequence[str], meta: dict[str, Any]
 ) -> tuple[dict[str, list], dict[str, Any], dict[str, dict[str, list]]]:
     """``results``, ``meta`` and ``per_image`` of a curve: points sorted by mean bpp with every
     list in the same order (per-point meta lists too); MS-SSIM left out of ``results`` where an
@@ -305,7 +317,7 @@ def evaluate_codec(
     codec.require()
     qs = _check_qualities(codec, qualities)
     workers = _check_workers(workers)
-    images = _images(dataset, load=False)  # the jobs read the pixels themselves (in the workers)
+    images = read_images(dataset, load=False)  # the jobs read the pixels themselves (in the workers)
     values = _run_jobs(codec, images.paths, qs, workers, progress)
     points = []
     for j, q in enumerate(qs):
@@ -348,13 +360,29 @@ def find_checkpoints(paths: str | os.PathLike | list[str | os.PathLike]) -> list
     return found
 
 
+def checkpoints_by_architecture(paths: str | os.PathLike | list[str | os.PathLike], trust: bool = False) -> dict[str, list[Path]]:
+    """The checkpoints of ``paths`` (files and folders, as :func:`find_checkpoints`) grouped by
+    architecture (``{"gabic": [...], "wacnn": [...]}``), each file read as data (memory-mapped)
+    and its architecture taken from its config or keys (:func:`gabic.checkpoints.checkpoint_config`).
+
+    Raises:
+        CheckpointError: as :func:`find_checkpoints`, or a file that is not a checkpoint of a
+            known architecture (naming it).
+    """
+    groups: dict[str, list[Path]] = {}
+    for path in find_checkpoints(paths):
+        config = checkpoint_config(read_checkpoint(path, mmap=True, trust=trust), path)
+        groups.setdefault(config["model"], []).append(path)
+    return groups
+
+
 def curve_label(config: dict[str, Any]) -> str:
     """The label of the RD curve of a model configuration: the architecture's name, followed
     by the hyper-parameters that differ from the paper's (:meth:`~gabic.models.LearnedCodec.paper_config`),
     e.g. ``"GABIC"`` or ``"GABIC (N=64, M=96, num_slices=8, knn=6)"``. Entries outside the
     configuration's identity (the attention backend) are left out."""
     name = config.get("model", "?")
-    label = ARCHITECTURE_LABELS.get(name, name)
+    label = display_name(name)
     cls = MODELS.get(name)
     if cls is None:
         return label
@@ -404,7 +432,7 @@ def _machine(device: torch.device) -> str:
 
 def evaluate_checkpoints(
     checkpoints: str | os.PathLike | list[str | os.PathLike],
-    dataset: str | os.PathLike | None = None,
+    dataset: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     device: str = "auto",
     progress: bool = True,
     trust: bool = False,
@@ -422,8 +450,8 @@ def evaluate_checkpoints(
     Args:
         checkpoints: checkpoint files (released GABIC / WACNN / STF ``.pth.tar`` or gabic's
             own) and folders of them (see :func:`find_checkpoints`).
-        dataset: folder of images (see :func:`gabic.data.list_images`); default None: the
-            embedded sample photographs.
+        dataset: folder of images (see :func:`gabic.data.list_images`) or a list of image
+            files; default None: the embedded sample photographs.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         progress: one tqdm bar over all (checkpoint, image) pairs.
         trust: unpickle checkpoints that hold more than data in full (they can run code; see
@@ -450,7 +478,7 @@ def evaluate_checkpoints(
     """
     files = find_checkpoints(checkpoints)
     dev = resolve_device(device)
-    images = _images(dataset, load=True)
+    images = read_images(dataset, load=True)
     plan = _plan(files, overrides, trust)
     curves: dict[bytes, list[_Point]] = {}
     configs: dict[bytes, dict[str, Any]] = {}
@@ -477,7 +505,7 @@ def evaluate_checkpoints(
     return [_checkpoint_curve(points, configs[key], images, _machine(dev), versions) for key, points in curves.items()]
 
 
-def _checkpoint_curve(points: list[_Point], config: dict[str, Any], images: _Images, machine: str, versions: dict) -> dict:
+def _checkpoint_curve(points: list[_Point], config: dict[str, Any], images: Images, machine: str, versions: dict) -> dict:
     """One results dict from the points of one configuration."""
     cls = MODELS[config["model"]]
     config = {k: v for k, v in config.items() if k not in cls.UNHASHED}

@@ -17,7 +17,7 @@ from tests.conftest import run_cli
 pytest.importorskip("nbclient")
 pytest.importorskip("nbconvert")
 
-NOTEBOOKS = ["01_train_small", "02_evaluate_checkpoints", "03_rd_curves", "04_knn_attention"]
+NOTEBOOKS = ["01_train_small", "02_evaluate_checkpoints", "03_rd_curves", "04_knn_attention", "05_what_the_graph_buys"]
 
 
 @pytest.mark.slow
@@ -26,9 +26,9 @@ def test_quick_demo_writes_notebooks_figures_and_index(capsys, tmp_path, monkeyp
     code, stdout, err = run_cli(capsys, "demo", "--quick", "--out", out, "--device", "cpu", "--threads", "1")
     assert code == 0, err
     for i, name in enumerate(NOTEBOOKS, 1):
-        assert f"[{i}/4] {name}.ipynb ..." in stdout
-        assert re.search(rf"\[{i}/4\] {name}\.ipynb done in \d+ s", stdout)
-        assert re.search(rf"\[{i}/4\] {name}\.ipynb · cell 1/\d+ \(.+\) · 0:\d\d", stdout), "the running cell and its time"
+        assert f"[{i}/5] {name}.ipynb ..." in stdout
+        assert re.search(rf"\[{i}/5\] {name}\.ipynb done in \d+ s", stdout)
+        assert re.search(rf"\[{i}/5\] {name}\.ipynb · cell 1/\d+ \(.+\) · 0:\d\d", stdout), "the running cell and its time"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"], "no partial folder left"
     assert "demo: 1 CPU thread (" in err
     assert "zmq" not in err and "Traceback" not in err and "IPKernelApp" not in err, err
@@ -44,10 +44,19 @@ def test_quick_demo_writes_notebooks_figures_and_index(capsys, tmp_path, monkeyp
     pngs = {p.stem for p in (out / "figures").glob("*.png")}
     pdfs = {p.stem for p in (out / "figures").glob("*.pdf")}
     assert pngs == pdfs, "every figure as PNG and PDF"
-    for prefix in ("01_training", "01_before_after", "02_reconstruction_", "04_window_", "04_matrix_", "rd_psnr-rgb_double"):
+    prefixes = ("01_training", "01_before_after", "02_reconstruction_", "04_window_", "04_matrix_", "rd_psnr-rgb_double")
+    for prefix in (*prefixes, "05_report", "05_bits", "05_tiles", "05_redundancy", "05_attention"):
         assert any(s.startswith(prefix) for s in pngs), prefix
     for f in (out / "results").glob("*.json"):
         load(f)  # valid results files
+    assert {p.stem for p in (out / "figures").glob("*.csv")} >= {"01_training", "05_tiles"}, "the data beside the figures"
+    report = json.loads((out / "results" / "05_report" / "report.json").read_text())
+    assert report["curves"][1]["meta"]["model"] == "wacnn" and list(report["pairs"][0]["images"]) == ["rocket.jpg"]
+    wacnn = json.loads((out / "runs" / "demo-wacnn" / "config.json").read_text())
+    gabic = json.loads((out / "runs" / "demo" / "config.json").read_text())
+    assert {k: v for k, v in wacnn.items() if k not in ("model", "name", "runs_dir")} == {
+        k: v for k, v in gabic.items() if k not in ("model", "name", "runs_dir")
+    }, "the WACNN is trained the way the GABIC was"
     summary = json.loads((out / "summary.json").read_text())
     assert [r["notebook"] for r in summary["notebooks"]] == [f"{n}.ipynb" for n in NOTEBOOKS]
     assert summary["figures"] == sorted(f"{s}.png" for s in pngs)
@@ -102,7 +111,7 @@ def test_failed_notebook_is_named_and_nothing_half_written(capsys, tmp_path, mon
     assert code == 1
     assert "02_evaluate_checkpoints.ipynb: cell 3 (curves = evaluate_checkpoints(...)) failed: CheckpointError: bad" in err
     assert f"finished notebooks kept in {tmp_path / 'demo-partial'}/: gabic demo --resume continues" in err
-    assert "[2/4] 02_evaluate_checkpoints.ipynb ..." in stdout and "[3/4]" not in stdout
+    assert "[2/5] 02_evaluate_checkpoints.ipynb ..." in stdout and "[3/5]" not in stdout
     assert sorted(p.name for p in out.iterdir()) == ["old.txt"], "the previous demo is untouched"
     assert (tmp_path / "demo-partial" / "notebooks" / "01_train_small.ipynb").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "demo-partial", "photos"]
@@ -124,10 +133,10 @@ def test_an_interrupted_demo_resumes_from_the_first_unfinished_notebook(capsys, 
     monkeypatch.setattr(gabic.demo, "execute_notebook", _stand_in(calls))
     code, stdout, err = run_cli(capsys, "demo", "--out", out, "--device", "cpu", "--dataset", photos, "--resume")
     assert code == 0, err
-    assert calls == ["03_rd_curves.ipynb", "04_knn_attention.ipynb"], "the finished notebooks are kept"
-    assert "[1/4] 01_train_small.ipynb kept from the partial run" in stdout
+    assert calls == ["03_rd_curves.ipynb", "04_knn_attention.ipynb", "05_what_the_graph_buys.ipynb"], "the finished notebooks are kept"
+    assert "[1/5] 01_train_small.ipynb kept from the partial run" in stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert [r.get("reused", False) for r in summary["notebooks"]] == [True, True, False, False]
+    assert [r.get("reused", False) for r in summary["notebooks"]] == [True, True, False, False, False]
     assert not (tmp_path / "demo-partial").exists()
 
 
@@ -141,7 +150,7 @@ def test_resume_reruns_notebooks_whose_parameters_changed(capsys, tmp_path, monk
     calls.clear()
     monkeypatch.setattr(gabic.demo, "execute_notebook", _stand_in(calls))
     code, _, _ = run_cli(capsys, "demo", "--out", out, "--device", "cpu", "--dataset", photos, "--resume", "--quick")
-    assert code == 0 and len(calls) == 4, "other parameters: nothing is reused"
+    assert code == 0 and len(calls) == 5, "other parameters: nothing is reused"
 
 
 def test_threads_follow_the_cores_and_the_load(capsys, tmp_path, monkeypatch, photos):

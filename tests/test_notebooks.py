@@ -66,6 +66,19 @@ DEVICE = "cpu"
 OUT_DIR = {out_dir!r}
 RESULTS_DIR = {results_dir!r}
 """,
+    "05_what_the_graph_buys.ipynb": """
+GABIC_CHECKPOINTS = {gabic!r}
+WACNN_CHECKPOINTS = {wacnn!r}
+RELEASED_DIR = None
+IMAGES = {images!r}
+TRAIN_STEPS = None
+TILE = 64
+BLOCK = "g_a.8"
+HEAD = 0
+DEVICE = "cpu"
+OUT_DIR = {out_dir!r}
+RESULTS_DIR = {results_dir!r}
+""",
 }
 
 
@@ -133,7 +146,9 @@ def test_01_train_small_runs(tmp_path, kernel_env):
     run = runs / "notebook01"
     for f in ("best.pth.tar", "last.pth.tar", "history.json", "config.json"):
         assert (run / f).is_file(), f
-    assert sorted(p.name for p in figures.iterdir()) == [f"01_{n}.{e}" for n in ("before_after", "training") for e in ("pdf", "png")]
+    assert sorted(p.name for p in figures.iterdir()) == [
+        f"01_{n}.{e}" for n in ("before_after", "training") for e in ("csv", "pdf", "png")
+    ]
     (train,) = [c for c in code if "= fit(" in c.source]
     plots = outputs_of(train, "image/png")
     assert len(plots) == 1, "one live figure, updated in place"
@@ -184,7 +199,7 @@ def test_02_evaluate_checkpoints_runs(tmp_path, kernel_env, sample_paths):
         "02_stream_sizes_gabic-n32-m40-num-slices4",
         "02_stream_sizes_wacnn-n32-m40-num-slices4",
     }
-    assert len(list(figures.iterdir())) == 2 * len(stems), "PDF and PNG"
+    assert len(list(figures.iterdir())) == 3 * len(stems), "PDF and PNG, and the data as CSV"
     (sizes,) = [c for c in code if "stream_size_figure(curve)" in c.source]
     assert len(outputs_of(sizes, "image/png")) == 2, "one figure per curve"
     (tables,) = [c for c in code if "per_image_frame(curve)" in c.source]
@@ -206,7 +221,9 @@ def test_03_rd_curves_runs(tmp_path, kernel_env):
     jpeg = load(results / "03_jpeg.json")
     assert sorted(jpeg["meta"]["quality"]) == [20, 60] and jpeg["meta"]["num_images"] == 4
     assert load(results / "03_gabic-n32-m40-num-slices4.json")["meta"]["lambda"] == [0.0130]
-    figures = {f"rd_{m}_{w}.{e}" for m in ("psnr-rgb", "ms-ssim-db-rgb") for w in ("single", "double") for e in ("pdf", "svg", "png")}
+    figures = {
+        f"rd_{m}_{w}.{e}" for m in ("psnr-rgb", "ms-ssim-db-rgb") for w in ("single", "double") for e in ("pdf", "svg", "png", "csv")
+    }
     tables = {f"bd_{m}.{e}" for m in ("psnr-rgb", "ms-ssim-db-rgb") for e in ("md", "tex", "csv")}
     assert {p.name for p in out.iterdir()} == figures | tables
     (checkpoints,) = [c for c in code if "find_checkpoints(" in c.source and "import" not in c.source]
@@ -237,13 +254,55 @@ def test_04_knn_attention_runs(tmp_path, kernel_env):
 
     exported = sorted(p.name for p in out.iterdir())
     stems = ["04_grid_g_a.4", "04_window_g_a.4", "04_matrix_g_a.4", "04_statistics", "04_k_sweep"]
-    assert exported == sorted(f"{s}.{e}" for s in stems for e in ("pdf", "png"))
+    data = [f"{s}.csv" for s in stems if s != "04_statistics"]
+    data += ["04_statistics.statistics.csv", *(f"04_statistics.frequency_{b}.csv" for b in ("g_a.4", "g_a.8", "g_s.0", "g_s.5"))]
+    assert exported == sorted([f"{s}.{e}" for s in stems for e in ("pdf", "png")] + data)
     assert all((out / f).read_bytes().startswith(b"%PDF") for f in exported if f.endswith(".pdf"))
     sweep = load(results / "04_k_sweep.json")
     assert sweep["meta"]["knn"] == [3, 9] and sweep["meta"]["estimate"] == "bitstream"
     figures = [c for c in code if c.source.rstrip().endswith("fig")]
     assert len(figures) == 5 and all(outputs_of(c, "image/png") for c in figures)
     (explorer,) = [c for c in code if "attention_explorer(" in c.source and "import" not in c.source]
+    assert outputs_of(explorer, "application/vnd.jupyter.widget-view+json"), "the explorer widget is displayed"
+
+
+def test_05_what_the_graph_buys_runs(tmp_path, kernel_env, sample_paths):
+    from gabic.analysis.report import load_report
+    from gabic.checkpoints import save_checkpoint
+    from gabic.images import as_rgb, center_crop
+    from tests.conftest import small_model
+
+    gabic, wacnn = tmp_path / "gabic.pth.tar", tmp_path / "wacnn.pth.tar"
+    save_checkpoint(small_model("gabic"), gabic, lmbda=0.0130)
+    save_checkpoint(small_model("wacnn"), wacnn, lmbda=0.0130)
+    images = tmp_path / "images"
+    images.mkdir()
+    center_crop(as_rgb(sample_paths[0]), 128).save(images / "crop.png")
+    out, results = tmp_path / "figures", tmp_path / "results"
+    code, _ = execute(
+        "05_what_the_graph_buys.ipynb", tmp_path, gabic=gabic, wacnn=wacnn, images=images, out_dir=out, results_dir=results
+    )
+
+    stems = [
+        "05_report",
+        "05_bits",
+        "05_bits_gabic",
+        "05_slice_bits",
+        "05_tiles",
+        "05_redundancy",
+        "05_residual_correlation",
+        "05_attention",
+    ]
+    stems.append("05_attention_maps_g_a.8")
+    exported = {p.name for p in out.iterdir()}
+    for stem in stems:
+        assert {f"{stem}.pdf", f"{stem}.png"} <= exported, stem
+        assert any(n.startswith(f"{stem}.") and n.endswith(".csv") for n in exported), f"{stem}: the data beside the figure"
+    report = load_report(results / "05_report" / "report.json")
+    assert report["pairs"][0]["first"] == str(gabic) and list(report["pairs"][0]["images"]) == ["crop.png"]
+    figures = [c for c in code if c.source.rstrip().endswith("fig") or "draw_report(report)" in c.source]
+    assert len(figures) == 9 and all(outputs_of(c, "image/png") for c in figures)
+    (explorer,) = [c for c in code if "comparison_explorer(" in c.source and "import" not in c.source]
     assert outputs_of(explorer, "application/vnd.jupyter.widget-view+json"), "the explorer widget is displayed"
 
 

@@ -18,7 +18,7 @@ from gabic.errors import GabicError
 from gabic.train.config import TrainConfig
 from gabic.train.loop import fit
 
-__all__ = ["ARCHITECTURE_FIELDS", "fit_like", "run_settings"]
+__all__ = ["ARCHITECTURE_FIELDS", "fit_like", "held_out_images", "run_settings"]
 
 #: The settings of a run that describe its architecture, not its training: not carried over.
 ARCHITECTURE_FIELDS = ("model", "knn", "heads", "backend", "knn_rule", "name", "extra")
@@ -43,7 +43,26 @@ def run_settings(run: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(saved, dict) or "model" not in saved:
         raise GabicError(f"{path}: not a gabic run's config.json (no 'model')")
     known = set(TrainConfig.__dataclass_fields__)
-    return {k: v for k, v in saved.items() if k in known and k not in ARCHITECTURE_FIELDS + _PLACE_FIELDS}
+    settings = {k: v for k, v in saved.items() if k in known and k not in ARCHITECTURE_FIELDS + _PLACE_FIELDS}
+    if settings.get("epochs") is not None:
+        settings.pop("steps", None)  # fit() wrote the steps its epochs came to: the epochs are the setting
+    return settings
+
+
+def held_out_images(run: str | os.PathLike) -> list[Path]:
+    """The images a run held out for validation (recorded in its ``config.json`` by
+    :func:`gabic.train.fit`): the images a fair measurement of the run's models uses.
+
+    Raises:
+        GabicError: no readable ``config.json``, or one that does not record them.
+    """
+    path = Path(run)
+    path = path / "config.json" if path.is_dir() else path
+    try:
+        names = json.loads(path.read_text())["extra"]["validation_images"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise GabicError(f"{path}: the run does not say which images it held out ({type(err).__name__}: {err})") from None
+    return [Path(n) for n in names]
 
 
 def fit_like(
@@ -69,7 +88,8 @@ def fit_like(
         :func:`gabic.train.fit`'s history.
     """
     settings = run_settings(run)
-    base = Path(run) if Path(run).is_dir() else Path(run).parent
+    base = Path(run).resolve()
+    base = base if base.is_dir() else base.parent
     settings["runs_dir"] = str(base.parent)
     settings |= {k: v for k, v in overrides.items() if v is not None}
     return fit(None, progress=progress, callback=callback, model=model, name=name or f"{base.name}-{model}", **settings)

@@ -1,0 +1,185 @@
+"""Two models on one image, region by region: where one spends fewer bits for the same error.
+
+:func:`compare_models` codes the image with both models for real (:func:`gabic.measurement.measure`:
+the decoded images and the bitstreams' bpp) and takes each model's bits per latent position from
+its entropy model (:func:`gabic.analysis.latent.latent_capture`). The image is cut into tiles
+aligned with the models' own grid (the padded image, :func:`gabic.images.pad`; a tile is a
+multiple of 64 pixels, so it holds whole latent and hyper-latent positions); each tile gets, per
+model, its bits (latent + hyper-latent, so that the tiles sum to the likelihood rate), its bpp
+over the image pixels it covers, the PSNR and (tiles of 161 pixels or more a side) MS-SSIM of the
+decoded pixels, and the texture of the original there (:func:`gradient_energy`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from torch import Tensor
+
+from gabic.analysis.latent import LatentCapture, latent_capture
+from gabic.images import as_rgb
+from gabic.measurement import Measurement, measure
+from gabic.metrics import MS_SSIM_MIN_SIDE, ms_ssim, psnr
+from gabic.models import LearnedCodec
+from gabic.names import display_name
+
+__all__ = ["TILE_COLUMNS", "ModelComparison", "compare_models", "gradient_energy", "tile_boxes"]
+
+#: The columns of :attr:`ModelComparison.tiles`, in order (``_a``/``_b``: the first/second model).
+TILE_COLUMNS = (
+    "tile_row",
+    "tile_col",
+    "top",
+    "left",
+    "bottom",
+    "right",
+    "pixels",
+    "gradient_energy",
+    "bits_a",
+    "bits_b",
+    "bpp_a",
+    "bpp_b",
+    "psnr_a",
+    "psnr_b",
+    "ms_ssim_a",
+    "ms_ssim_b",
+    "delta_bpp",
+    "delta_psnr",
+)
+
+
+def gradient_energy(pixels: np.ndarray | Image.Image) -> float:
+    """Texture of an 8-bit RGB region ``(H, W, 3)``: the mean squared gradient of its luma (BT.601,
+    0..255) by forward differences, ``mean(dx^2) + mean(dy^2)`` over the differences inside the
+    region (0 for a flat region; NaN for a single pixel)."""
+    a = np.asarray(pixels, dtype=np.float64)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"gradient_energy needs an (H, W, 3) RGB region, got shape {a.shape}")
+    luma = a @ np.array([0.299, 0.587, 0.114])
+    dx, dy = np.diff(luma, axis=1), np.diff(luma, axis=0)
+    if dx.size == 0 and dy.size == 0:
+        return math.nan
+    return float((dx**2).mean() if dx.size else 0.0) + float((dy**2).mean() if dy.size else 0.0)
+
+
+def tile_boxes(capture: LatentCapture, tile: int) -> list[tuple[int, int, tuple[int, int, int, int]]]:
+    """The tiles of ``tile`` pixels on the padded grid of ``capture``, as ``(tile_row, tile_col,
+    (top, left, bottom, right))`` boxes in original-image pixels, clipped to the image (bottom/right
+    excluded), row-major. Tiles that hold no image pixel are left out."""
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 64 or tile % 64:
+        raise ValueError(f"tile must be a multiple of 64 pixels (whole hyper-latent positions), got {tile!r}")
+    (H, W), (Hp, Wp), (top, left) = capture.image_size, capture.padded_size, capture.offset
+    boxes = []
+    for i in range(math.ceil(Hp / tile)):
+        for j in range(math.ceil(Wp / tile)):
+            t, lft = max(0, i * tile - top), max(0, j * tile - left)
+            b, r = min(H, (i + 1) * tile - top), min(W, (j + 1) * tile - left)
+            if b > t and r > lft:
+                boxes.append((i, j, (t, lft, b, r)))
+    return boxes
+
+
+@dataclass
+class ModelComparison:
+    """Two models on one image (:func:`compare_models`).
+
+    Attributes:
+        names: the two models' labels ``(a, b)``.
+        image: the original 8-bit RGB image.
+        measurements: each model's :class:`~gabic.measurement.Measurement` (real coding).
+        captures: each model's :class:`~gabic.analysis.latent.LatentCapture` (bits per position).
+        tile: the tile side in pixels.
+        tiles: one dict per tile with :data:`TILE_COLUMNS`.
+    """
+
+    names: tuple[str, str]
+    image: Image.Image = field(repr=False)
+    measurements: tuple[Measurement, Measurement] = field(repr=False)
+    captures: tuple[LatentCapture, LatentCapture] = field(repr=False)
+    tile: int
+    tiles: list[dict[str, Any]] = field(repr=False)
+
+    @property
+    def bits_maps(self) -> tuple[Tensor, Tensor]:
+        """Each model's latent bits per position ``(h, w)`` (summed over channels)."""
+        return self.captures[0].bits_map, self.captures[1].bits_map
+
+    @property
+    def difference(self) -> Tensor:
+        """``b - a`` of the latent bits per position ``(h, w)`` (positive: b spends more)."""
+        a, b = self.bits_maps
+        return b - a
+
+    def column(self, name: str) -> np.ndarray:
+        """One column of :attr:`tiles` as a float array (tiles in row-major order)."""
+        if name not in TILE_COLUMNS:
+            raise KeyError(f"{name!r}: the tile table has {', '.join(TILE_COLUMNS)}")
+        return np.array([row[name] for row in self.tiles], dtype=np.float64)
+
+    def summary(self) -> dict[str, Any]:
+        """Per model: the bitstream's bpp, the likelihood bpp, PSNR and MS-SSIM of the whole image;
+        and the share of tiles where b spends fewer bits."""
+        out: dict[str, Any] = {"tile": self.tile, "tiles": len(self.tiles)}
+        for key, name, m, c in zip("ab", self.names, self.measurements, self.captures, strict=True):
+            out[key] = {"name": name, "bpp": m.bpp, "bpp_likelihoods": c.bpp, "psnr_rgb": m.psnr_rgb, "ms_ssim_rgb": m.ms_ssim_rgb}
+        d = self.column("delta_bpp")
+        out["share_tiles_b_fewer_bits"] = float((d < 0).mean()) if d.size else math.nan
+        return out
+
+
+def _tile_rows(image: np.ndarray, decoded: tuple[np.ndarray, np.ndarray], captures: tuple[LatentCapture, LatentCapture], tile: int):
+    bits = [c.tile_bits(tile) for c in captures]
+    rows = []
+    for i, j, (t, lft, b, r) in tile_boxes(captures[0], tile):
+        ref = image[t:b, lft:r]
+        row: dict[str, Any] = {"tile_row": i, "tile_col": j, "top": t, "left": lft, "bottom": b, "right": r}
+        row["pixels"] = (b - t) * (r - lft)
+        row["gradient_energy"] = gradient_energy(ref)
+        for key, dec, tb in zip("ab", decoded, bits, strict=True):
+            row[f"bits_{key}"] = float(tb[i, j])
+            row[f"bpp_{key}"] = float(tb[i, j]) / row["pixels"]
+            row[f"psnr_{key}"] = psnr(ref, dec[t:b, lft:r])
+            row[f"ms_ssim_{key}"] = ms_ssim(ref, dec[t:b, lft:r]) if min(b - t, r - lft) >= MS_SSIM_MIN_SIDE else math.nan
+        row["delta_bpp"] = row["bpp_b"] - row["bpp_a"]
+        row["delta_psnr"] = row["psnr_b"] - row["psnr_a"]
+        rows.append({k: row[k] for k in TILE_COLUMNS})
+    return rows
+
+
+def compare_models(
+    model_a: LearnedCodec,
+    model_b: LearnedCodec,
+    image: str | os.PathLike | Image.Image,
+    tile: int = 64,
+    names: tuple[str, str] | None = None,
+) -> ModelComparison:
+    """Compare two learned codecs on one image, tile by tile.
+
+    Args:
+        model_a, model_b: learned codecs with updated entropy tables (e.g. a GABIC and a WACNN
+            checkpoint at nearby rates, from :func:`gabic.load_checkpoint`).
+        image: a path or a PIL image (converted to 8-bit RGB).
+        tile: tile side in pixels, a multiple of 64 (default 64: 4x4 latent positions, one
+            hyper-latent position); MS-SSIM is measured on tiles of at least 161 pixels a side.
+        names: labels of the two models (default their architectures' display names, "GABIC", "WACNN").
+
+    Returns:
+        A :class:`ModelComparison`. The tiles' bits sum to each model's likelihood rate; the
+        whole-image numbers come from the real bitstreams.
+
+    Raises:
+        ValueError: a tile that is not a multiple of 64.
+    """
+    img = as_rgb(image)
+    captures = (latent_capture(model_a, img), latent_capture(model_b, img))
+    tile_boxes(captures[0], tile)  # checks the tile before the coding
+    measurements = (measure(model_a, img), measure(model_b, img))
+    names = names or (display_name(model_a.name), display_name(model_b.name))
+    decoded = (np.asarray(measurements[0].decoded), np.asarray(measurements[1].decoded))
+    rows = _tile_rows(np.asarray(img), decoded, captures, tile)
+    return ModelComparison(tuple(names), img, measurements, captures, tile, rows)

@@ -1,0 +1,582 @@
+"""The drawings of :mod:`gabic.analysis`: matplotlib Figures for papers, each carrying its data.
+
+Every function draws into a new :class:`matplotlib.figure.Figure` (no pyplot state), attaches the
+numbers it plots (:func:`gabic.figure_data.attach_data`, written as CSV by
+:func:`gabic.plots.save_figure`) and returns the figure. Maps are drawn in original-image pixels
+(the latent's 16-pixel cells, the image's zero padding outside the dashed outline), as the
+attention drawings of :mod:`gabic.viz`. matplotlib is imported inside the functions (the
+``plots`` extra).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gabic.analysis.compare import ModelComparison
+from gabic.analysis.latent import LatentCapture
+from gabic.figure_data import attach_data, grid_table
+from gabic.image_sets import describe
+from gabic.viz.capture import BlockCapture
+from gabic.viz.drawing import COLUMN, PAGE
+from gabic.viz.geometry import node_map
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "attention_maps",
+    "draw_bits",
+    "draw_attention_comparison",
+    "draw_attention_maps",
+    "draw_bits_comparison",
+    "draw_redundancy",
+    "draw_residual_correlation",
+    "draw_slice_bits",
+    "draw_tile_scatter",
+]
+
+#: Colours of the first and second model of a comparison (GABIC, WACNN by default), the same in every figure.
+MODEL_COLORS = ("C3", "C0")
+
+
+def _new(figsize: tuple[float, float]) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _small(ax: Axes) -> None:
+    ax.tick_params(labelsize="x-small")
+
+
+def _imshow_extent(extent: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    top, left, bottom, right = extent
+    return left, right, bottom, top
+
+
+def _outline(ax: Axes, capture: LatentCapture) -> None:
+    from matplotlib.patches import Rectangle
+
+    H, W = capture.image_size
+    ax.add_patch(Rectangle((0, 0), W, H, fill=False, ls="--", lw=0.7, ec="black"))
+
+
+def draw_bits_comparison(comparison: ModelComparison) -> Figure:
+    """Where the bits go, for both models of a :class:`~gabic.analysis.compare.ModelComparison`:
+    the image, each model's latent bits per pixel (a 16x16 cell's bits over its 256 pixels, summed
+    over channels), and their difference (second minus first; red: the second spends more), all
+    aligned with the image. Titles give each model's bpp from its bitstream and from the
+    likelihoods (the maps plus the hyper-latent sum to the latter)."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    a, b = comparison.captures
+    names = comparison.names
+    maps = [c.bits_map.double() / 256.0 for c in (a, b)]
+    diff = maps[1] - maps[0]
+    fig = _new((PAGE, PAGE * 0.3))
+    axes = fig.subplots(1, 4)
+    H, W = a.image_size
+    axes[0].imshow(np.asarray(comparison.image), extent=(0, W, H, 0))
+    axes[0].set_title(f"image ({W}x{H})", fontsize="x-small")
+    vmax = max(float(m.max()) for m in maps) or 1.0
+    for ax, name, m, cap, meas in zip(axes[1:3], names, maps, (a, b), comparison.measurements, strict=True):
+        im = ax.imshow(m.numpy(), extent=_imshow_extent(cap.extent("y")), cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+        _outline(ax, cap)
+        ax.set_title(f"{name}: {meas.bpp:.3f} bpp coded\n{cap.bpp:.3f} bpp likelihoods", fontsize="x-small")
+    bar = fig.colorbar(im, ax=list(axes[1:3]), shrink=0.8)
+    bar.set_label("latent bits per pixel", fontsize="x-small")
+    bar.ax.tick_params(labelsize="xx-small")
+    lim = float(diff.abs().max()) or 1.0
+    im = axes[3].imshow(
+        diff.numpy(),
+        extent=_imshow_extent(a.extent("y")),
+        cmap="RdBu_r",
+        norm=TwoSlopeNorm(0.0, -lim, lim),
+        interpolation="nearest",
+    )
+    _outline(axes[3], a)
+    axes[3].set_title(f"{names[1]} − {names[0]}", fontsize="x-small")
+    bar = fig.colorbar(im, ax=axes[3], shrink=0.8)
+    bar.set_label("bits per pixel", fontsize="x-small")
+    bar.ax.tick_params(labelsize="xx-small")
+    for ax in axes:
+        ax.set_xlim(0, W)
+        ax.set_ylim(H, 0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for name, m, cap in zip(names, maps, (a, b), strict=True):
+        attach_data(fig, grid_table(m, "bits_per_pixel", cap.extent("y")), f"bits_{name}")
+    attach_data(fig, grid_table(diff, f"bpp_{names[1]}_minus_{names[0]}", a.extent("y")), "difference")
+    return fig
+
+
+def draw_bits(capture: LatentCapture, coded_bpp: float | None = None) -> Figure:
+    """Where one model's bits go on one image: the latent's bits per pixel (all slices), each slice
+    of the channel-wise context in coding order, and the hyper-latent z (a 64x64 cell's bits over
+    its 4096 pixels), all aligned with the image (dashed: the image; outside it, its zero padding)
+    and on one colour scale per row. The title gives the likelihood bpp (the maps' total) and,
+    when given, the real bitstream's ``coded_bpp`` (:func:`gabic.measure`)."""
+    S = capture.num_slices
+    panels = [("all slices", capture.bits_map.double() / 256.0, "y"), ("z", capture.z_map.double() / 4096.0, "z")]
+    panels += [(f"slice {i}", capture.slice_bits[i].double() / 256.0, "y") for i in range(S)]
+    cols = min(6, max(2, math.ceil(len(panels) / 2)))
+    rows = math.ceil(len(panels) / cols)
+    H, W = capture.image_size
+    fig = _new((PAGE, PAGE / cols * rows * H / W + 0.6))
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    slice_max = max(float(m.max()) for _, m, _ in panels[2:]) or 1.0
+    for ax, (label, m, level) in zip(axes.flat, panels, strict=False):
+        vmax = slice_max if label.startswith("slice") else (float(m.max()) or 1.0)
+        im = ax.imshow(
+            m.numpy(), extent=_imshow_extent(capture.extent(level)), cmap="magma", vmin=0, vmax=vmax, interpolation="nearest"
+        )
+        _outline(ax, capture)
+        ax.set_xlim(0, W)
+        ax.set_ylim(H, 0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        share = 100 * float(m.sum()) * (256.0 if level == "y" else 4096.0) / max(capture.total_bits, 1e-12)
+        ax.set_title(f"{label} ({share:.0f}%)", fontsize="xx-small")
+        bar = fig.colorbar(im, ax=ax, shrink=0.8)
+        bar.ax.tick_params(labelsize="xx-small")
+        attach_data(fig, grid_table(m, "bits_per_pixel", capture.extent(level)), label.replace(" ", "_"))
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    coded = f", {coded_bpp:.4f} bpp coded" if coded_bpp is not None else ""
+    fig.suptitle(f"{capture.model_name}: {capture.bpp:.4f} bpp from the likelihoods{coded}; bits per pixel", fontsize="small")
+    return fig
+
+
+def draw_slice_bits(captures: Sequence[LatentCapture], names: Sequence[str] | None = None) -> Figure:
+    """The rate split over the slices of the channel-wise context and the hyper-latent z, in bpp,
+    one group of bars per model: the first slices (coded with the least context) cost the most."""
+    names = list(names or [c.model_name for c in captures])
+    fig = _new((COLUMN, COLUMN * 0.7))
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(captures), 1)
+    rows = []
+    for i, (name, cap) in enumerate(zip(names, captures, strict=True)):
+        pixels = cap.image_size[0] * cap.image_size[1]
+        per_slice = (cap.slice_bits.double().sum((1, 2)) / pixels).tolist()
+        values = [*per_slice, cap.z_total / pixels]
+        labels = [str(s) for s in range(len(per_slice))] + ["z"]
+        x = np.arange(len(values)) + (i - (len(captures) - 1) / 2) * width
+        ax.bar(x, values, width, label=f"{name} ({cap.bpp:.3f} bpp)", color=MODEL_COLORS[i % 2] if len(captures) <= 2 else f"C{i}")
+        rows += [{"model": name, "part": lab, "bpp": v} for lab, v in zip(labels, values, strict=True)]
+    n = max(c.num_slices for c in captures) + 1
+    ax.set_xticks(range(n), [str(s) for s in range(n - 1)] + ["z"])
+    ax.set_xlabel("latent slice (coding order) and hyper-latent", fontsize="x-small")
+    ax.set_ylabel("bpp", fontsize="x-small")
+    ax.set_title("rate per slice (likelihoods)", fontsize="small")
+    ax.legend(fontsize="xx-small")
+    _small(ax)
+    attach_data(fig, rows, "slice_bits")
+    return fig
+
+
+def draw_tile_scatter(comparison: ModelComparison) -> Figure:
+    """Per tile, against its texture (:func:`~gabic.analysis.compare.gradient_energy`, log scale):
+    left, the difference in bpp (second minus first model; below zero the second spends fewer
+    bits); right, the difference in PSNR (above zero the second is better). A tile in the lower
+    left panel's negative half and the right panel's positive half is one where the second model
+    wins on both counts."""
+    a, b = comparison.names
+    fig = _new((PAGE, PAGE * 0.3))
+    left, right = fig.subplots(1, 2)
+    energy = comparison.column("gradient_energy")
+    x = np.maximum(energy, 1e-3)  # a flat tile drawn at the left edge of the log axis
+    for ax, col, label in ((left, "delta_bpp", f"bpp {b} − {a}"), (right, "delta_psnr", f"PSNR {b} − {a} (dB)")):
+        y = comparison.column(col)
+        ok = np.isfinite(y)
+        points = ax.scatter(x[ok], y[ok], s=9, c=comparison.column("bpp_a")[ok], cmap="viridis", edgecolors="none")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xscale("log")
+        ax.set_xlabel("texture: mean squared luma gradient", fontsize="x-small")
+        ax.set_ylabel(label, fontsize="x-small")
+        _small(ax)
+    bar = fig.colorbar(points, ax=[left, right], shrink=0.8)
+    bar.set_label(f"{a}'s bpp in the tile", fontsize="x-small")
+    bar.ax.tick_params(labelsize="xx-small")
+    left.set_title(f"{comparison.tile}x{comparison.tile}-pixel tiles of the image", fontsize="x-small")
+    share = comparison.summary()["share_tiles_b_fewer_bits"]
+    right.set_title(f"{b} spends fewer bits on {100 * share:.0f}% of the tiles", fontsize="x-small")
+    attach_data(fig, comparison.tiles, "tiles")
+    return fig
+
+
+def draw_residual_correlation(correlations: Mapping[str, Tensor]) -> Figure:
+    """The spatial correlation of each model's normalised latent residual ``(y - mu) / sigma``
+    at offsets up to ``max_offset`` (:func:`~gabic.analysis.latent.residual_correlation`); a
+    well-fitted entropy model leaves the off-centre values near zero. Values written in the cells."""
+    fig = _new((COLUMN * max(1, len(correlations)) * 0.75, COLUMN * 0.8))
+    axes = np.atleast_1d(fig.subplots(1, len(correlations)))
+    rows = []
+    im = None
+    for ax, (name, corr) in zip(axes, correlations.items(), strict=True):
+        c = corr.double().numpy()
+        r = (c.shape[0] - 1) // 2
+        im = ax.imshow(c, cmap="RdBu_r", vmin=-1, vmax=1, extent=(-r - 0.5, r + 0.5, r + 0.5, -r - 0.5))
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                v = c[dy + r, dx + r]
+                ax.text(dx, dy, f"{v:.2f}", ha="center", va="center", fontsize=5, color="white" if abs(v) > 0.6 else "black")
+                rows.append({"model": name, "dy": dy, "dx": dx, "correlation": float(v)})
+        ax.set_title(name, fontsize="x-small")
+        ax.set_xlabel("dx (latent positions)", fontsize="xx-small")
+        ax.set_ylabel("dy", fontsize="xx-small")
+        ax.set_xticks(range(-r, r + 1))
+        ax.set_yticks(range(-r, r + 1))
+        _small(ax)
+    if im is not None:
+        bar = fig.colorbar(im, ax=list(axes), shrink=0.8)
+        bar.set_label("correlation of (ŷ−μ)/σ", fontsize="x-small")
+        bar.ax.tick_params(labelsize="xx-small")
+    attach_data(fig, rows, "residual_correlation")
+    return fig
+
+
+def _finite(values: Any) -> np.ndarray:
+    a = values.detach().double().cpu().numpy().reshape(-1) if hasattr(values, "detach") else np.asarray(values, dtype=np.float64)
+    return a[np.isfinite(a)]
+
+
+def _violin(ax: Axes, groups: list[tuple[str, np.ndarray, str]], positions: Sequence[float] | None = None) -> None:
+    """Violins (with medians) of each group's finite values at ``positions`` (default 0, 1, ...),
+    labelled by the groups' names; a group of one value is a dot, an empty one says "none"."""
+    positions = list(range(len(groups))) if positions is None else list(positions)
+    for pos, (_, values, color) in zip(positions, groups, strict=True):
+        if values.size > 1 and np.ptp(values) > 0:
+            parts = ax.violinplot(values, positions=[pos], widths=0.8, showmedians=True, showextrema=False)
+            for body in parts["bodies"]:
+                body.set_facecolor(color)
+                body.set_alpha(0.6)
+            parts["cmedians"].set_color("black")
+        elif values.size:
+            ax.plot([pos], [values[0]], "o", color=color, ms=3)
+        else:
+            ax.text(pos, 0.5, "none", ha="center", transform=ax.get_xaxis_transform(), fontsize="xx-small")
+    ax.set_xticks(positions, [g[0] for g in groups], fontsize="xx-small")
+
+
+def _model_legend(fig: Figure, names: Sequence[str]) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=MODEL_COLORS[i % 2], alpha=0.6, label=name) for i, name in enumerate(names)]
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize="x-small", frameon=False)
+
+
+def draw_redundancy(redundancy: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Figure:
+    """Feature redundancy before and after each attention block, per model.
+
+    ``redundancy`` is ``{block: {model: block_redundancy(...)}}`` (see
+    :func:`gabic.analysis.redundancy.block_redundancy`: per-window mean pairwise cosine and
+    effective rank of the tokens entering and leaving the block). Top row: cosine (lower: less
+    redundant); bottom row: effective rank (higher: less redundant); one column per block,
+    violins over the windows of the image ("in": the tokens entering the block, "out": leaving it)."""
+    blocks = list(redundancy)
+    fig = _new((PAGE, 3.6))
+    axes = np.array(fig.subplots(2, max(1, len(blocks)), squeeze=False))
+    rows = []
+    for col, block in enumerate(blocks):
+        per_model = redundancy[block]
+        for row, (measure, label) in enumerate((("cosine", "mean pairwise cosine"), ("rank", "effective rank"))):
+            groups, positions = [], []
+            for i, (model, stats) in enumerate(per_model.items()):
+                for m, when in enumerate(("in", "out")):
+                    values = _finite(stats[f"{measure}_{when}"])
+                    groups.append((when, values, MODEL_COLORS[i % 2]))
+                    positions.append(2.5 * i + m)
+                    rows += [
+                        {"block": block, "model": model, "measure": measure, "where": when, "window": j, "value": float(v)}
+                        for j, v in enumerate(np.asarray(stats[f"{measure}_{when}"], dtype=np.float64).reshape(-1))
+                        if np.isfinite(v)
+                    ]
+            ax = axes[row, col]
+            _violin(ax, groups, positions)
+            if row == 0:
+                ax.set_title(block.removesuffix(".conv_b.0"), fontsize="x-small")
+            if col == 0:
+                ax.set_ylabel(label, fontsize="x-small")
+            _small(ax)
+    _model_legend(fig, list(next(iter(redundancy.values()), {})))
+    attach_data(fig, rows, "redundancy")
+    return fig
+
+
+def draw_attention_comparison(comparisons: Mapping[str, Mapping[str, Any]], names: Mapping[str, str] | None = None) -> Figure:
+    """Attention compared per block (``{block: attention_comparison(...)}``, see
+    :func:`gabic.analysis.attention.attention_comparison`), violins over the image's valid nodes
+    and heads: the share of each node's attention on other nodes that falls on its k
+    feature-space nearest neighbours (dashed: ``k/(n-1)``, a uniform row; the graph's is 1 by
+    construction), the attention-weighted spatial distance (node units) and the attention
+    entropy (nats; dashed: ``log k`` and ``log n``, the uniform maxima of graph and window).
+
+    Args:
+        comparisons: ``{block name: attention_comparison(graph_block, window_block)}``.
+        names: labels of the two kinds, default ``{"graph": "GABIC", "window": "WACNN"}``.
+    """
+    names = {"graph": "GABIC", "window": "WACNN"} | dict(names or {})
+    blocks = list(comparisons)
+    fig = _new((PAGE, 5.0))
+    axes = np.array(fig.subplots(3, max(1, len(blocks)), squeeze=False))
+    rows = []
+    measures = (
+        ("knn_share", "attention on the kNN set"),
+        ("weighted_distance", "weighted distance (nodes)"),
+        ("entropy", "entropy (nats)"),
+    )
+    for col, block in enumerate(blocks):
+        comp = comparisons[block]
+        for row, (key, label) in enumerate(measures):
+            groups = []
+            for i, kind in enumerate(("graph", "window")):
+                per_head = comp[kind][key]  # (heads, valid nodes)
+                groups.append((names[kind], _finite(per_head), MODEL_COLORS[i]))
+                for h, head_values in enumerate(per_head):
+                    v = _finite(head_values)
+                    rows.append(
+                        {
+                            "block": block,
+                            "model": names[kind],
+                            "measure": key,
+                            "head": h,
+                            "mean": float(v.mean()) if v.size else math.nan,
+                            "median": float(np.median(v)) if v.size else math.nan,
+                            "nodes": int(v.size),
+                        }
+                    )
+            ax = axes[row, col]
+            _violin(ax, groups)
+            if key == "entropy":
+                for i, kind in enumerate(("graph", "window")):
+                    ax.axhline(comp[kind]["entropy_max"], color=MODEL_COLORS[i], ls="--", lw=0.6)
+            if key == "knn_share":
+                ax.axhline(comp["window"]["uniform_share"], color="gray", ls="--", lw=0.6)
+                ax.set_ylim(0, 1.05)
+            if row == 0:
+                ax.set_title(f"{block.removesuffix('.conv_b.0')} (k={comp['k']})", fontsize="x-small")
+            if col == 0:
+                ax.set_ylabel(label, fontsize="x-small")
+            _small(ax)
+    attach_data(fig, rows, "attention_per_head")
+    return fig
+
+
+def _block_extent(block: BlockCapture) -> tuple[int, int, int, int]:
+    """``(top, left, bottom, right)`` in original-image pixels of a block's feature map."""
+    (H, W), s, (top, left) = block.resolution, block.scale, block.offset
+    return -top, -left, H * s - top, W * s - left
+
+
+def attention_maps(
+    comparison: Mapping[str, Any], blocks: Mapping[str, BlockCapture], head: int | str = "mean"
+) -> dict[str, dict[str, Tensor]]:
+    """The per-node measures of an :func:`~gabic.analysis.attention.attention_comparison` as maps
+    over each block's feature map: ``{kind: {measure: (H, W)}}`` for one ``head`` or the mean over
+    heads (NaN-aware; padding nodes cropped). ``blocks`` maps ``"graph"``/``"window"`` to the
+    two captured blocks the comparison was made of."""
+    out: dict[str, dict[str, Tensor]] = {}
+    for kind in ("graph", "window"):
+        block, per_node = blocks[kind], comparison[kind]["per_node"]
+        if head != "mean" and (isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < block.heads):
+            raise ValueError(f"head must be 'mean' or an integer in 0..{block.heads - 1} for block {block.name}, got {head!r}")
+        maps = {}
+        for measure, values in per_node.items():  # (nW, heads, n)
+            v = values.nanmean(1) if head == "mean" else values[:, head]
+            maps[measure] = node_map(block, v)
+        out[kind] = maps
+    return out
+
+
+def draw_attention_maps(
+    comparison: Mapping[str, Any],
+    blocks: Mapping[str, BlockCapture],
+    head: int | str = "mean",
+    names: Mapping[str, str] | None = None,
+) -> Figure:
+    """Attention compared as maps over the image, for one block pair and one head (or the mean):
+    rows GABIC (graph) and WACNN (window); columns the share of attention on the kNN set, the
+    attention-weighted distance (node units) and the entropy (nats), one value per node of the
+    block's feature map, drawn over the image's pixels (dashed: the image; outside: its zero
+    padding). See :func:`attention_maps`."""
+    from matplotlib.patches import Rectangle
+
+    names = {"graph": "GABIC", "window": "WACNN"} | dict(names or {})
+    maps = attention_maps(comparison, blocks, head)
+    measures = (
+        ("knn_share", "share on kNN set", "viridis"),
+        ("weighted_distance", "weighted distance", "magma"),
+        ("entropy", "entropy (nats)", "cividis"),
+    )
+    fig = _new((PAGE, PAGE * 0.5))
+    axes = np.array(fig.subplots(2, 3, squeeze=False))
+    any_block = blocks["graph"]
+    H, W = any_block.image_size
+    for col, (measure, label, cmap) in enumerate(measures):
+        values = [maps[kind][measure] for kind in ("graph", "window")]
+        finite = torch.cat([v[torch.isfinite(v)].reshape(-1) for v in values])
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.numel() else (0.0, 1.0)
+        if measure == "knn_share":
+            lo, hi = 0.0, 1.0
+        for row, kind in enumerate(("graph", "window")):
+            ax = axes[row, col]
+            block = blocks[kind]
+            im = ax.imshow(
+                values[row].numpy(), extent=_imshow_extent(_block_extent(block)), cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest"
+            )
+            ax.add_patch(Rectangle((0, 0), W, H, fill=False, ls="--", lw=0.7, ec="white"))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(label, fontsize="x-small")
+            if col == 0:
+                ax.set_ylabel(names[kind], fontsize="x-small")
+            attach_data(fig, grid_table(values[row], measure, _block_extent(block)), f"{names[kind]}_{measure}")
+        bar = fig.colorbar(im, ax=list(axes[:, col]), shrink=0.8, location="bottom")
+        bar.ax.tick_params(labelsize="xx-small")
+    name = any_block.name.removesuffix(".conv_b.0")
+    fig.suptitle(f"{name}, head {head}, k={comparison['k']}", fontsize="small")
+    return fig
+
+
+def _neighbour_correlation(matrix: Sequence[Sequence[float]]) -> float:
+    """Mean absolute correlation at the 8 offsets around the centre of a ``(2m+1)^2`` matrix."""
+    c = np.asarray(matrix, dtype=np.float64)
+    r = (c.shape[0] - 1) // 2
+    ring = c[r - 1 : r + 2, r - 1 : r + 2].copy()
+    ring[1, 1] = np.nan
+    return float(np.nanmean(np.abs(ring)))
+
+
+def _per_block(report: Mapping[str, Any], section: str, measure: str) -> tuple[list[str], dict[str, list[float]]]:
+    """``(blocks, {model: [mean over pairs and images of section[block][model][measure]]})``."""
+    names = report["names"]
+    blocks: list[str] = []
+    values: dict[str, dict[str, list[float]]] = {n: {} for n in names}
+    for pair in report["pairs"]:
+        for analysis in pair["images"].values():
+            for block, per_model in analysis[section].items():
+                if block not in blocks:
+                    blocks.append(block)
+                for n in names:
+                    v = per_model.get(n, {}).get(measure)
+                    values[n].setdefault(block, []).append(math.nan if v is None else float(v))
+    return blocks, {n: [_nanmean(values[n].get(b, [])) for b in blocks] for n in names}
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    a = np.asarray(values, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else math.nan
+
+
+def draw_report(report: Mapping[str, Any]) -> Figure:
+    """The figure sheet of a :func:`~gabic.analysis.report.compare_report`: (a) both RD curves with
+    the BD-rate; (b) per-tile rate difference against texture, all images of all pairs; (c) the
+    latent residual's mean absolute correlation with its 8 neighbours, per rate pair; (d) mean
+    pairwise cosine and (e) effective rank of each block's tokens, entering (hollow) and leaving
+    (filled) the block; (f) the share of attention on the kNN set per block (dashed: a uniform
+    row's ``k/(n-1)``). Means over the images (and pairs) of the report."""
+    names = report["names"]
+    colors = dict(zip(names, MODEL_COLORS, strict=False))
+    fig = _new((PAGE, PAGE * 0.62))
+    axes = fig.subplots(2, 3)
+    # (a) RD
+    ax = axes[0, 0]
+    rd_rows = []
+    for name, curve in zip(names, report["curves"], strict=True):
+        bpp, psnr = curve["results"]["bpp"], curve["results"]["psnr-rgb"]
+        ax.plot(bpp, psnr, "o-", ms=3, color=colors[name], label=name)
+        rd_rows += [{"model": name, "bpp": b, "psnr_db": p} for b, p in zip(bpp, psnr, strict=True)]
+    bd = report["bd"]
+    what = f"BD-rate {names[0]} vs {names[1]}: " + (
+        f"{bd['bd_rate']:+.2f} %" if bd["bd_rate"] is not None else "n/a (needs 2+ rate points each)"
+    )
+    ax.set_title(f"(a) {what}", fontsize="x-small")
+    ax.set_xlabel("bpp", fontsize="x-small")
+    ax.set_ylabel("PSNR (dB)", fontsize="x-small")
+    ax.legend(fontsize="xx-small")
+    attach_data(fig, rd_rows, "rd")
+    # (b) tiles
+    ax = axes[0, 1]
+    tiles = [
+        dict(t, pair=p, image=img) for p, pair in enumerate(report["pairs"]) for img, a in pair["images"].items() for t in a["tiles"]
+    ]
+    x = np.array([t["gradient_energy"] if t["gradient_energy"] is not None else np.nan for t in tiles], dtype=np.float64)
+    y = np.array([t["delta_bpp"] if t["delta_bpp"] is not None else np.nan for t in tiles], dtype=np.float64)
+    ax.scatter(np.maximum(x, 1e-3), y, s=5, color="gray", edgecolors="none")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("tile texture (mean squared luma gradient)", fontsize="x-small")
+    ax.set_ylabel(f"bpp {names[1]} − {names[0]}", fontsize="x-small")
+    ax.set_title(f"(b) {len(tiles)} tiles", fontsize="x-small")
+    attach_data(fig, tiles, "tiles")
+    # (c) residual correlation
+    ax = axes[0, 2]
+    corr_rows = []
+    for i, pair in enumerate(report["pairs"]):
+        for n in names:
+            values = [_neighbour_correlation(a["residual_correlation"][n]) for a in pair["images"].values()]
+            corr_rows.append({"pair": i, "model": n, "mean_abs_neighbour_correlation": float(np.mean(values))})
+    width = 0.8 / len(names)
+    for j, n in enumerate(names):
+        rows = [r for r in corr_rows if r["model"] == n]
+        ax.bar(
+            np.arange(len(rows)) + (j - 0.5) * width,
+            [r["mean_abs_neighbour_correlation"] for r in rows],
+            width,
+            color=colors[n],
+            label=n,
+        )
+    ax.set_xticks(range(len(report["pairs"])), [f"pair {i + 1}" for i in range(len(report["pairs"]))])
+    ax.set_ylabel("mean |ρ| at the 8 neighbours", fontsize="x-small")
+    ax.set_title("(c) residual (ŷ−μ)/σ correlation", fontsize="x-small")
+    attach_data(fig, corr_rows, "residual_correlation")
+    # (d), (e) redundancy; (f) attention
+    for ax, (section, measure_in, measure_out, label, tag) in zip(
+        axes[1],
+        (
+            ("redundancy", "cosine_in", "cosine_out", "mean pairwise cosine", "(d)"),
+            ("redundancy", "rank_in", "rank_out", "effective rank", "(e)"),
+            ("attention", None, "knn_share", "attention on the kNN set", "(f)"),
+        ),
+        strict=True,
+    ):
+        rows = []
+        blocks, outs = _per_block(report, section, measure_out)
+        ins = _per_block(report, section, measure_in)[1] if measure_in else None
+        for j, n in enumerate(names):
+            xs = np.arange(len(blocks)) + (j - 0.5) * 0.3
+            ax.plot(xs, outs[n], "o", color=colors[n], ms=4, label=n if measure_in is None else f"{n} out")
+            if ins is not None:
+                ax.plot(xs, ins[n], "o", mfc="none", mec=colors[n], ms=4, label=f"{n} in")
+                for xv, a, b in zip(xs, ins[n], outs[n], strict=True):
+                    ax.plot([xv, xv], [a, b], color=colors[n], lw=0.6)
+            for b, v in enumerate(outs[n]):
+                row = {"block": blocks[b], "model": n, measure_out: v}
+                if ins is not None:
+                    row[measure_in] = ins[n][b]
+                rows.append(row)
+        if section == "attention" and report["pairs"]:
+            first = next(iter(report["pairs"][0]["images"].values()))["attention"]
+            for b, block in enumerate(blocks):
+                share = first[block][names[1]]["uniform_share"] if names[1] in first[block] else None
+                if share is not None:
+                    ax.plot([b - 0.4, b + 0.4], [share, share], "--", color="gray", lw=0.7)
+            ax.set_ylim(0, 1.05)
+        ax.set_xticks(range(len(blocks)), [b.removesuffix(".conv_b.0") for b in blocks], fontsize="xx-small")
+        ax.set_title(f"{tag} {label}", fontsize="x-small")
+        ax.legend(fontsize="xx-small")
+        attach_data(fig, rows, section if section == "attention" else measure_out.split("_")[0])
+    for ax in axes.flat:
+        _small(ax)
+    image_set = report.get("meta", {}).get("image_set")
+    fig.suptitle(f"{names[0]} against {names[1]} on {describe(image_set) if image_set else 'the images'}", fontsize="small")
+    return fig

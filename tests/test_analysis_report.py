@@ -1,0 +1,159 @@
+"""The GABIC-WACNN report: its numbers agree with the one measurement path, its BD-rate with
+gabic.metrics on the same curves, its pairs are the nearest in rate, and its files round-trip."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gabic.analysis.report import REPORT_KIND, compare_report, default_pair, load_report, save_report
+from gabic.checkpoints import save_checkpoint
+from gabic.errors import CheckpointError, GabicError
+from gabic.metrics import bd_psnr, bd_rate
+from tests.conftest import small_model
+
+
+def _checkpoint(tmp_path, name: str, seed: int, gain: float, lmbda: float):
+    """A small model whose analysis output is scaled by ``gain`` (so its latent costs bits and the
+    rate differs between checkpoints), saved as a gabic checkpoint."""
+    model = small_model(name, seed)
+    with torch.no_grad():
+        last = model.g_a[7]  # the last convolution of the analysis transform
+        last.weight.mul_(gain)
+        last.bias.mul_(gain)
+    model.update(force=True)
+    return save_checkpoint(model, tmp_path / f"{name}-{seed}.pth.tar", lmbda=lmbda)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pair")
+    gabic = [_checkpoint(tmp, "gabic", s, g, lm) for s, g, lm in ((0, 20.0, 0.01), (1, 60.0, 0.05))]
+    wacnn = [_checkpoint(tmp, "wacnn", s, g, lm) for s, g, lm in ((2, 25.0, 0.01), (3, 70.0, 0.05))]
+    rng = np.random.default_rng(0)
+    base = np.linspace(0, 255, 96)[None, :, None] * np.ones((80, 1, 3))
+    pixels = np.clip(base + rng.normal(0, 30, base.shape), 0, 255).astype(np.uint8)
+    images = tmp / "images"
+    images.mkdir()
+    Image.fromarray(pixels).save(images / "noise.png")
+    return gabic, wacnn, images
+
+
+@pytest.fixture(scope="module")
+def report(pair):
+    gabic, wacnn, images = pair
+    return compare_report(gabic, wacnn, images, device="cpu", progress=False)
+
+
+def test_report_holds_both_curves_measured_once_and_agreeing_with_the_tiles(report):
+    assert report["kind"] == REPORT_KIND and report["names"] == ["GABIC", "WACNN"]
+    first, second = report["curves"]
+    assert first["meta"]["model"] == "gabic" and second["meta"]["model"] == "wacnn"
+    assert len(first["results"]["bpp"]) == len(second["results"]["bpp"]) == 2
+    for pair in report["pairs"]:
+        i = first["meta"]["checkpoint"].index(pair["first"])
+        j = second["meta"]["checkpoint"].index(pair["second"])
+        (analysis,) = pair["images"].values()
+        summary = analysis["summary"]
+        # the tile analysis codes the image again through gabic.measure: the same numbers as the curve's
+        assert summary["a"]["bpp"] == first["per_image"]["noise.png"]["bpp"][i]
+        assert summary["b"]["bpp"] == second["per_image"]["noise.png"]["bpp"][j]
+        assert summary["a"]["psnr_rgb"] == first["per_image"]["noise.png"]["psnr-rgb"][i]
+        assert summary["a"]["bpp_likelihoods"] == pytest.approx(first["per_image"]["noise.png"]["bpp-likelihoods"][i], rel=1e-9)
+        tiles = analysis["tiles"]
+        pixels = sum(t["pixels"] for t in tiles)
+        assert pixels == 80 * 96
+        assert sum(t["bits_a"] for t in tiles) / pixels == pytest.approx(summary["a"]["bpp_likelihoods"], rel=1e-9)
+        assert (
+            set(analysis["redundancy"])
+            == set(analysis["attention"])
+            == {"g_a.4.conv_b.0", "g_a.8.conv_b.0", "g_s.0.conv_b.0", "g_s.5.conv_b.0"}
+        )
+        for block in analysis["attention"].values():
+            assert block["GABIC"]["knn_share"] == pytest.approx(1.0, abs=1e-9)
+            assert 0.0 <= block["WACNN"]["knn_share"] <= 1.0
+        corr = np.array(analysis["residual_correlation"]["GABIC"])
+        assert corr.shape == (5, 5) and corr[2, 2] == pytest.approx(1.0)
+
+
+def test_pairs_are_nearest_in_rate(report):
+    first, second = report["curves"]
+    b = np.log(second["results"]["bpp"])
+    for pair in report["pairs"]:
+        i = first["meta"]["checkpoint"].index(pair["first"])
+        j = second["meta"]["checkpoint"].index(pair["second"])
+        assert j == int(np.argmin(np.abs(b - math.log(first["results"]["bpp"][i]))))
+    assert [p["first"] for p in report["pairs"]] == first["meta"]["checkpoint"]
+
+
+def test_bd_rate_is_gabic_metrics_on_the_two_curves(report):
+    first, second = report["curves"]
+    a, t = second["results"], first["results"]
+    try:
+        expected = bd_rate(a["bpp"], a["psnr-rgb"], t["bpp"], t["psnr-rgb"], method="pchip")
+        expected_psnr = bd_psnr(a["bpp"], a["psnr-rgb"], t["bpp"], t["psnr-rgb"], method="pchip")
+    except ValueError as err:
+        assert report["bd"]["bd_rate"] is None and report["bd"]["note"] == str(err)
+    else:
+        assert report["bd"] == {"bd_rate": expected, "bd_psnr": expected_psnr, "method": "pchip", "note": None}
+
+
+def test_one_point_each_gives_no_bd_rate_and_says_why(pair):
+    gabic, wacnn, images = pair
+    report = compare_report(gabic[0], wacnn[0], images, device="cpu", progress=False)
+    assert report["bd"]["bd_rate"] is None
+    assert "2 or more rate points per model; the curves have 1 and 1" in report["bd"]["note"]
+
+
+def test_two_architectures_on_one_side_are_refused(pair):
+    gabic, wacnn, images = pair
+    with pytest.raises(GabicError, match="first: the checkpoints must be one architecture"):
+        compare_report([gabic[0], wacnn[0]], wacnn, images, device="cpu", progress=False)
+
+
+def test_save_and_load_report(report, tmp_path):
+    written = save_report(report, tmp_path / "r" / "report.json", tmp_path / "fig" / "sheet", formats=("png",))
+    names = sorted(p.name for p in written)
+    assert "report.json" in names and "sheet.png" in names
+    assert {"sheet.rd.csv", "sheet.tiles.csv", "sheet.attention.csv"} <= set(names)
+    text = (tmp_path / "r" / "report.json").read_text()
+    assert "NaN" not in text  # NaN (MS-SSIM of small tiles) written as null
+    loaded = load_report(tmp_path / "r" / "report.json")
+    assert loaded["curves"][0]["results"]["bpp"] == report["curves"][0]["results"]["bpp"]
+    tile = loaded["pairs"][0]["images"]["noise.png"]["tiles"][0]
+    assert tile["ms_ssim_a"] is None and tile["bits_a"] == report["pairs"][0]["images"]["noise.png"]["tiles"][0]["bits_a"]
+    rd = (tmp_path / "fig" / "sheet.rd.csv").read_text().splitlines()
+    assert rd[0] == "model,bpp,psnr_db" and len(rd) == 1 + 4
+
+
+def test_load_report_refuses_other_files(tmp_path):
+    (tmp_path / "x.json").write_text(json.dumps({"name": "jpeg", "results": {}}))
+    with pytest.raises(GabicError, match="not a gabic comparison report"):
+        load_report(tmp_path / "x.json")
+    with pytest.raises(GabicError, match="not a readable report"):
+        load_report(tmp_path / "missing.json")
+
+
+def test_default_pair_prefers_given_then_released_then_notebook01(pair, tmp_path):
+    gabic, wacnn, _ = pair
+    assert default_pair(gabic[0], wacnn, released_dir=None) == ([gabic[0]], wacnn, None)
+    released = tmp_path / "checkpoints"
+    released.mkdir()
+    for p in (*gabic, *wacnn):
+        (released / p.name).write_bytes(p.read_bytes())
+    first, second, images = default_pair(released_dir=released)
+    assert [p.name for p in first] == sorted(p.name for p in gabic) and [p.name for p in second] == sorted(p.name for p in wacnn)
+    assert images is None
+    # only GABIC there and no run beside notebook 01's checkpoint: say what to give
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / gabic[0].name).write_bytes(gabic[0].read_bytes())
+    with pytest.raises(GabicError, match="no config.json of its run beside it"):
+        default_pair(only / gabic[0].name, released_dir=only)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        default_pair(tmp_path / "nothing.pth.tar", released_dir=None)
