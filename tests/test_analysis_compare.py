@@ -14,6 +14,7 @@ from gabic.analysis.compare import TILE_COLUMNS, ModelComparison, compare_models
 from gabic.analysis.latent import latent_capture
 from gabic.measurement import measure
 from gabic.metrics import ms_ssim, psnr
+from gabic.names import display_name
 from tests.conftest import small_model
 
 #: A 200x136 (W x H) image pads to 256x192 at (top, left) = ((192 - 136) // 2, (256 - 200) // 2) = (28, 28).
@@ -61,7 +62,7 @@ def pair(gabic_model, wacnn_model, image) -> dict[int, ModelComparison]:
 # --------------------------------------------------------------------------- a model against itself
 def test_a_model_against_itself_differs_nowhere(gabic_model, image):
     c = compare_models(gabic_model, gabic_model, image, tile=64)
-    assert c.names == ("gabic", "gabic")
+    assert c.names == ("GABIC", "GABIC")  # the display name of the architecture (gabic.names)
     assert len(c.tiles) == 12
     assert (c.column("delta_bpp") == 0).all()
     assert (c.column("delta_psnr") == 0).all()
@@ -232,7 +233,7 @@ def test_summary_matches_an_independent_measurement(pair, gabic_model, wacnn_mod
         assert (s["tile"], s["tiles"]) == (tile, len(EXPECTED_BOXES[tile]))
         for key, model in (("a", gabic_model), ("b", wacnn_model)):
             m = measure(model, image)
-            assert s[key]["name"] == model.name
+            assert s[key]["name"] == display_name(model.name)
             assert s[key]["bpp"] == m.bpp
             assert s[key]["psnr_rgb"] == m.psnr_rgb
             assert math.isnan(s[key]["ms_ssim_rgb"])  # the image is 136 pixels tall

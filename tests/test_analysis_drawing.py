@@ -91,11 +91,11 @@ def _check_figure(fig, names: set[str]) -> None:
 # --------------------------------------------------------------------------- bits
 def test_bits_comparison_csv_is_the_bits_maps(comparison, tmp_path):
     fig = draw_bits_comparison(comparison)
-    _check_figure(fig, {"bits_gabic", "bits_wacnn", "difference"})
+    _check_figure(fig, {"bits_GABIC", "bits_WACNN", "difference"})
     paths = _save(fig, tmp_path)
-    assert sorted(p.name for p in paths[1:]) == ["x.bits_gabic.csv", "x.bits_wacnn.csv", "x.difference.csv"]
+    assert sorted(p.name for p in paths[1:]) == ["x.bits_GABIC.csv", "x.bits_WACNN.csv", "x.difference.csv"]
     maps = {}
-    for name, cap in zip(("gabic", "wacnn"), comparison.captures, strict=True):
+    for name, cap in zip(("GABIC", "WACNN"), comparison.captures, strict=True):
         rows = _read(tmp_path / f"x.bits_{name}.csv")
         assert list(rows[0]) == ["row", "col", "y", "x", "bits_per_pixel"]
         expected = (cap.bits_map / 256).numpy().reshape(-1)  # row-major
@@ -108,10 +108,10 @@ def test_bits_comparison_csv_is_the_bits_maps(comparison, tmp_path):
         np.testing.assert_allclose(_floats(rows, "x"), [-LEFT + 16 * j + 8 for _ in range(12) for j in range(16)], rtol=0, atol=1e-9)
         maps[name] = expected
     rows = _read(tmp_path / "x.difference.csv")
-    assert list(rows[0])[-1] == "bpp_wacnn_minus_gabic"
-    np.testing.assert_allclose(_floats(rows, "bpp_wacnn_minus_gabic"), maps["wacnn"] - maps["gabic"], rtol=1e-12, atol=1e-15)
+    assert list(rows[0])[-1] == "bpp_WACNN_minus_GABIC"
+    np.testing.assert_allclose(_floats(rows, "bpp_WACNN_minus_GABIC"), maps["WACNN"] - maps["GABIC"], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(
-        _floats(rows, "bpp_wacnn_minus_gabic"), (comparison.difference / 256).numpy().reshape(-1), rtol=1e-12, atol=1e-12
+        _floats(rows, "bpp_WACNN_minus_GABIC"), (comparison.difference / 256).numpy().reshape(-1), rtol=1e-12, atol=1e-12
     )
 
 
