@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 
 from gabic._version import __version__
+from gabic.analysis.compare import check_tile
+from gabic.analysis.report import compare_report, save_report
 from gabic.bitstream import decode_image, unpack
 from gabic.checkpoints import load_checkpoint
 from gabic.codecs import list_codecs
@@ -74,6 +76,18 @@ def setup_args() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     _graph_args(p)
     p.add_argument("--knn", type=int, help="GABIC: use this many neighbours instead of the checkpoint's")
+    _trust_arg(p)
+
+    p = sub.add_parser(
+        "compare", help="GABIC against WACNN over a folder: bits by region, redundancy, attention, BD-rate (report and figure sheet)"
+    )
+    p.add_argument("first", type=Path, nargs="+", metavar="CKPT", help="checkpoints of the first model (GABIC): files or folders")
+    p.add_argument("--against", type=Path, nargs="+", required=True, metavar="CKPT", help="checkpoints of the second model (WACNN)")
+    p.add_argument("--dataset", type=Path, help="folder of images (default: the embedded sample photos)")
+    p.add_argument("--out", type=Path, required=True, help="output folder: report.json, report.pdf/.png and the data as CSV")
+    p.add_argument("--names", nargs=2, default=["GABIC", "WACNN"], metavar=("FIRST", "SECOND"), help="labels (default: GABIC WACNN)")
+    p.add_argument("--tile", type=int, default=64, help="tile side of the region comparison, a multiple of 64 (default 64)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     _trust_arg(p)
 
     p = sub.add_parser("rd", help="RD figures and a BD table from results files and published curves")
@@ -304,6 +318,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        raise GabicError(f"{args.out}: exists and is not a folder; give a folder for the report")
+    check_tile(args.tile)
+    report = compare_report(
+        args.first,
+        args.against,
+        args.dataset,
+        names=tuple(args.names),
+        device=args.device,
+        tile=args.tile,
+        trust=args.trust_checkpoint,
+    )
+    for name, curve in zip(report["names"], report["curves"], strict=True):
+        r = curve["results"]
+        points = ", ".join(f"{b:.4f} bpp {p:.2f} dB" for b, p in zip(r["bpp"], r["psnr-rgb"], strict=True))
+        print(f"{name}: {points}")
+    bd = report["bd"]
+    if bd["bd_rate"] is None:
+        print(f"BD-rate: n/a ({bd['note']})")
+    else:
+        print(f"BD-rate of {report['names'][0]} against {report['names'][1]}: {bd['bd_rate']:+.2f} % ({bd['method']})")
+    for pair in report["pairs"]:
+        share = [a["summary"]["share_tiles_b_fewer_bits"] for a in pair["images"].values()]
+        print(
+            f"{Path(pair['first']).name} vs {Path(pair['second']).name}: {report['names'][1]} spends fewer bits on "
+            f"{100 * sum(share) / len(share):.0f}% of the {args.tile}-pixel tiles (mean over {len(share)} image(s))"
+        )
+    written = save_report(report, args.out / "report.json", args.out / "report")
+    print(f"wrote {len(written)} files to {args.out}: report.json, report.pdf, report.png and the data as CSV")
+    return 0
+
+
 def cmd_rd(args: argparse.Namespace) -> int:
     from gabic.plots import write_report  # needs matplotlib and pandas (the plots extra)
 
@@ -444,6 +491,7 @@ _COMMANDS = {
     "info": cmd_info,
     "evaluate": cmd_evaluate,
     "evaluate-codec": cmd_evaluate_codec,
+    "compare": cmd_compare,
     "rd": cmd_rd,
     "codecs": cmd_codecs,
     "train": cmd_train,

@@ -108,7 +108,7 @@ class Images:
 def read_images(dataset: str | os.PathLike | Sequence[str | os.PathLike] | None, load: bool) -> Images:
     """The images of ``dataset`` (a folder, a list of image files; None: the embedded samples),
     every one read once so a bad file stops the experiment before any coding; their pixels kept
-    when ``load``. A list is named by its files (``"rocket.jpg"``, ``"3 images: a.png, ..."``)."""
+    when ``load``. A list is named by its files (``"rocket.jpg"``, ``"a.png, b.png, c.png, ..."``)."""
     if dataset is None:
         paths, name = samples(), SAMPLES_DATASET
     elif isinstance(dataset, str | os.PathLike):
@@ -117,8 +117,7 @@ def read_images(dataset: str | os.PathLike | Sequence[str | os.PathLike] | None,
         paths = [Path(p) for p in dataset]
         if not paths:
             raise DataError("no images given: expected a folder or a list of image files")
-        files = ", ".join(p.name for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
-        name = files if len(paths) == 1 else f"{len(paths)} images: {files}"
+        name = ", ".join(p.name for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
     pixels, sizes = [], []
     for path in paths:
         img, notes = load_image(path)

@@ -123,11 +123,15 @@ def same_image_set(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool |
 
 def describe(image_set: dict[str, Any]) -> str:
     """A few words for a figure or a table: ``"Kodak"``, ``"4 sample photos"``, ``"3 images of mine"``
-    (a folder is named by its last part)."""
+    (a folder is named by its last part); images given one by one (named by their files, see
+    :func:`gabic.evaluate.read_images`): ``"rocket.jpg"``, ``"2 images (a.png, b.png)"``."""
     name, n = image_set.get("name"), image_set.get("num_images")
     if name == KODAK and n == 24:
         return KODAK
     if name == SAMPLES:
         return f"{n} sample photo{'s' if n != 1 else ''}"
     count = f"{n} image{'s' if n != 1 else ''}" if isinstance(n, int) else "images"
-    return f"{count} of {Path(str(name)).name or name}"
+    text = str(name)
+    if ", " in text or Path(text).suffix:  # files, not a folder
+        return text if n == 1 else f"{count} ({text})"
+    return f"{count} of {Path(text).name or text}"

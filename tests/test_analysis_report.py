@@ -157,3 +157,46 @@ def test_default_pair_prefers_given_then_released_then_notebook01(pair, tmp_path
         default_pair(only / gabic[0].name, released_dir=only)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         default_pair(tmp_path / "nothing.pth.tar", released_dir=None)
+
+
+def test_gabic_compare_writes_the_report_and_prints_the_pair(pair, tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    gabic, wacnn, images = pair
+    out = tmp_path / "cmp"
+    code, stdout, err = run_cli(capsys, "compare", *gabic, "--against", *wacnn, "--dataset", images, "--out", out, "--device", "cpu")
+    assert code == 0, err
+    report = load_report(out / "report.json")
+    for name, curve in zip(("GABIC", "WACNN"), report["curves"], strict=True):
+        r = curve["results"]
+        assert f"{name}: " + ", ".join(f"{b:.4f} bpp {p:.2f} dB" for b, p in zip(r["bpp"], r["psnr-rgb"], strict=True)) in stdout
+    assert "BD-rate" in stdout and "of the 64-pixel tiles" in stdout
+    assert {"report.json", "report.pdf", "report.png", "report.rd.csv", "report.tiles.csv"} <= {p.name for p in out.iterdir()}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tile", "100"], "tile must be a multiple of 64 pixels"),
+        (["--tile", "0"], "tile must be a multiple of 64 pixels"),
+        (["--device", "tpu"], "tpu"),
+    ],
+)
+def test_gabic_compare_refuses_bad_options_before_coding(pair, tmp_path, capsys, argv, message):
+    from tests.conftest import run_cli
+
+    gabic, wacnn, images = pair
+    out = tmp_path / "cmp"
+    code, _, err = run_cli(capsys, "compare", gabic[0], "--against", wacnn[0], "--dataset", images, "--out", out, *argv)
+    assert code != 0 and message in err and "Traceback" not in err
+    assert not out.exists(), "nothing written"
+
+
+def test_gabic_compare_refuses_a_file_as_output_folder(pair, tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    gabic, wacnn, images = pair
+    out = tmp_path / "report.json"
+    out.write_text("{}")
+    code, _, err = run_cli(capsys, "compare", gabic[0], "--against", wacnn[0], "--out", out)
+    assert code == 1 and "exists and is not a folder" in err and out.read_text() == "{}"

@@ -28,7 +28,7 @@ from gabic.metrics import MS_SSIM_MIN_SIDE, ms_ssim, psnr
 from gabic.models import LearnedCodec
 from gabic.names import display_name
 
-__all__ = ["TILE_COLUMNS", "ModelComparison", "compare_models", "gradient_energy", "tile_boxes"]
+__all__ = ["TILE_COLUMNS", "ModelComparison", "check_tile", "compare_models", "gradient_energy", "tile_boxes"]
 
 #: The columns of :attr:`ModelComparison.tiles`, in order (``_a``/``_b``: the first/second model).
 TILE_COLUMNS = (
@@ -67,12 +67,19 @@ def gradient_energy(pixels: np.ndarray | Image.Image) -> float:
     return float((dx**2).mean() if dx.size else 0.0) + float((dy**2).mean() if dy.size else 0.0)
 
 
+def check_tile(tile: Any) -> int:
+    """``tile`` when it is a tile side the comparison can use: a positive multiple of 64 pixels
+    (whole hyper-latent positions); else ValueError naming it."""
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 64 or tile % 64:
+        raise ValueError(f"tile must be a multiple of 64 pixels (whole hyper-latent positions), got {tile!r}")
+    return tile
+
+
 def tile_boxes(capture: LatentCapture, tile: int) -> list[tuple[int, int, tuple[int, int, int, int]]]:
     """The tiles of ``tile`` pixels on the padded grid of ``capture``, as ``(tile_row, tile_col,
     (top, left, bottom, right))`` boxes in original-image pixels, clipped to the image (bottom/right
     excluded), row-major. Tiles that hold no image pixel are left out."""
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 64 or tile % 64:
-        raise ValueError(f"tile must be a multiple of 64 pixels (whole hyper-latent positions), got {tile!r}")
+    check_tile(tile)
     (H, W), (Hp, Wp), (top, left) = capture.image_size, capture.padded_size, capture.offset
     boxes = []
     for i in range(math.ceil(Hp / tile)):
@@ -175,9 +182,9 @@ def compare_models(
     Raises:
         ValueError: a tile that is not a multiple of 64.
     """
+    check_tile(tile)
     img = as_rgb(image)
     captures = (latent_capture(model_a, img), latent_capture(model_b, img))
-    tile_boxes(captures[0], tile)  # checks the tile before the coding
     measurements = (measure(model_a, img), measure(model_b, img))
     names = names or (display_name(model_a.name), display_name(model_b.name))
     decoded = (np.asarray(measurements[0].decoded), np.asarray(measurements[1].decoded))

@@ -496,10 +496,8 @@ def draw_report(report: Mapping[str, Any]) -> Figure:
         ax.plot(bpp, psnr, "o-", ms=3, color=colors[name], label=name)
         rd_rows += [{"model": name, "bpp": b, "psnr_db": p} for b, p in zip(bpp, psnr, strict=True)]
     bd = report["bd"]
-    what = f"BD-rate {names[0]} vs {names[1]}: " + (
-        f"{bd['bd_rate']:+.2f} %" if bd["bd_rate"] is not None else "n/a (needs 2+ rate points each)"
-    )
-    ax.set_title(f"(a) {what}", fontsize="x-small")
+    what = f"{bd['bd_rate']:+.2f} %" if bd["bd_rate"] is not None else "n/a (one rate point)" if len(rd_rows) <= 2 else "n/a"
+    ax.set_title(f"(a) RD; BD-rate of {names[0]}: {what}", fontsize="x-small")
     ax.set_xlabel("bpp", fontsize="x-small")
     ax.set_ylabel("PSNR (dB)", fontsize="x-small")
     ax.legend(fontsize="xx-small")
@@ -578,5 +576,5 @@ def draw_report(report: Mapping[str, Any]) -> Figure:
     for ax in axes.flat:
         _small(ax)
     image_set = report.get("meta", {}).get("image_set")
-    fig.suptitle(f"{names[0]} against {names[1]} on {describe(image_set) if image_set else 'the images'}", fontsize="small")
+    fig.suptitle(f"{names[0]} against {names[1]}: {describe(image_set) if image_set else 'the images'}", fontsize="small")
     return fig

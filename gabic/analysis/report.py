@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from gabic._version import __version__
 from gabic.analysis.attention import ATTENTION_MEASURES, attention_comparison
-from gabic.analysis.compare import ModelComparison, compare_models
+from gabic.analysis.compare import ModelComparison, check_tile, compare_models
 from gabic.analysis.drawing import draw_report
 from gabic.analysis.latent import residual_correlation
 from gabic.analysis.redundancy import REDUNDANCY_MEASURES, block_redundancy
@@ -272,6 +272,9 @@ def compare_report(
         ``attention`` per block and model (means over valid nodes and heads, and per head, of
         :data:`~gabic.analysis.attention.ATTENTION_MEASURES`).
     """
+    check_tile(tile)
+    if isinstance(max_offset, bool) or not isinstance(max_offset, int) or max_offset < 1:
+        raise ValueError(f"max_offset must be a positive integer, got {max_offset!r}")
     curves = []
     for which, ckpts in (("first", first), ("second", second)):
         curves.append(_one_curve(evaluate_checkpoints(ckpts, dataset, device=device, progress=progress, trust=trust), which))
