@@ -56,3 +56,20 @@ def wacnn_ckpt(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "small-wacnn.pth.tar"
     save_checkpoint(small_model("wacnn"), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def smooth_image() -> torch.Tensor:
+    """A smooth random 128x128 image ``(1, 3, H, W)`` in [0, 1] (16x16 noise, bilinearly enlarged)."""
+    import torch.nn.functional as F
+
+    noise = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    return F.interpolate(noise, size=(128, 128), mode="bilinear", align_corners=False)
+
+
+@pytest.fixture(scope="session")
+def small_captures(smooth_image):
+    """The attention captures (:func:`gabic.viz.capture`) of the small GABIC and WACNN on :func:`smooth_image`."""
+    from gabic import viz
+
+    return {name: viz.capture(small_model(name), smooth_image) for name in ("gabic", "wacnn")}

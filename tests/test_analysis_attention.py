@@ -19,25 +19,23 @@ from gabic.analysis import (
     window_tokens,
 )
 from gabic.layers import knn_window_graph
-from tests.conftest import small_model
 
 BLOCKS = ["g_a.4.conv_b.0", "g_a.8.conv_b.0", "g_s.0.conv_b.0", "g_s.5.conv_b.0"]
 
 
-@pytest.fixture(scope="module")
-def image() -> torch.Tensor:
-    torch.manual_seed(2)
-    return F.interpolate(torch.rand(1, 3, 16, 16), size=(128, 128), mode="bilinear", align_corners=False)
+@pytest.fixture
+def image(smooth_image) -> torch.Tensor:
+    return smooth_image
 
 
-@pytest.fixture(scope="module")
-def gabic_cap(image):
-    return viz.capture(small_model("gabic"), image)
+@pytest.fixture
+def gabic_cap(small_captures):
+    return small_captures["gabic"]
 
 
-@pytest.fixture(scope="module")
-def wacnn_cap(image):
-    return viz.capture(small_model("wacnn"), image)
+@pytest.fixture
+def wacnn_cap(small_captures):
+    return small_captures["wacnn"]
 
 
 def _block(kind: str, window_size: int, weights: torch.Tensor, idx: torch.Tensor | None = None, shift: int = 0, resolution=None):

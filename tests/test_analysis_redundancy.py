@@ -11,23 +11,21 @@ import torch.nn.functional as F
 
 from gabic import viz
 from gabic.analysis import block_redundancy, effective_rank, mean_pairwise_cosine, redundancy_table, window_tokens
-from tests.conftest import small_model
 
 
-@pytest.fixture(scope="module")
-def image() -> torch.Tensor:
-    torch.manual_seed(1)
-    return F.interpolate(torch.rand(1, 3, 16, 16), size=(128, 128), mode="bilinear", align_corners=False)
+@pytest.fixture
+def image(smooth_image) -> torch.Tensor:
+    return smooth_image
 
 
-@pytest.fixture(scope="module")
-def gabic_cap(image):
-    return viz.capture(small_model("gabic"), image)
+@pytest.fixture
+def gabic_cap(small_captures):
+    return small_captures["gabic"]
 
 
-@pytest.fixture(scope="module")
-def wacnn_cap(image):
-    return viz.capture(small_model("wacnn"), image)
+@pytest.fixture
+def wacnn_cap(small_captures):
+    return small_captures["wacnn"]
 
 
 # --------------------------------------------------------------------------- the measures
