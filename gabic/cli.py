@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from gabic._version import __version__
-from gabic.analysis.compare import check_tile
+from gabic.analysis.compare import check_tile, pair_names
 from gabic.analysis.report import compare_report, save_report
 from gabic.bitstream import decode_image, unpack
 from gabic.checkpoints import load_checkpoint
@@ -85,7 +85,7 @@ def setup_args() -> argparse.ArgumentParser:
     p.add_argument("--against", type=Path, nargs="+", required=True, metavar="CKPT", help="checkpoints of the second model (WACNN)")
     p.add_argument("--dataset", type=Path, help="folder of images (default: the embedded sample photos)")
     p.add_argument("--out", type=Path, required=True, help="output folder: report.json, report.pdf/.png and the data as CSV")
-    p.add_argument("--names", nargs=2, default=["GABIC", "WACNN"], metavar=("FIRST", "SECOND"), help="labels (default: GABIC WACNN)")
+    p.add_argument("--names", nargs=2, metavar=("FIRST", "SECOND"), help="labels (default: the architectures, GABIC WACNN)")
     p.add_argument("--tile", type=int, default=64, help="tile side of the region comparison, a multiple of 64 (default 64)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     _trust_arg(p)
@@ -322,11 +322,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise GabicError(f"{args.out}: exists and is not a folder; give a folder for the report")
     check_tile(args.tile)
+    if args.names:
+        pair_names("", "", args.names)
     report = compare_report(
         args.first,
         args.against,
         args.dataset,
-        names=tuple(args.names),
+        names=tuple(args.names) if args.names else None,
         device=args.device,
         tile=args.tile,
         trust=args.trust_checkpoint,

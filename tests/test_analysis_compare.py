@@ -62,7 +62,7 @@ def pair(gabic_model, wacnn_model, image) -> dict[int, ModelComparison]:
 # --------------------------------------------------------------------------- a model against itself
 def test_a_model_against_itself_differs_nowhere(gabic_model, image):
     c = compare_models(gabic_model, gabic_model, image, tile=64)
-    assert c.names == ("GABIC", "GABIC")  # the display name of the architecture (gabic.names)
+    assert c.names == ("GABIC (1)", "GABIC (2)")  # the display names of the architectures, numbered (pair_names)
     assert len(c.tiles) == 12
     assert (c.column("delta_bpp") == 0).all()
     assert (c.column("delta_psnr") == 0).all()

@@ -200,3 +200,26 @@ def test_gabic_compare_refuses_a_file_as_output_folder(pair, tmp_path, capsys):
     out.write_text("{}")
     code, _, err = run_cli(capsys, "compare", gabic[0], "--against", wacnn[0], "--out", out)
     assert code == 1 and "exists and is not a folder" in err and out.read_text() == "{}"
+
+
+def test_names_are_the_architectures_numbered_when_the_same():
+    from gabic.analysis.compare import pair_names
+
+    assert pair_names("gabic", "wacnn") == ("GABIC", "WACNN")
+    assert pair_names("wacnn", "gabic") == ("WACNN", "GABIC")
+    assert pair_names("wacnn", "wacnn") == ("WACNN (1)", "WACNN (2)")
+    assert pair_names("gabic", "wacnn", ["ours", "theirs"]) == ("ours", "theirs")
+    for bad in (["same", "same"], ["only"], ["", "x"], [1, 2]):
+        with pytest.raises(ValueError, match="names must be two different labels"):
+            pair_names("gabic", "wacnn", bad)
+
+
+def test_one_architecture_on_both_sides_keeps_both_apart(pair):
+    _, wacnn, images = pair
+    report = compare_report(wacnn[0], wacnn[1], images, device="cpu", progress=False)
+    assert report["names"] == ["WACNN (1)", "WACNN (2)"]
+    (analysis,) = report["pairs"][0]["images"].values()
+    assert all(set(per_model) == {"WACNN (1)", "WACNN (2)"} for per_model in analysis["redundancy"].values())
+    assert analysis["attention"] == {}, "no graph block to compare window attention with"
+    with pytest.raises(ValueError, match="names must be two different labels"):
+        compare_report(wacnn[0], wacnn[1], images, names=("x", "x"), device="cpu", progress=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ from gabic.metrics import MS_SSIM_MIN_SIDE, ms_ssim, psnr
 from gabic.models import LearnedCodec
 from gabic.names import display_name
 
-__all__ = ["TILE_COLUMNS", "ModelComparison", "check_tile", "compare_models", "gradient_energy", "tile_boxes"]
+__all__ = ["TILE_COLUMNS", "ModelComparison", "check_tile", "compare_models", "gradient_energy", "pair_names", "tile_boxes"]
 
 #: The columns of :attr:`ModelComparison.tiles`, in order (``_a``/``_b``: the first/second model).
 TILE_COLUMNS = (
@@ -51,6 +52,23 @@ TILE_COLUMNS = (
     "delta_bpp",
     "delta_psnr",
 )
+
+
+def pair_names(first: str, second: str, names: Sequence[str] | None = None) -> tuple[str, str]:
+    """The labels of two compared models: ``names`` when given (two different strings), else the
+    display names of their architectures ``first`` and ``second`` ("GABIC", "WACNN"), numbered
+    "(1)", "(2)" when both are the same architecture.
+
+    Raises:
+        ValueError: ``names`` that are not two different non-empty strings.
+    """
+    if names is not None:
+        names = tuple(names)
+        if len(names) != 2 or not all(isinstance(n, str) and n.strip() for n in names) or names[0] == names[1]:
+            raise ValueError(f"names must be two different labels, got {names!r}")
+        return names[0], names[1]
+    a, b = display_name(first), display_name(second)
+    return (f"{a} (1)", f"{b} (2)") if a == b else (a, b)
 
 
 def gradient_energy(pixels: np.ndarray | Image.Image) -> float:
@@ -173,7 +191,8 @@ def compare_models(
         image: a path or a PIL image (converted to 8-bit RGB).
         tile: tile side in pixels, a multiple of 64 (default 64: 4x4 latent positions, one
             hyper-latent position); MS-SSIM is measured on tiles of at least 161 pixels a side.
-        names: labels of the two models (default their architectures' display names, "GABIC", "WACNN").
+        names: labels of the two models (default :func:`pair_names`: their architectures' display
+            names, "GABIC", "WACNN").
 
     Returns:
         A :class:`ModelComparison`. The tiles' bits sum to each model's likelihood rate; the
@@ -186,7 +205,7 @@ def compare_models(
     img = as_rgb(image)
     captures = (latent_capture(model_a, img), latent_capture(model_b, img))
     measurements = (measure(model_a, img), measure(model_b, img))
-    names = names or (display_name(model_a.name), display_name(model_b.name))
+    names = pair_names(model_a.name, model_b.name, names)
     decoded = (np.asarray(measurements[0].decoded), np.asarray(measurements[1].decoded))
     rows = _tile_rows(np.asarray(img), decoded, captures, tile)
     return ModelComparison(tuple(names), img, measurements, captures, tile, rows)

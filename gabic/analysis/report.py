@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from gabic._version import __version__
 from gabic.analysis.attention import ATTENTION_MEASURES, attention_comparison
-from gabic.analysis.compare import ModelComparison, check_tile, compare_models
+from gabic.analysis.compare import ModelComparison, check_tile, compare_models, pair_names
 from gabic.analysis.drawing import draw_report
 from gabic.analysis.latent import residual_correlation
 from gabic.analysis.redundancy import REDUNDANCY_MEASURES, block_redundancy
@@ -163,15 +163,17 @@ class ImageAnalysis:
 def analyse_image(
     models: tuple[LearnedCodec, LearnedCodec],
     image: str | os.PathLike | Image.Image,
-    names: tuple[str, str] = ("GABIC", "WACNN"),
+    names: tuple[str, str] | None = None,
     tile: int = 64,
     k: int | None = None,
     max_offset: int = 2,
 ) -> ImageAnalysis:
     """Everything :mod:`gabic.analysis` measures for two models (GABIC and WACNN) on one image:
     the tile comparison, the residual correlations, the redundancy at every block and the
-    attention compared at every block (see :class:`ImageAnalysis`)."""
+    attention compared at every block (see :class:`ImageAnalysis`). ``names`` default: the
+    architectures' display names (:func:`~gabic.analysis.compare.pair_names`)."""
     img = as_rgb(image)
+    names = pair_names(models[0].name, models[1].name, names)
     comp = compare_models(models[0], models[1], img, tile=tile, names=names)
     caps = (capture(models[0], img), capture(models[1], img))
     residual = {n: residual_correlation(c.residual, max_offset) for n, c in zip(names, comp.captures, strict=True)}
@@ -239,7 +241,7 @@ def compare_report(
     first: str | os.PathLike | list[str | os.PathLike],
     second: str | os.PathLike | list[str | os.PathLike],
     dataset: str | os.PathLike | list[str | os.PathLike] | None = None,
-    names: tuple[str, str] = ("GABIC", "WACNN"),
+    names: tuple[str, str] | None = None,
     device: str = "auto",
     tile: int = 64,
     k: int | None = None,
@@ -253,7 +255,8 @@ def compare_report(
         first, second: each a checkpoint, a folder of checkpoints or a list: one architecture
             and configuration per side, one checkpoint per rate point.
         dataset: a folder of images or a list of image files (default the embedded sample photos).
-        names: labels of the two sides.
+        names: labels of the two sides (default: their architectures' display names, "GABIC" and
+            "WACNN", numbered when both are one architecture).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         tile: tile side of the tile comparison (a multiple of 64).
         k: the kNN neighbourhood of the attention comparison (default: the graph block's k).
@@ -275,9 +278,12 @@ def compare_report(
     check_tile(tile)
     if isinstance(max_offset, bool) or not isinstance(max_offset, int) or max_offset < 1:
         raise ValueError(f"max_offset must be a positive integer, got {max_offset!r}")
+    if names is not None:
+        pair_names("", "", names)  # two different labels, checked before any coding
     curves = []
     for which, ckpts in (("first", first), ("second", second)):
         curves.append(_one_curve(evaluate_checkpoints(ckpts, dataset, device=device, progress=progress, trust=trust), which))
+    names = pair_names(curves[0]["meta"]["model"], curves[1]["meta"]["model"], names)
     images = read_images(dataset, load=True)  # the images evaluate_checkpoints measured
     pairs = []
     plan = _pairs(curves[0], curves[1])

@@ -21,6 +21,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("gabic.widgets.compare needs ipywidgets: pip install 'gabic[notebooks]' (or ipywidgets)") from err
 
 from gabic.analysis import drawing
+from gabic.analysis.compare import pair_names
 from gabic.analysis.report import ImageAnalysis, analyse_image
 from gabic.models import LearnedCodec
 from gabic.widgets._base import Redraws
@@ -53,13 +54,14 @@ class ComparisonExplorer(Redraws, widgets.VBox):
         self,
         models: tuple[LearnedCodec, LearnedCodec],
         images: Sequence[str | os.PathLike],
-        names: tuple[str, str] = ("GABIC", "WACNN"),
+        names: tuple[str, str] | None = None,
         tile: int = 64,
         dpi: int = 90,
     ):
         if not images:
             raise ValueError("comparison_explorer needs at least one image")
-        self.models, self.names, self.tile, self.dpi = models, tuple(names), tile, dpi
+        self.models, self.tile, self.dpi = models, tile, dpi
+        self.names = pair_names(models[0].name, models[1].name, names)
         self.paths = [Path(p) for p in images]
         self._analyses: dict[Path, ImageAnalysis] = {}
         self.picture = widgets.Dropdown(options=[(p.name, p) for p in self.paths], value=self.paths[0], description="image")
@@ -135,11 +137,11 @@ def comparison_explorer(
     model_a: LearnedCodec,
     model_b: LearnedCodec,
     images: Sequence[str | os.PathLike] | str | os.PathLike,
-    names: tuple[str, str] = ("GABIC", "WACNN"),
+    names: tuple[str, str] | None = None,
     tile: int = 64,
     dpi: int = 90,
 ) -> ComparisonExplorer:
-    """A :class:`ComparisonExplorer` of two models (default labels GABIC and WACNN) over
+    """A :class:`ComparisonExplorer` of two models (labels by default their architectures' names) over
     ``images`` (paths, or one path). Display it in a notebook as the cell's value."""
     if isinstance(images, str | os.PathLike):
         images = [images]
