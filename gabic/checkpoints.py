@@ -36,6 +36,7 @@ __all__ = [
     "build_checked",
     "checkpoint_config",
     "checkpoint_lambda",
+    "current_key",
     "detect_config",
     "load_checkpoint",
     "load_weights",
@@ -205,7 +206,7 @@ _LEGACY_EB = re.compile(r"(entropy_bottleneck)\._(matrix|bias|factor)(\d+)$")
 _LEGACY_NAMES = {"matrix": "matrices", "bias": "biases", "factor": "factors"}
 
 
-def _current_key(key: str) -> str:
+def current_key(key: str) -> str:
     """CompressAI's current name of a legacy entropy-bottleneck key (``_matrix0 -> matrices.0``)."""
     return _LEGACY_EB.sub(lambda m: f"{m.group(1)}.{_LEGACY_NAMES[m.group(2)]}.{m.group(3)}", key)
 
@@ -214,9 +215,9 @@ def _key_report(model: torch.nn.Module, state_dict: dict) -> str:
     """``"N keys missing (first: ...), M unexpected (first: ...)"`` of a state_dict against a model."""
     expected = list(model.state_dict())
     expected_set = set(expected)
-    given = {_current_key(k) for k in state_dict}
+    given = {current_key(k) for k in state_dict}
     missing = [k for k in expected if k not in given]
-    unexpected = [k for k in state_dict if _current_key(k) not in expected_set]
+    unexpected = [k for k in state_dict if current_key(k) not in expected_set]
     parts = []
     if missing:
         parts.append(f"{len(missing)} keys missing (first: {missing[0]})")

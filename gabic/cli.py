@@ -35,6 +35,8 @@ from gabic.images import load_image
 from gabic.layers import BACKENDS, KNN_RULES
 from gabic.measurement import measure
 from gabic.models import MODELS
+from gabic.names import display_name
+from gabic.released import DEFAULT_DEST, LOCK_NAME, download, evaluate_released, local_status, missing
 from gabic.results import load, save, slug
 from gabic.train import PRECISIONS, PRESETS, TrainConfig, run_distributed
 
@@ -64,7 +66,14 @@ def setup_args() -> argparse.ArgumentParser:
     p.add_argument("stream", type=Path)
 
     p = sub.add_parser("evaluate", help="RD points of checkpoints over a folder of images (real coding)")
-    p.add_argument("checkpoints", type=Path, nargs="+", metavar="CKPT", help="checkpoint files or folders of them")
+    p.add_argument("checkpoints", type=Path, nargs="*", metavar="CKPT", help="checkpoint files or folders of them")
+    p.add_argument(
+        "--released",
+        nargs="+",
+        metavar="NAME",
+        help="the released checkpoints of these architectures or names found in --dest (see gabic checkpoints list) instead",
+    )
+    p.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="where the released checkpoints are (default: checkpoints)")
     p.add_argument("--dataset", type=Path, help="folder of images (default: the embedded sample photos)")
     p.add_argument(
         "--out",
@@ -77,6 +86,18 @@ def setup_args() -> argparse.ArgumentParser:
     _graph_args(p)
     p.add_argument("--knn", type=int, help="GABIC: use this many neighbours instead of the checkpoint's")
     _trust_arg(p)
+
+    p = sub.add_parser("checkpoints", help="the released checkpoints of GABIC, WACNN and STF: list, download (verified)")
+    what = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = what.add_parser("list", help="the catalogue, with what is already in --dest")
+    q.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="the checkpoints folder (default: checkpoints)")
+    q = what.add_parser("download", help="download, verify (data only, keys and shapes, SHA-256 in checkpoints.lock) and unpack")
+    q.add_argument(
+        "names", nargs="+", metavar="NAME", help="entries (gabic_q1, cnn_0018 ...), architectures (gabic, wacnn, stf) or all"
+    )
+    q.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="the checkpoints folder (default: checkpoints)")
+    q.add_argument("--accept-changed", action="store_true", help="take a file that changed upstream and record its new SHA-256")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser(
         "compare", help="GABIC against WACNN over a folder: bits by region, redundancy, attention, BD-rate (report and figure sheet)"
@@ -300,11 +321,17 @@ def cmd_evaluate_codec(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out.suffix != ".json":
         raise GabicError(f"{args.out}: the results file name must end in .json")
+    if bool(args.checkpoints) == bool(args.released):
+        raise GabicError("give checkpoint files or folders, or --released NAME (e.g. --released gabic), not both")
     _check_output(args.out, *args.checkpoints)
-    curves = evaluate_checkpoints(
-        args.checkpoints, dataset=args.dataset, device=args.device, trust=args.trust_checkpoint, **_overrides(args)
-    )
-    outputs = [args.out] if len(curves) == 1 else [args.out.with_name(f"{args.out.stem}_{slug(c['name'])}.json") for c in curves]
+    if args.released:
+        curves = evaluate_released(args.released, dataset=args.dataset, dest=args.dest, device=args.device, **_overrides(args))
+    else:
+        curves = evaluate_checkpoints(
+            args.checkpoints, dataset=args.dataset, device=args.device, trust=args.trust_checkpoint, **_overrides(args)
+        )
+    part = [slug(c["meta"]["model"] if args.released else c["name"]) for c in curves]  # released: one curve per architecture
+    outputs = [args.out] if len(curves) == 1 else [args.out.with_name(f"{args.out.stem}_{p}.json") for p in part]
     for curve in curves:
         r = curve["results"]
         for i, ckpt in enumerate(curve["meta"]["checkpoint"]):
@@ -315,6 +342,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for curve, out in zip(curves, outputs, strict=True):
         save(curve, out)
         print(f"wrote {out} ({curve['name']}, {len(curve['results']['bpp'])} point(s))")
+    return 0
+
+
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        rows = local_status(args.dest)
+        print(f"{'name':10} {'architecture':12} {'lambda':>7}  {'label':9} {'source':6} in {args.dest}")
+        for r in rows:
+            lmbda = "-" if r["lambda"] is None else f"{r['lambda']:g}"
+            here = "-" if r["file"] is None else f"{r['file'].name} ({r['lock']})"
+            print(f"{r['name']:10} {display_name(r['architecture']):12} {lmbda:>7}  {r['quality']:9} {r['source']:6} {here}")
+        print("not released:", *(f"  {m}" for m in missing()), sep="\n")
+        return 0
+    if args.dest.exists() and not args.dest.is_dir():
+        raise GabicError(f"{args.dest}: exists and is not a folder")
+
+    def done(entry, path, what):
+        print(f"{entry.name}: {path} ({'already there, SHA-256 as in the lock' if what == 'verified' else 'downloaded and verified'})")
+
+    paths = download(args.names, args.dest, accept_changed=args.accept_changed, quiet=args.quiet, on_file=done)
+    print(f"{len(paths)} checkpoint(s) in {args.dest}; SHA-256 in {args.dest / LOCK_NAME}")
     return 0
 
 
@@ -493,6 +541,7 @@ _COMMANDS = {
     "info": cmd_info,
     "evaluate": cmd_evaluate,
     "evaluate-codec": cmd_evaluate_codec,
+    "checkpoints": cmd_checkpoints,
     "compare": cmd_compare,
     "rd": cmd_rd,
     "codecs": cmd_codecs,

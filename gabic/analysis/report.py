@@ -40,6 +40,7 @@ from gabic.images import as_rgb
 from gabic.metrics import bd_psnr, bd_rate
 from gabic.models import LearnedCodec
 from gabic.notebooks import notebook01_checkpoint
+from gabic.released import released_checkpoints
 from gabic.train.like import fit_like, held_out_images
 from gabic.viz.capture import AttentionCapture, BlockCapture, capture
 
@@ -200,8 +201,9 @@ def default_pair(
     """The GABIC and WACNN checkpoints to compare, and the images to compare them on.
 
     In order: ``first`` and ``second`` when both are given; else the released GABIC and WACNN
-    checkpoints in ``released_dir`` when it holds both families
-    (:func:`gabic.evaluate.checkpoints_by_architecture`); else ``first`` (default: notebook 01's
+    checkpoints in ``released_dir`` when it holds both families (the catalogue's files,
+    :func:`gabic.released.released_checkpoints`, checked against the lock; else any checkpoints
+    there, :func:`gabic.evaluate.checkpoints_by_architecture`); else ``first`` (default: notebook 01's
     best checkpoint, else the demo's, :func:`gabic.notebooks.notebook01_checkpoint` under ``root``)
     against a WACNN trained exactly the way that run was (:func:`gabic.train.fit_like`, in
     ``<run>-wacnn`` beside it; trained now when it has no ``best.pth.tar`` yet, with ``steps``
@@ -219,8 +221,12 @@ def default_pair(
     if first is not None and second is not None:
         return find_checkpoints(first), find_checkpoints(second), None
     if released_dir is not None and Path(released_dir).is_dir():
-        found = [p for p in Path(released_dir).iterdir() if p.is_file() and p.name.endswith(CHECKPOINT_SUFFIXES)]
-        groups = checkpoints_by_architecture(sorted(found)) if found else {}
+        groups: dict[str, list[Path]] = {}
+        for entry, path in released_checkpoints(None, released_dir):  # the catalogue's, checked against the lock
+            groups.setdefault(entry.architecture, []).append(path)
+        if not ("gabic" in groups and "wacnn" in groups):  # any other checkpoints put there
+            found = [p for p in Path(released_dir).iterdir() if p.is_file() and p.name.endswith(CHECKPOINT_SUFFIXES)]
+            groups = checkpoints_by_architecture(sorted(found)) if found else {}
         if "gabic" in groups and "wacnn" in groups:
             log.info("comparing the released checkpoints in %s", released_dir)
             return groups["gabic"], groups["wacnn"], None
