@@ -378,64 +378,66 @@ def _download(
     lock = _read_lock(dest)
     lock_path = dest / LOCK_NAME
     archives: dict[str, Path] = {}
-    written = []
-    for entry in chosen:
-        existing = entry.path(dest)
-        locked = lock["files"].get(entry.name)
-        if existing is not None and locked is not None:
-            digest = _sha256(existing)
-            if digest == locked["sha256"]:
-                log.info("%s: %s is there and unchanged", entry.name, existing)
-                written.append(existing)
-                if on_file:
-                    on_file(entry, existing, "verified")
-                continue
-            raise CheckpointError(
-                _changed(entry, lock_path, locked, digest, f"{existing}") + "; it changed on disk: delete it to download it again"
-            )
-        candidate = staging / entry.file
-        if entry.archive is not None:
-            spec = data.get("archives", {}).get(entry.archive)
-            if spec is None:
-                raise GabicError(f"{entry.name}: the catalogue has no archive {entry.archive!r}")
-            if entry.archive not in archives:
-                archive = staging / spec.get("file", f"{entry.archive}.zip")
-                log.info("downloading %s (%s) for %s", archive.name, spec.get("page") or spec["url"], entry.name)
-                _fetch(spec["url"], archive, quiet)
-                archives[entry.archive] = archive
-            _extract(archives[entry.archive], entry.member or entry.file, candidate, archives[entry.archive].name)
-        else:
-            if entry.url is None:
-                raise GabicError(f"{entry.name}: the catalogue gives no address for it")
-            log.info("downloading %s (%s)", entry.name, entry.page or entry.url)
-            _fetch(entry.url, candidate, quiet)
-        try:
-            _verify(entry, candidate, f"the file downloaded from {entry.page or entry.url or entry.archive}", data)
-        except CheckpointError:
-            candidate.unlink(missing_ok=True)  # not kept: a bad file is never put in place
-            raise
-        digest = _sha256(candidate)
-        if locked is not None and digest != locked["sha256"] and not accept_changed:
-            candidate.unlink(missing_ok=True)
-            raise CheckpointError(
-                _changed(entry, lock_path, locked, digest, "the file downloaded now")
-                + ": it changed upstream. Nothing was replaced; download it with --accept-changed (accept_changed=True) to take it"
-            )
-        final = dest / entry.file
-        os.replace(candidate, final)
-        lock["files"][entry.name] = {
-            "file": entry.file,
-            "sha256": digest,
-            "bytes": final.stat().st_size,
-            "source": entry.page or entry.url or data.get("archives", {}).get(entry.archive, {}).get("page"),
-            "recorded": datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
-        }
-        _write_lock(dest, lock)
-        written.append(final)
-        if on_file:
-            on_file(entry, final, "downloaded")
-    for archive in archives.values():
-        archive.unlink(missing_ok=True)
+    written: list[Path] = []
+    try:
+        for entry in chosen:
+            existing = entry.path(dest)
+            locked = lock["files"].get(entry.name)
+            if existing is not None and locked is not None:
+                digest = _sha256(existing)
+                if digest == locked["sha256"]:
+                    log.info("%s: %s is there and unchanged", entry.name, existing)
+                    written.append(existing)
+                    if on_file:
+                        on_file(entry, existing, "verified")
+                    continue
+                raise CheckpointError(
+                    _changed(entry, lock_path, locked, digest, f"{existing}") + "; it changed on disk: delete it to download it again"
+                )
+            candidate = staging / entry.file
+            if entry.archive is not None:
+                spec = data.get("archives", {}).get(entry.archive)
+                if spec is None:
+                    raise GabicError(f"{entry.name}: the catalogue has no archive {entry.archive!r}")
+                if entry.archive not in archives:
+                    archive = staging / spec.get("file", f"{entry.archive}.zip")
+                    log.info("downloading %s (%s) for %s", archive.name, spec.get("page") or spec["url"], entry.name)
+                    _fetch(spec["url"], archive, quiet)
+                    archives[entry.archive] = archive
+                _extract(archives[entry.archive], entry.member or entry.file, candidate, archives[entry.archive].name)
+            else:
+                if entry.url is None:
+                    raise GabicError(f"{entry.name}: the catalogue gives no address for it")
+                log.info("downloading %s (%s)", entry.name, entry.page or entry.url)
+                _fetch(entry.url, candidate, quiet)
+            try:
+                _verify(entry, candidate, f"the file downloaded from {entry.page or entry.url or entry.archive}", data)
+            except CheckpointError:
+                candidate.unlink(missing_ok=True)  # not kept: a bad file is never put in place
+                raise
+            digest = _sha256(candidate)
+            if locked is not None and digest != locked["sha256"] and not accept_changed:
+                candidate.unlink(missing_ok=True)
+                raise CheckpointError(
+                    _changed(entry, lock_path, locked, digest, "the file downloaded now")
+                    + ": it changed upstream. Nothing was replaced; download it with --accept-changed (accept_changed=True) to take it"
+                )
+            final = dest / entry.file
+            os.replace(candidate, final)
+            lock["files"][entry.name] = {
+                "file": entry.file,
+                "sha256": digest,
+                "bytes": final.stat().st_size,
+                "source": entry.page or entry.url or data.get("archives", {}).get(entry.archive, {}).get("page"),
+                "recorded": datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
+            }
+            _write_lock(dest, lock)
+            written.append(final)
+            if on_file:
+                on_file(entry, final, "downloaded")
+    finally:  # a fetched archive is not kept: a later call fetches it again (its partial download, if any, stays)
+        for archive in archives.values():
+            archive.unlink(missing_ok=True)
     return written
 
 

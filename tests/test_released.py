@@ -448,3 +448,13 @@ def test_bad_input_to_the_commands(tmp_path, capsys, argv, code, message):
     got, _, err = run_cli(capsys, *argv)
     assert got == code and message in err and "Traceback" not in err
     assert not (tmp_path / "dest").exists(), "nothing written"
+
+
+def test_an_archive_without_the_member_leaves_nothing(server, files, tmp_path):
+    data, _ = files
+    extra = dict(data["checkpoints"][0], name="gabic_q3", quality="q3", member="q3-model.pth.tar", file="gabic_q3.pth.tar", aliases=[])
+    data["checkpoints"].append(extra)
+    dest = tmp_path / "checkpoints"
+    with pytest.raises(GabicError, match=r"model_results.zip: holds no q3-model.pth.tar \(it has 3 files\)"):
+        released.download(["gabic_q3"], dest, quiet=True, data=data)
+    assert not dest.exists(), "the archive is not kept, no folder left"
