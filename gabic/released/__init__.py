@@ -1,0 +1,59 @@
+"""The released checkpoints of GABIC, WACNN and STF: a catalogue, a verified download, a lock file.
+
+The catalogue (``gabic/catalogue/checkpoints.json``, package data) lists every checkpoint the
+authors released, where it is published (a Google Drive file, or a member of one archive), the
+lambda its source states (None where it states none), its authors' quality label, and the
+state-dict manifest it must match (``gabic/catalogue/manifests.json``); it also says what was
+never released (:func:`missing`). :func:`download` fetches entries with gdown (which handles
+Google Drive's confirmation page; a progress bar, and an interrupted download resumes), unpacks
+archives, and verifies each file before it is put in place: it loads as data (no code runs,
+:func:`gabic.checkpoints.read_checkpoint`), its keys and shapes are the manifest's, and its
+SHA-256 is recorded in ``<dest>/checkpoints.lock`` on the first download and compared on every
+later download and use (:func:`released_checkpoints`), so a file that changed upstream or on
+disk is reported, never used silently. :func:`evaluate_released` measures every entry of a family
+found locally through :func:`gabic.evaluate.evaluate_checkpoints`.
+
+``GABIC_CATALOGUE`` (a path to a catalogue JSON) replaces the shipped catalogue, for a mirror.
+
+- :mod:`gabic.released.catalogue`: :func:`catalogue`, :func:`entries`, :func:`missing`,
+  :func:`manifest_problems`;
+- :mod:`gabic.released.lock`: the lock file, :func:`local_status`, :func:`released_checkpoints`;
+- :mod:`gabic.released.download`: :func:`download`;
+- :mod:`gabic.released.evaluate`: :func:`evaluate_released`, :func:`label_released`.
+"""
+
+from __future__ import annotations
+
+from gabic.released.catalogue import (
+    CATALOGUE_ENV,
+    DEFAULT_DEST,
+    UPDATE_BUFFERS,
+    Entry,
+    catalogue,
+    catalogue_source,
+    entries,
+    manifest_problems,
+    missing,
+)
+from gabic.released.download import STAGING, download
+from gabic.released.evaluate import evaluate_released, label_released
+from gabic.released.lock import LOCK_NAME, local_status, released_checkpoints
+
+__all__ = [
+    "CATALOGUE_ENV",
+    "DEFAULT_DEST",
+    "LOCK_NAME",
+    "STAGING",
+    "UPDATE_BUFFERS",
+    "Entry",
+    "catalogue",
+    "catalogue_source",
+    "download",
+    "entries",
+    "evaluate_released",
+    "label_released",
+    "local_status",
+    "manifest_problems",
+    "missing",
+    "released_checkpoints",
+]
