@@ -1,4 +1,4 @@
-"""Measure what the attention does to the latent and the rate (issue 13), on captured blocks and latents.
+"""What the graph buys: GABIC and WACNN compared on the same images, by the rate, the features and the attention.
 
 - :mod:`gabic.analysis.latent`: :func:`latent_capture` (the latent, its Gaussian means and scales,
   bits per element of y and z, for one image) and :func:`residual_correlation` (spatial
@@ -8,7 +8,11 @@
   :func:`redundancy_table`);
 - :mod:`gabic.analysis.attention`: GABIC's graph attention and WACNN's window attention measured
   the same way: share of attention on the kNN neighbours, attention-weighted distance, entropy
-  (:func:`attention_comparison`).
+  (:func:`attention_comparison`);
+- :mod:`gabic.analysis.compare`: two models on one image, tile by tile (:func:`compare_models`);
+- :mod:`gabic.analysis.report`: all of it over a folder for two sets of checkpoints, with the
+  BD-rate (:func:`compare_report`, :func:`save_report`; ``gabic compare``);
+- :mod:`gabic.analysis.drawing`: the figures (matplotlib, each with its data as CSV).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from gabic.analysis.attention import (
     knn_share,
     weighted_distance,
 )
+from gabic.analysis.compare import ModelComparison, compare_models, gradient_energy, pair_names
 from gabic.analysis.latent import HYPER_STRIDE, LATENT_STRIDE, LatentCapture, latent_capture, residual_correlation
 from gabic.analysis.redundancy import (
     REDUNDANCY_MEASURES,
@@ -31,8 +36,19 @@ from gabic.analysis.redundancy import (
     redundancy_table,
     window_tokens,
 )
+from gabic.analysis.report import ImageAnalysis, analyse_image, compare_report, default_pair, load_report, save_report
 
 __all__ = [
+    "ImageAnalysis",
+    "ModelComparison",
+    "analyse_image",
+    "compare_models",
+    "compare_report",
+    "default_pair",
+    "gradient_energy",
+    "load_report",
+    "pair_names",
+    "save_report",
     "ATTENTION_MEASURES",
     "HYPER_STRIDE",
     "LATENT_STRIDE",
