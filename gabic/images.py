@@ -31,6 +31,7 @@ __all__ = [
     "image_to_tensor",
     "load_image",
     "pad",
+    "pad_offset",
     "pixels_only",
     "tensor_to_image",
     "to_rgb",
@@ -170,6 +171,12 @@ def pad(x: Tensor, multiple: int = PAD_MULTIPLE) -> tuple[Tensor, tuple[int, int
     """
     padding, unpad = compute_padding(x.shape[-2], x.shape[-1], min_div=multiple)
     return F.pad(x, padding, mode="constant", value=0.0), unpad
+
+
+def pad_offset(height: int, width: int, multiple: int = PAD_MULTIPLE) -> tuple[int, int]:
+    """``(top, left)``: where a ``height x width`` image sits inside the one :func:`pad` makes of it."""
+    (left, _, top, _), _ = compute_padding(height, width, min_div=multiple)
+    return top, left
 
 
 def crop(x: Tensor, unpad: tuple[int, int, int, int]) -> Tensor:

@@ -149,16 +149,18 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def forward_padded(model: LearnedCodec, x: Tensor) -> tuple[dict[str, Any], Tensor, float]:
+def forward_padded(model: LearnedCodec, x: Tensor, parameters: bool = False) -> tuple[dict[str, Any], Tensor, float]:
     """The forward pass (straight-through rounding, no coding) of one image ``(1, 3, H, W)`` in [0, 1].
 
     The image is zero-padded to a multiple of 64 (centred, :func:`gabic.images.pad`) and moved to
     the model's device. Returns the model's output, its reconstruction cropped back to
     ``(1, 3, H, W)`` and clamped to [0, 1], and the likelihood estimate of the rate over the
-    image's own ``H * W`` pixels (:func:`gabic.metrics.bpp_from_likelihoods`).
+    image's own ``H * W`` pixels (:func:`gabic.metrics.bpp_from_likelihoods`). With ``parameters``
+    the output is :meth:`~gabic.models.ChannelContextCodec.entropy_parameters`' (the same pass,
+    with the latent and its Gaussian parameters).
     """
     xp, unpad = pad(x.to(model_device(model)))
-    out = model(xp)
+    out = model.entropy_parameters(xp) if parameters else model(xp)
     x_hat = crop(out["x_hat"], unpad).clamp(0, 1)
     return out, x_hat, bpp_from_likelihoods(out["likelihoods"], x.shape[-2] * x.shape[-1])
 

@@ -22,9 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gabic.device import model_device
-from gabic.images import crop, pad
-from gabic.metrics import bpp_from_likelihoods
+from gabic.images import pad_offset
+from gabic.measurement import forward_padded
 from gabic.models import ChannelContextCodec
 from gabic.viz.capture import ImageLike, as_image_tensor
 
@@ -192,15 +191,14 @@ def latent_capture(model: ChannelContextCodec, image: ImageLike) -> LatentCaptur
     if not isinstance(model, ChannelContextCodec):
         raise ValueError(f"model must be a gabic learned codec (GABIC, WACNN or STF), got {type(model).__name__}")
     x = as_image_tensor(image)
-    xp, unpad = pad(x.to(model_device(model)))
-    out = model.entropy_parameters(xp)
+    out, x_hat, bpp = forward_padded(model, x, parameters=True)
     H, W = x.shape[-2:]
     lik = out["likelihoods"]
     return LatentCapture(
         model_name=getattr(model, "name", type(model).__name__),
         image_size=(H, W),
-        padded_size=(xp.shape[-2], xp.shape[-1]),
-        offset=(-unpad[2], -unpad[0]),
+        padded_size=tuple(out["x_hat"].shape[-2:]),
+        offset=pad_offset(H, W),
         num_slices=model.num_slices,
         y=out["y"][0].float().cpu(),
         y_hat=out["y_hat"][0].float().cpu(),
@@ -208,8 +206,8 @@ def latent_capture(model: ChannelContextCodec, image: ImageLike) -> LatentCaptur
         scales=out["scales"][0].float().cpu(),
         y_bits=-torch.log2(lik["y"][0].detach().double().cpu()),
         z_bits=-torch.log2(lik["z"][0].detach().double().cpu()),
-        x_hat=crop(out["x_hat"], unpad).clamp(0, 1).cpu(),
-        likelihood_bpp=bpp_from_likelihoods(lik, H * W),
+        x_hat=x_hat.cpu(),
+        likelihood_bpp=bpp,
     )
 
 

@@ -23,7 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from gabic.device import model_device
-from gabic.images import as_rgb, image_to_tensor, pad
+from gabic.images import as_rgb, image_to_tensor, pad, pad_offset
 from gabic.layers import SwinWindowAttention, WindowGraphAttention, check_knn
 from gabic.measurement import forward_padded
 
@@ -235,8 +235,8 @@ def capture(model: nn.Module, image: ImageLike, backend: str | None = None) -> A
     """
     modules = attention_modules(model)
     x = as_image_tensor(image)
-    xp, unpad = pad(x)
-    offset = (-unpad[2], -unpad[0])
+    xp, _ = pad(x)
+    offset = pad_offset(x.shape[-2], x.shape[-1])
     image_size = (x.shape[-2], x.shape[-1])
     records: dict[str, tuple[Tensor, Tensor]] = {}
 
