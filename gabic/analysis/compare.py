@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from gabic.analysis.latent import LatentCapture, latent_capture
+from gabic.analysis.latent import LatentCapture, check_tile, latent_capture
 from gabic.images import as_rgb
 from gabic.measurement import Measurement, measure
 from gabic.metrics import MS_SSIM_MIN_SIDE, ms_ssim, psnr
@@ -83,14 +83,6 @@ def gradient_energy(pixels: np.ndarray | Image.Image) -> float:
     if dx.size == 0 and dy.size == 0:
         return math.nan
     return float((dx**2).mean() if dx.size else 0.0) + float((dy**2).mean() if dy.size else 0.0)
-
-
-def check_tile(tile: Any) -> int:
-    """``tile`` when it is a tile side the comparison can use: a positive multiple of 64 pixels
-    (whole hyper-latent positions); else ValueError naming it."""
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 64 or tile % 64:
-        raise ValueError(f"tile must be a multiple of 64 pixels (whole hyper-latent positions), got {tile!r}")
-    return tile
 
 
 def tile_boxes(capture: LatentCapture, tile: int) -> list[tuple[int, int, tuple[int, int, int, int]]]:

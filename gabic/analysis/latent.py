@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,7 @@ from gabic.measurement import forward_padded
 from gabic.models import ChannelContextCodec
 from gabic.viz.capture import ImageLike, as_image_tensor
 
-__all__ = ["LATENT_STRIDE", "HYPER_STRIDE", "LatentCapture", "latent_capture", "residual_correlation"]
+__all__ = ["LATENT_STRIDE", "HYPER_STRIDE", "LatentCapture", "check_tile", "latent_capture", "residual_correlation"]
 
 #: Image pixels per latent (y) position along each side: the analysis transform downsamples by 16.
 LATENT_STRIDE = 16
@@ -149,8 +150,7 @@ class LatentCapture:
         Args:
             tile: side in pixels, a positive multiple of 64.
         """
-        if isinstance(tile, bool) or not isinstance(tile, int) or tile <= 0 or tile % HYPER_STRIDE:
-            raise ValueError(f"tile must be a positive multiple of {HYPER_STRIDE} pixels, got {tile!r}")
+        check_tile(tile)
         Hp, Wp = self.padded_size
         shape = (math.ceil(Hp / tile), math.ceil(Wp / tile))
         return _sum_tiles(self.bits_map, tile // LATENT_STRIDE, shape) + _sum_tiles(self.z_map, tile // HYPER_STRIDE, shape)
@@ -162,6 +162,14 @@ class LatentCapture:
             f"{self.model_name}: {W}x{H} image, {self.bpp:.4f} bpp "
             f"(y {self.y_total:.0f} bits, z {self.z_total:.0f} bits, {100 * self.z_total / max(self.total_bits, 1e-12):.1f}% z)"
         )
+
+
+def check_tile(tile: Any) -> int:
+    """``tile`` when it is a tile side the bits can be summed over: a positive multiple of
+    :data:`HYPER_STRIDE` (64) pixels, whole hyper-latent positions; else ValueError naming it."""
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < HYPER_STRIDE or tile % HYPER_STRIDE:
+        raise ValueError(f"tile must be a multiple of {HYPER_STRIDE} pixels (whole hyper-latent positions), got {tile!r}")
+    return tile
 
 
 def _sum_tiles(bits: Tensor, cells: int, shape: tuple[int, int]) -> Tensor:
