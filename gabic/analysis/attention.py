@@ -29,7 +29,7 @@ from gabic.analysis.redundancy import window_tokens
 from gabic.layers import check_knn, knn_window_graph
 from gabic.viz.capture import BlockCapture
 from gabic.viz.geometry import valid_nodes
-from gabic.viz.statistics import node_entropy
+from gabic.viz.statistics import node_entropy, weighted_distance
 
 __all__ = [
     "ATTENTION_MEASURES",
@@ -104,30 +104,6 @@ def knn_share(weights: Tensor, idx: Tensor) -> Tensor:
     num = (A * (member & others)[:, None]).sum(-1)
     den = (A * others).sum(-1)
     return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, math.nan))
-
-
-def _node_distances(ws: int) -> Tensor:
-    """``(n, n)`` Euclidean distances between the nodes of a ``ws x ws`` window, in node units."""
-    r, c = torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")
-    pos = torch.stack((r, c), -1).reshape(-1, 2).double()
-    return torch.cdist(pos, pos)
-
-
-def weighted_distance(block: BlockCapture) -> Tensor:
-    """Attention-weighted spatial distance ``sum_j A_ij ||pos_i - pos_j||`` ``(nW, heads, n)`` float64.
-
-    Positions are on the window's node grid (node ``r * ws + c`` at ``(r, c)``; in a WACNN shifted
-    window, on the shifted grid), distances in node units (one node = ``block.scale`` pixels).
-    Window attention sums over all n nodes of the window, graph attention over its k neighbours
-    ``idx``.
-    """
-    D = _node_distances(block.window_size)
-    w = block.weights.detach().double().cpu()
-    if block.kind == "graph":
-        idx = block.idx.cpu()
-        Dg = D[torch.arange(block.n)[:, None], idx]  # (nW, n, k)
-        return (w * Dg[:, None]).sum(-1)
-    return (w * D).sum(-1)
 
 
 def entropy_per_node(block: BlockCapture) -> Tensor:

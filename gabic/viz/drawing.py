@@ -23,7 +23,7 @@ from torch import Tensor
 from gabic.figure_data import attach_data, grid_table
 from gabic.viz.capture import BlockCapture
 from gabic.viz.geometry import feature_position, node_patch, valid_nodes, window_box, window_pixels
-from gabic.viz.statistics import block_statistics, node_entropy
+from gabic.viz.statistics import block_statistics, node_entropy, weighted_distance
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -174,14 +174,9 @@ def informative_node(block: BlockCapture, head: int | str = "mean", window: int 
     w = block.weights.double()  # (nW, heads, n, m)
     w = w.mean(1) if head == "mean" else w[:, head]  # (nW, n, m)
     nW, n = block.num_windows, block.n
-    ws = block.window_size
-    rc = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij"), -1).reshape(n, 2).double()
-    if block.kind == "graph":
-        target = rc[block.idx]  # (nW, n, k, 2)
-    else:
-        target = rc[None, None].expand(nW, n, n, 2)
     m = (w > 0).sum(-1).double()  # the nodes each can attend to (a shifted window's mask leaves out some)
-    reach = (w * (target - rc[None, :, None, :]).norm(dim=-1)).sum(-1)  # (nW, n)
+    distance = weighted_distance(block)  # (nW, heads, n)
+    reach = distance.mean(1) if head == "mean" else distance[:, head]  # linear in w: the mean head's reach
     focus = torch.where(m > 1, 1 - node_entropy(w) / m.clamp_min(2).log(), torch.ones_like(m))
     candidates = valid_nodes(block).clone()
     if window is not None:

@@ -11,7 +11,7 @@ from torch import Tensor
 from gabic.viz.capture import BlockCapture
 from gabic.viz.geometry import node_map, valid_nodes
 
-__all__ = ["attention_entropy", "block_statistics", "graph_statistics", "node_entropy"]
+__all__ = ["attention_entropy", "block_statistics", "graph_statistics", "node_entropy", "node_grid", "weighted_distance"]
 
 
 def graph_statistics(idx: Tensor, window_size: int, weights: Tensor | None = None, valid: Tensor | None = None) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def graph_statistics(idx: Tensor, window_size: int, weights: Tensor | None = Non
         raise ValueError(f"idx has {n} nodes per window, window_size={window_size} needs {window_size**2}")
     valid = torch.ones(nW, n, dtype=torch.bool) if valid is None else valid.to(torch.bool).cpu()
     idx = idx.cpu()
-    pos = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij"), -1).reshape(n, 2).float()
+    pos = node_grid(window_size).float()
     delta = pos[idx] - pos[:, None, :].expand(nW, n, k, 2)  # (nW, n, k, 2)
     dist = delta.norm(dim=-1)
     adjacent = delta.abs().amax(-1) == 1
@@ -68,6 +68,35 @@ def node_entropy(weights: Tensor) -> Tensor:
     """
     w = weights.detach().double().cpu()
     return -(w * torch.log(w.clamp_min(1e-300))).sum(-1)
+
+
+def node_grid(window_size: int) -> Tensor:
+    """``(n, 2)`` int64: ``(row, col)`` of each node of a ``window_size``-sided window (node ``r * ws + c``)."""
+    r, c = torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")
+    return torch.stack((r, c), -1).reshape(-1, 2)
+
+
+def _node_distances(ws: int) -> Tensor:
+    """``(n, n)`` Euclidean distances between the nodes of a ``ws x ws`` window, in node units."""
+    pos = node_grid(ws).double()
+    return torch.cdist(pos, pos)
+
+
+def weighted_distance(block: BlockCapture) -> Tensor:
+    """Attention-weighted spatial distance ``sum_j A_ij ||pos_i - pos_j||`` ``(nW, heads, n)`` float64.
+
+    Positions are on the window's node grid (node ``r * ws + c`` at ``(r, c)``; in a WACNN shifted
+    window, on the shifted grid), distances in node units (one node = ``block.scale`` pixels).
+    Window attention sums over all n nodes of the window, graph attention over its k neighbours
+    ``idx``.
+    """
+    D = _node_distances(block.window_size)
+    w = block.weights.detach().double().cpu()
+    if block.kind == "graph":
+        idx = block.idx.cpu()
+        Dg = D[torch.arange(block.n)[:, None], idx]  # (nW, n, k)
+        return (w * Dg[:, None]).sum(-1)
+    return (w * D).sum(-1)
 
 
 def attention_entropy(weights: Tensor, valid: Tensor | None = None) -> Tensor:
