@@ -73,3 +73,15 @@ def small_captures(smooth_image):
     from gabic import viz
 
     return {name: viz.capture(small_model(name), smooth_image) for name in ("gabic", "wacnn")}
+
+
+@pytest.fixture
+def gabic_cap(small_captures):
+    """The small GABIC's capture of :func:`smooth_image`."""
+    return small_captures["gabic"]
+
+
+@pytest.fixture
+def wacnn_cap(small_captures):
+    """The small WACNN's capture of :func:`smooth_image`."""
+    return small_captures["wacnn"]

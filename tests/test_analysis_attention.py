@@ -23,21 +23,6 @@ from gabic.layers import knn_window_graph
 BLOCKS = ["g_a.4.conv_b.0", "g_a.8.conv_b.0", "g_s.0.conv_b.0", "g_s.5.conv_b.0"]
 
 
-@pytest.fixture
-def image(smooth_image) -> torch.Tensor:
-    return smooth_image
-
-
-@pytest.fixture
-def gabic_cap(small_captures):
-    return small_captures["gabic"]
-
-
-@pytest.fixture
-def wacnn_cap(small_captures):
-    return small_captures["wacnn"]
-
-
 def _block(kind: str, window_size: int, weights: torch.Tensor, idx: torch.Tensor | None = None, shift: int = 0, resolution=None):
     """A one-map block with only what the measures read."""
     H, W = resolution or (window_size, window_size)

@@ -13,21 +13,6 @@ from gabic import viz
 from gabic.analysis import block_redundancy, effective_rank, mean_pairwise_cosine, redundancy_table, window_tokens
 
 
-@pytest.fixture
-def image(smooth_image) -> torch.Tensor:
-    return smooth_image
-
-
-@pytest.fixture
-def gabic_cap(small_captures):
-    return small_captures["gabic"]
-
-
-@pytest.fixture
-def wacnn_cap(small_captures):
-    return small_captures["wacnn"]
-
-
 # --------------------------------------------------------------------------- the measures
 def test_orthonormal_tokens():
     for n in (2, 5, 16):
