@@ -56,6 +56,14 @@ def _small(ax: Axes) -> None:
     ax.tick_params(labelsize="x-small")
 
 
+def _colorbar(fig: Figure, mappable: Any, ax: Any, label: str | None = None, **kwargs: Any) -> None:
+    """A colour bar beside ``ax`` (an axes or a list of them), ``label`` in the figure's small text."""
+    bar = fig.colorbar(mappable, ax=ax, shrink=0.8, **kwargs)
+    if label is not None:
+        bar.set_label(label, fontsize="x-small")
+    bar.ax.tick_params(labelsize="xx-small")
+
+
 def _imshow_extent(extent: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     top, left, bottom, right = extent
     return left, right, bottom, top
@@ -90,9 +98,7 @@ def draw_bits_comparison(comparison: ModelComparison) -> Figure:
         im = ax.imshow(m.numpy(), extent=_imshow_extent(cap.extent("y")), cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
         _outline(ax, cap)
         ax.set_title(f"{name}: {meas.bpp:.3f} bpp coded\n{cap.bpp:.3f} bpp likelihoods", fontsize="x-small")
-    bar = fig.colorbar(im, ax=list(axes[1:3]), shrink=0.8)
-    bar.set_label("latent bits per pixel", fontsize="x-small")
-    bar.ax.tick_params(labelsize="xx-small")
+    _colorbar(fig, im, list(axes[1:3]), "latent bits per pixel")
     lim = float(diff.abs().max()) or 1.0
     im = axes[3].imshow(
         diff.numpy(),
@@ -103,9 +109,7 @@ def draw_bits_comparison(comparison: ModelComparison) -> Figure:
     )
     _outline(axes[3], a)
     axes[3].set_title(f"{names[1]} − {names[0]}", fontsize="x-small")
-    bar = fig.colorbar(im, ax=axes[3], shrink=0.8)
-    bar.set_label("bits per pixel", fontsize="x-small")
-    bar.ax.tick_params(labelsize="xx-small")
+    _colorbar(fig, im, axes[3], "bits per pixel")
     for ax in axes:
         ax.set_xlim(0, W)
         ax.set_ylim(H, 0)
@@ -144,8 +148,7 @@ def draw_bits(capture: LatentCapture, coded_bpp: float | None = None) -> Figure:
         ax.set_yticks([])
         share = 100 * float(m.sum()) * (256.0 if level == "y" else 4096.0) / max(capture.total_bits, 1e-12)
         ax.set_title(f"{label} ({share:.0f}%)", fontsize="xx-small")
-        bar = fig.colorbar(im, ax=ax, shrink=0.8)
-        bar.ax.tick_params(labelsize="xx-small")
+        _colorbar(fig, im, ax)
         attach_data(fig, grid_table(m, "bits_per_pixel", capture.extent(level)), label.replace(" ", "_"))
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
@@ -201,9 +204,7 @@ def draw_tile_scatter(comparison: ModelComparison) -> Figure:
         ax.set_xlabel("texture: mean squared luma gradient", fontsize="x-small")
         ax.set_ylabel(label, fontsize="x-small")
         _small(ax)
-    bar = fig.colorbar(points, ax=[left, right], shrink=0.8)
-    bar.set_label(f"{a}'s bpp in the tile", fontsize="x-small")
-    bar.ax.tick_params(labelsize="xx-small")
+    _colorbar(fig, points, [left, right], f"{a}'s bpp in the tile")
     left.set_title(f"{comparison.tile}x{comparison.tile}-pixel tiles of the image", fontsize="x-small")
     share = comparison.summary()["share_tiles_b_fewer_bits"]
     right.set_title(f"{b} spends fewer bits on {100 * share:.0f}% of the tiles", fontsize="x-small")
@@ -235,9 +236,7 @@ def draw_residual_correlation(correlations: Mapping[str, Tensor]) -> Figure:
         ax.set_yticks(range(-r, r + 1))
         _small(ax)
     if im is not None:
-        bar = fig.colorbar(im, ax=list(axes), shrink=0.8)
-        bar.set_label("correlation of (ŷ−μ)/σ", fontsize="x-small")
-        bar.ax.tick_params(labelsize="xx-small")
+        _colorbar(fig, im, list(axes), "correlation of (ŷ−μ)/σ")
     attach_data(fig, rows, "residual_correlation")
     return fig
 
@@ -439,8 +438,7 @@ def draw_attention_maps(
             if col == 0:
                 ax.set_ylabel(names[kind], fontsize="x-small")
             attach_data(fig, grid_table(values[row], measure, _block_extent(block)), f"{names[kind]}_{measure}")
-        bar = fig.colorbar(im, ax=list(axes[:, col]), shrink=0.8, location="bottom")
-        bar.ax.tick_params(labelsize="xx-small")
+        _colorbar(fig, im, list(axes[:, col]), location="bottom")
     name = any_block.name.removesuffix(".conv_b.0")
     fig.suptitle(f"{name}, head {head}, k={comparison['k']}", fontsize="small")
     return fig
