@@ -46,7 +46,7 @@ from gabic.metrics import ms_ssim_db
 from gabic.models import GABIC, MODELS, ChannelContextCodec
 from gabic.models.gabic import SMALLEST_WINDOW_NODES
 from gabic.names import display_name
-from gabic.results import save
+from gabic.results import finite_or_none, save
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -139,10 +139,6 @@ def _mean_over_images(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[s
     return mean
 
 
-def _finite_or_none(value: Any) -> Any:
-    return value if not isinstance(value, float) or math.isfinite(value) else None
-
-
 @dataclass
 class _Point:
     """One RD point before sorting: per-image rows, their mean, per-point meta (quality, lambda...)."""
@@ -180,7 +176,7 @@ def _curve(
             results.pop(k, None)
         meta["omitted"] = f"MS-SSIM: undefined for images under 161 px a side ({', '.join(undefined)})"
     per_image = {
-        name: {k: [_finite_or_none(p.rows[i][k]) for p in points] for k in per_image_keys} for i, name in enumerate(images.names)
+        name: {k: [finite_or_none(p.rows[i][k]) for p in points] for k in per_image_keys} for i, name in enumerate(images.names)
     }
     return results, meta, per_image
 

@@ -54,6 +54,7 @@ from gabic.files import write_atomic
 __all__ = [
     "QUALITY_PREFIXES",
     "dumps",
+    "finite_or_none",
     "has_metric",
     "list_published",
     "load",
@@ -74,6 +75,12 @@ QUALITY_PREFIXES = ("psnr", "ms-ssim")
 
 #: Keys of ``meta`` that, when they are lists, hold one entry per RD point.
 _PER_POINT_META = ("lambda", "quality")
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value``, or None for a float that is NaN or infinite: how gabic's JSON files write a
+    measure that is undefined (MS-SSIM of a small image) — JSON has no NaN."""
+    return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
 def published_dir() -> Traversable:

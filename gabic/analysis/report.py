@@ -41,6 +41,7 @@ from gabic.metrics import bd_psnr, bd_rate
 from gabic.models import LearnedCodec
 from gabic.notebooks import notebook01_checkpoint
 from gabic.released import released_checkpoints
+from gabic.results import finite_or_none
 from gabic.train.like import fit_like, held_out_images
 from gabic.viz.capture import AttentionCapture, BlockCapture, capture
 
@@ -319,13 +320,12 @@ def compare_report(
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
+    """``value`` with every non-finite float, at any depth, as None (:func:`gabic.results.finite_or_none`)."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    return value
+    return finite_or_none(value)
 
 
 def save_report(
