@@ -128,6 +128,10 @@ class ImageAnalysis:
         """The attention blocks both models have, in forward order."""
         return list(self.redundancy)
 
+    def kind_names(self, block: str) -> dict[str, str]:
+        """``{"graph": name, "window": name}``: which model has which kind of attention at ``block``."""
+        return {cap[block].kind: n for n, cap in zip(self.names, self.captures, strict=True)}
+
     def block_pair(self, block: str) -> dict[str, BlockCapture]:
         """``{"graph": ..., "window": ...}``: the two captured blocks at ``block``."""
         pair = [cap[block] for cap in self.captures]
@@ -149,7 +153,7 @@ class ImageAnalysis:
         }
         attention: dict[str, Any] = {}
         for block, ac in self.attention.items():
-            label = {cap[block].kind: n for n, cap in zip(self.names, self.captures, strict=True)}
+            label = self.kind_names(block)
             attention[block] = {"k": ac["k"]}
             for kind in ("graph", "window"):
                 side = ac[kind]

@@ -110,14 +110,10 @@ class ComparisonExplorer(Redraws, widgets.VBox):
             return drawing.draw_tile_scatter(a.comparison)
         if view == "attention maps":
             block = self.block.value
-            return drawing.draw_attention_maps(a.attention[block], a.block_pair(block), self.head.value, names=self._kind_names(block))
+            return drawing.draw_attention_maps(a.attention[block], a.block_pair(block), self.head.value, names=a.kind_names(block))
         if view == "attention":
-            return drawing.draw_attention_comparison(a.attention, names=self._kind_names(next(iter(a.attention))))
+            return drawing.draw_attention_comparison(a.attention, names=a.kind_names(next(iter(a.attention))))
         return drawing.draw_redundancy(a.redundancy)
-
-    def _kind_names(self, block: str) -> dict[str, str]:
-        a = self.analysis()
-        return {cap[block].kind: n for n, cap in zip(self.names, a.captures, strict=True)}
 
     def render(self) -> None:
         """Redraw the current view into :attr:`image` and the numbers into :attr:`info`."""
