@@ -12,6 +12,7 @@ nodes in row-major order inside a window (node index ``r * ws + c``).
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -74,8 +75,32 @@ def window_merge(windows: Tensor, ws: int, H: int, W: int) -> Tensor:
     return x.reshape(B, H, W, C)
 
 
-@lru_cache(maxsize=64)
-def _shifted_window_mask_cpu(H: int, W: int, ws: int, shift: int) -> Tensor:
+def device_constant(build):
+    """Cache what ``build(*args)`` returns (a constant tensor on the CPU) per ``(args, device, dtype)``.
+
+    The decorated function takes ``(*args, device=None, dtype=None)`` and returns the constant on
+    that device in that dtype (the CPU and its own dtype by default), made once: a model's forward
+    pass then neither rebuilds its masks and index tables nor copies them to the GPU (a synchronous
+    host-to-device copy) on every call. The cached tensors are ordinary tensors (made outside
+    inference mode, without gradient), so any caller may use them in training; callers must not
+    change them in place.
+    """
+
+    @lru_cache(maxsize=128)
+    def cached(args: tuple, device: torch.device, dtype: torch.dtype | None) -> Tensor:
+        with torch.inference_mode(False), torch.no_grad():
+            t = build(*args)
+            return t.to(device=device, dtype=dtype or t.dtype)
+
+    def get(*args: Any, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Tensor:
+        return cached(args, torch.device(device or "cpu"), dtype)
+
+    get.__doc__, get.__name__, get.cache_clear = build.__doc__, build.__name__, cached.cache_clear
+    return get
+
+
+@device_constant
+def _shifted_window_mask(H: int, W: int, ws: int, shift: int) -> Tensor:
     region = torch.zeros(1, H, W, 1)
     cuts = (slice(0, -ws), slice(-ws, -shift), slice(-shift, None))
     label = 0
@@ -92,9 +117,10 @@ def shifted_window_mask(H: int, W: int, ws: int, shift: int, device: torch.devic
     """Additive mask ``(nW, n, n)`` of shifted-window attention on an ``H x W`` map.
 
     Pairs of nodes that came from different regions of the cyclically shifted map
-    get ``-100`` (the value of the published Swin code), others 0.
+    get ``-100`` (the value of the published Swin code), others 0. Made once per size and
+    device; do not change it in place.
     """
-    return _shifted_window_mask_cpu(H, W, ws, shift).to(device)
+    return _shifted_window_mask(H, W, ws, shift, device=device)
 
 
 # --------------------------------------------------------------------------- small units
@@ -250,20 +276,68 @@ class SwinWindowAttention(nn.Module):
 
 
 # --------------------------------------------------------------------------- kNN graph attention
-@lru_cache(maxsize=16)
-def _edge_attribute_cpu(ws: int) -> Tensor:
+@device_constant
+def _diagonal_index(ws: int) -> Tensor:
+    """``s = r + c`` of every node ``r * ws + c`` of a window, ``(n,)`` float32."""
     r, c = torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")
-    s = (r + c).flatten().float()
+    return (r + c).flatten().float()
+
+
+@device_constant
+def _edge_attribute(ws: int) -> Tensor:
+    s = _diagonal_index(ws)
     return (s[:, None] - s[None, :]) ** 2
 
 
 def edge_attribute_matrix(ws: int, device: torch.device | None = None) -> Tensor:
-    """The released edge attribute ``e(i, j) = ((r_i - r_j) + (c_i - c_j))**2``, ``(n, n)``.
+    """The released edge attribute ``e(i, j) = ((r_i - r_j) + (c_i - c_j))**2``, ``(n, n)`` float32.
 
     This is what the published GABIC code computes (the square of the summed row and
-    column offsets inside the window), not a Euclidean distance.
+    column offsets inside the window), not a Euclidean distance. Made once per window size and
+    device; do not change it in place.
     """
-    return _edge_attribute_cpu(ws).to(device)
+    return _edge_attribute(ws, device=device)
+
+
+#: Dtypes whose 8- or 11-bit mantissa cannot hold the folded edge terms: they get a second,
+#: low-order channel for each (see :meth:`KNNGraphAttention.fold_edge_bias`).
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+@device_constant
+def _edge_key_channels(ws: int, split: bool, pad: int) -> Tensor:
+    """The keys' edge channels ``(n, 3 [x2 when split] + pad)``: ``[t_j^2, t_j, 1]`` with
+    ``t = s - (ws - 1)`` the centred diagonal index (each repeated when ``split``), then zeros."""
+    t = _diagonal_index(ws) - (ws - 1)
+    keys = torch.stack((t * t, t, torch.ones_like(t)), dim=-1)
+    if split:
+        keys = keys.repeat_interleave(2, dim=-1)
+    return F.pad(keys, (0, pad))
+
+
+def _sdpa_without_cudnn():
+    """A context in which ``scaled_dot_product_attention`` may use every backend enabled now
+    except cuDNN's (MATH when no other is enabled).
+
+    Why: PyTorch 2.11's cuDNN attention (the default for bf16 and fp16 on H100/H200) returns NaN
+    in the query gradient when a mask is given, the sequence length is 64 modulo 128 and a row's
+    logsumexp is below about -88.7 (pytorch/pytorch#196678): GABIC's 8x8 windows are 64 nodes with
+    a mask, and its edge bias (``beta_h e(i, j)`` with ``e`` up to 196, ``beta_h`` of a few units at
+    initialisation) can put a whole row of scores that low. The fused memory-efficient kernel is
+    correct on the same inputs and takes over.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    enabled = [
+        backend
+        for backend, on in (
+            (SDPBackend.FLASH_ATTENTION, torch.backends.cuda.flash_sdp_enabled()),
+            (SDPBackend.EFFICIENT_ATTENTION, torch.backends.cuda.mem_efficient_sdp_enabled()),
+            (SDPBackend.MATH, torch.backends.cuda.math_sdp_enabled()),
+        )
+        if on
+    ]
+    return sdpa_kernel(enabled or [SDPBackend.MATH])
 
 
 def check_knn(k: Any, nodes: int) -> int:
@@ -386,27 +460,35 @@ class KNNGraphAttention(nn.Module):
             bias = bias + beta.to(dtype)[:, None, None] * edge_attribute_matrix(ws, idx.device).to(dtype)
         return bias
 
-    def _with_edge_dims(self, q: Tensor, k: Tensor, ws: int) -> tuple[Tensor, Tensor]:
-        """Fold the edge bias into two extra query/key channels.
+    def fold_edge_bias(self, q: Tensor, k: Tensor, ws: int) -> tuple[Tensor, Tensor]:
+        """Queries and keys ``(Bw, heads, n, D + extra)`` whose scaled dot products include the edge bias.
 
-        With ``s = r + c`` the in-window diagonal index, ``e(i, j) = (s_i - s_j)^2`` and
-        ``beta_h e(i, j) = beta_h s_i^2 - 2 beta_h s_i s_j + beta_h s_j^2``. The first term is
-        the same for every j of a row, so softmax ignores it; the other two are the dot
-        product of ``[beta_h, -2 beta_h s_i]`` and ``[s_j^2, s_j]``. Scaled by sqrt(D) to
-        undo the attention's 1/sqrt(D), they let the mask stay a constant (no gradient),
-        which keeps ``scaled_dot_product_attention`` on its fast kernels.
+        With ``t = r + c - (ws - 1)`` the centred diagonal index of a node (``e(i, j) = (t_i - t_j)^2``)::
+
+            beta_h e(i, j) = [b, -2 b t_i, b t_i^2] . [t_j^2, t_j, 1] / sqrt(D),   b = beta_h sqrt(D)
+
+        so the scores are exactly those of the written-out layer (no row constant dropped) and the
+        mask stays a constant without gradient, which keeps ``scaled_dot_product_attention`` on its
+        fused kernels. Centring keeps the terms small (``|t| <= ws - 1``). The query terms are
+        computed in float32; in bfloat16 or float16 each is carried as a high and a low part
+        (``v = hi + lo``, two channels against two equal key channels), so the folded bias is as
+        exact as float32's while ``q . k`` keeps the dtype's precision; the key channels are
+        small integers, exact in every dtype. On CUDA the extra channels are padded with zeros
+        to a multiple of 8 channels in all, the head size the fused kernels need.
         """
         Bw, h, n, D = q.shape
-        beta = self.edge_bias_weights()
-        r, c = torch.meshgrid(torch.arange(ws, device=q.device), torch.arange(ws, device=q.device), indexing="ij")
-        s = (r + c).flatten().to(q.dtype)  # (n,)
-        b = (beta.to(q.dtype) * D**0.5).view(1, h, 1)
-        q_extra = torch.stack((b.expand(Bw, h, n), (-2 * b * s).expand(Bw, h, n)), dim=-1)
-        k_extra = torch.stack((s * s, s), dim=-1).expand(Bw, h, n, 2)
-        extra_pad = (-(D + 2)) % 8 if q.is_cuda else 0  # aligned head size for the fused GPU kernels
-        if extra_pad:
-            q_extra = F.pad(q_extra, (0, extra_pad))
-            k_extra = F.pad(k_extra, (0, extra_pad))
+        t = _diagonal_index(ws, device=q.device) - (ws - 1)  # (n,) float32
+        b = (self.edge_bias_weights().float() * D**0.5)[:, None]  # (h, 1)
+        terms = torch.stack((b.expand(h, n), -2 * b * t, b * t * t), dim=-1)  # (h, n, 3) float32
+        split = q.dtype in _LOW_PRECISION
+        if split:
+            hi = terms.to(q.dtype)
+            lo = (terms - hi.float()).to(q.dtype)
+            terms = torch.stack((hi, lo), dim=-1).flatten(-2)  # hi_0, lo_0, hi_1, lo_1, ...
+        extra = terms.shape[-1]
+        pad = (-(D + extra)) % 8 if q.is_cuda else 0
+        q_extra = F.pad(terms.to(q.dtype), (0, pad)).expand(Bw, h, n, extra + pad)
+        k_extra = _edge_key_channels(ws, split, pad, device=q.device, dtype=k.dtype).expand(Bw, h, n, extra + pad)
         return torch.cat((q, q_extra), dim=-1), torch.cat((k, k_extra), dim=-1)
 
     def forward(
@@ -429,10 +511,11 @@ class KNNGraphAttention(nn.Module):
             out = torch.matmul(alpha, v)
             weights = alpha.gather(-1, idx.unsqueeze(1).expand(-1, self.heads, -1, -1))
         else:
-            scale = self.head_dim**-0.5
             if self.lin_edge is not None:
-                q, k = self._with_edge_dims(q, k, ws)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=graph_mask(idx, n, q.dtype), scale=scale)
+                q, k = self.fold_edge_bias(q, k, ws)
+            mask = graph_mask(idx, n, q.dtype)
+            with _sdpa_without_cudnn() if q.is_cuda and q.dtype in _LOW_PRECISION else nullcontext():
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.head_dim**-0.5)
         out = self.proj(out.transpose(1, 2).reshape(Bw, n, C)) + x
         return (out, weights) if return_attention else out
 
