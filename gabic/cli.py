@@ -230,6 +230,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", help="auto (default), cpu or cuda")
     p.add_argument("--precision", choices=PRECISIONS, help="fp32 (default) or bf16 autocast on a GPU")
+    p.add_argument(
+        "--skip-nonfinite",
+        type=int,
+        metavar="N",
+        help="skip the update of up to N steps whose loss or gradient is not finite, counting them (default 0: stop at the first)",
+    )
     p.add_argument("--workers", type=int, help="data-loader processes (default 0)")
     p.add_argument("--name", help="run name (default MODEL-lambdaL): results/runs/NAME/")
     p.add_argument("--runs-dir", help="folder of runs (default results/runs)")

@@ -81,6 +81,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
+    skip_nonfinite: int = 0
     workers: int = 0
     name: str | None = None
     runs_dir: str = "results/runs"
@@ -124,6 +125,8 @@ def _check(cfg: TrainConfig) -> None:
         raise GabicError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.workers < 0:
         raise GabicError(f"workers must be >= 0, got {cfg.workers}")
+    if cfg.skip_nonfinite < 0:
+        raise GabicError(f"skip_nonfinite must be >= 0, got {cfg.skip_nonfinite}")
 
 
 def resolve_config(preset: str | None = None, **options: Any) -> TrainConfig:

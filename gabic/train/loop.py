@@ -54,7 +54,7 @@ from gabic.measurement import forward_padded, forward_psnr
 from gabic.models import ChannelContextCodec, config_identity
 from gabic.train.config import PLATEAU_FACTOR, PLATEAU_PATIENCE, TrainConfig, initial_model, resolve_config
 
-__all__ = ["fit", "rd_loss", "run_distributed", "validate"]
+__all__ = ["NonFiniteError", "fit", "rd_loss", "run_distributed", "validate"]
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,24 @@ def _datasets(cfg: TrainConfig) -> tuple[ImageFolder, ImageFolder]:
 
 
 # ------------------------------------------------------------------------------------ helpers
+class NonFiniteError(GabicError):
+    """A training step whose loss, gradient or weights are not finite: the run stops there."""
+
+
+#: How the stop and skip messages name the values a step checks.
+_VALUE_NAMES = {"loss": "the loss", "grad_norm": "the gradient norm", "aux_loss": "the auxiliary (quantile) loss"}
+
+
+def _non_finite_weights(model: torch.nn.Module) -> list[str]:
+    """Names of the floating-point parameters and buffers that hold a NaN or an infinity (one
+    synchronisation for all)."""
+    state = [(k, t) for k, t in model.state_dict().items() if t.is_floating_point() and t.numel()]
+    if not state:
+        return []
+    finite = torch.stack([torch.isfinite(t).all() for _, t in state]).tolist()
+    return [k for (k, _), ok in zip(state, finite, strict=True) if not ok]
+
+
 def _rng_state() -> dict[str, Any]:
     """The random states, in types that ``torch.load(weights_only=True)`` reads back."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
@@ -200,6 +218,7 @@ class _Run:
         self.writer = None
         self._lock: _RunLock | None = None
         self._created = False
+        self._saved_step: int | None = None  # the step of the last.pth.tar on disk, if any
 
     # ---------------------------------------------------------------- setting up
     def restore(self, path: Path, explicit: set[str]) -> dict[str, Any]:
@@ -238,6 +257,7 @@ class _Run:
             self.aux_opt.load_state_dict(state["aux_optimizer"])
             self.sched.load_state_dict(state["scheduler"])
             self.step, self.best, self.history = state["step"], state["best"], state["history"]
+            self._saved_step = self.step
             _set_rng_state(state["rng"][self.rank] if isinstance(state["rng"], list) else state["rng"])
             log.info("resuming %s at step %d", self.cfg.name, self.step)
         self.net: torch.nn.Module = self.model
@@ -257,36 +277,105 @@ class _Run:
         return DataLoader(_Crops(train_set), batch_sampler=sampler, num_workers=self.cfg.workers, generator=generator)
 
     # ---------------------------------------------------------------- steps
-    def train_step(self, batch: Tensor) -> dict[str, float]:
-        """One optimisation step on a batch; returns its logged row."""
+    def train_step(self, batch: Tensor) -> dict[str, float] | None:
+        """One optimisation step on a batch; returns its logged row, or None for a skipped step.
+
+        The loss terms and the gradient norm (computed for clipping; for the log when clipping is
+        off) are read back together, once, before the optimiser steps: a non-finite one never
+        reaches the weights. It stops the run (:class:`NonFiniteError`), or, with
+        ``skip_nonfinite``, skips this step's update (counted in ``history["skipped"]``) until that
+        many were skipped. The auxiliary loss is checked the same way before its own step.
+        """
         x = batch.to(self.device, non_blocking=True)
         self.opt.zero_grad(set_to_none=True)
         self.aux_opt.zero_grad(set_to_none=True)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.cfg.precision == "bf16" else nullcontext()
-        with autocast:
+        with self.autocast():
             out = self.net(x)
         terms = rd_loss(out, x, self.cfg.lmbda)
         terms["loss"].backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
         if self.cfg.clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.clip)
+        else:
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        names = ("loss", "mse", "bpp", "psnr", "grad_norm")
+        values = torch.stack([terms[k].detach().float() for k in names[:4]] + [grad_norm.float()])
+        row = {"step": self.step + 1, **dict(zip(names, self._read(values), strict=True))}
+        if self._non_finite(row, ("loss", "grad_norm")):
+            return None
         self.opt.step()
         aux = self.model.aux_loss()
         aux.backward()
+        row["aux_loss"] = self._read(aux.detach().float().reshape(1))[0]
+        if self._non_finite(row, ("aux_loss",)):
+            return None
         self.aux_opt.step()
         self.step += 1
-        row = {
-            "step": self.step,
-            **{k: float(v.detach()) for k, v in terms.items()},
-            "aux_loss": aux.item(),
-            "lr": self.opt.param_groups[0]["lr"],
-        }
+        row["lr"] = self.opt.param_groups[0]["lr"]
         self.history["train"].append(row)
-        self._log("train", row, ("loss", "mse", "bpp", "psnr", "aux_loss", "lr"))
+        self._log("train", row, ("loss", "mse", "bpp", "psnr", "grad_norm", "aux_loss", "lr"))
         return row
 
+    def autocast(self):
+        """The forward pass's precision: bf16 autocast on the run's device, or nothing."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.cfg.precision == "bf16" else nullcontext()
+
+    def _read(self, values: Tensor) -> list[float]:
+        """``values`` as floats (one synchronisation); under torchrun a value that is not finite on
+        any process is read as NaN on all, so that every process stops or skips together."""
+        if torch.distributed.is_initialized():
+            bad = (~torch.isfinite(values)).any().float()
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+            values = torch.where(bad > 0, torch.full_like(values, math.nan), values)
+        return values.tolist()
+
+    def _non_finite(self, row: dict[str, float], keys: tuple[str, ...]) -> bool:
+        """Whether the step must be dropped for a value of ``keys`` that is not finite: stop
+        (:class:`NonFiniteError`), or skip while fewer than ``skip_nonfinite`` steps were skipped."""
+        bad = next((k for k in keys if not math.isfinite(row[k])), None)
+        if bad is None:
+            return False
+        step, skipped = row["step"], self.history.setdefault("skipped", [])
+        if len(skipped) < self.cfg.skip_nonfinite:
+            skipped.append({"step": step, "value": bad})
+            self.step += 1  # the batch is used up, as a mixed-precision trainer's skipped step
+            self.opt.zero_grad(set_to_none=True)
+            self.aux_opt.zero_grad(set_to_none=True)
+            log.warning(
+                "step %d: %s is %s; update skipped (%d of the %d allowed by skip_nonfinite)",
+                step,
+                _VALUE_NAMES[bad],
+                row[bad],
+                len(skipped),
+                self.cfg.skip_nonfinite,
+            )
+            return True
+        raise NonFiniteError(self._stop_message(step, f"{_VALUE_NAMES[bad]} is {row[bad]}"))
+
+    def _stop_message(self, step: int, what: str) -> str:
+        """The one line of a run stopped at step ``step`` because ``what``: where, what stays, what to try."""
+        cfg = self.cfg
+        setting = cfg.precision + (f", backend {cfg.backend}" if "backend" in self.model.config else "")
+        skipped = self.history.get("skipped", [])
+        if skipped:
+            setting += f", after {len(skipped)} skipped step{'s' * (len(skipped) > 1)}"
+        last = self.run_dir / "last.pth.tar"
+        saved = self._saved_step
+        kept = f"{last} (step {saved}) is the last checkpoint" if saved is not None else "no checkpoint was written"
+        tries = ["--precision fp32"] if cfg.precision != "fp32" else []
+        tries.append(f"a lower --lr (now {cfg.lr:g})")
+        return f"step {step}: {what} ({setting}); training stopped, {kept}; try {' or '.join(tries)}"
+
     def validate_and_save(self, val_set: Dataset) -> None:
-        """Validate, step the scheduler on the validation loss, save ``best`` when it improved and ``last``."""
-        v = validate(self.model, val_set, self.cfg.lmbda, self.device)
+        """Validate, step the scheduler on the validation loss, save ``best`` when it improved and ``last``;
+        a validation that is not finite stops the run (:class:`NonFiniteError`) before anything is saved."""
+        try:
+            v = validate(self.model, val_set, self.cfg.lmbda, self.device)
+        except ValueError:  # the likelihoods' check (metrics.bpp_from_likelihoods): NaN or outside (0, 1]
+            what = "the validation pass gave likelihoods that are NaN or not in (0, 1]"
+            raise NonFiniteError(self._stop_message(self.step, what)) from None
+        if not all(math.isfinite(x) for x in v.values()):
+            raise NonFiniteError(self._stop_message(self.step, f"the validation loss is {v['loss']}"))
         self.sched.step(v["loss"])
         self.history["val"].append({"step": self.step, **v})
         self._log("val", v, tuple(v))
@@ -301,6 +390,9 @@ class _Run:
         """Write a checkpoint (model, optimisers, scheduler, step, history, every rank's random
         states) and ``history.json``; under torchrun every rank takes part and rank 0 writes."""
         rng = rng or _rng_state()
+        bad = _non_finite_weights(self.model)
+        if bad:  # never a checkpoint that cannot be used; the last good one stays
+            raise NonFiniteError(self._stop_message(self.step, f"{len(bad)} weight tensors are not finite (first {bad[0]})"))
         if torch.distributed.is_initialized():
             gathered: list[Any] = [None] * self.world
             torch.distributed.all_gather_object(gathered, rng)
@@ -319,6 +411,8 @@ class _Run:
         }
         save_checkpoint(self.model, self.run_dir / name, lmbda=self.cfg.lmbda, train=state)
         write_atomic(self.run_dir / "history.json", json.dumps(self.history).encode())
+        if name == "last.pth.tar":
+            self._saved_step = self.step
 
     def _log(self, group: str, row: dict[str, float], keys: tuple[str, ...]) -> None:
         if self.writer is not None:
@@ -356,7 +450,14 @@ def fit(
             sample photos), val_dataset (default: the last tenth of the training images, at least
             one), patch_size, batch_size (per process), steps or epochs, lr, aux_lr, clip,
             val_interval (steps), seed, device, precision ("fp32"; "bf16" autocast on a GPU),
-            workers, name, runs_dir, tensorboard.
+            skip_nonfinite (default 0), workers, name, runs_dir, tensorboard.
+
+    The loss, the gradient norm and the auxiliary loss are checked at every step, before the
+    optimisers use them: the first that is not finite stops the run with a
+    :class:`NonFiniteError` naming the step, the value, the precision (and backend) and what to
+    try; the last checkpoint written stays and no checkpoint with non-finite weights is ever
+    written. With ``skip_nonfinite=N`` up to N such steps are skipped instead (no update; listed
+    in ``history["skipped"]`` and logged), as mixed-precision trainers do.
 
     Bad options, a missing or empty dataset and a checkpoint of another architecture are
     refused before any work starts. Only rank 0 writes files under ``torchrun``.
@@ -393,6 +494,14 @@ def fit(
         _loop(run, run.loader(train_set), val_set, progress, callback)
     finally:
         run.close()
+    skipped = run.history.get("skipped", [])
+    if skipped and rank == 0:
+        log.warning(
+            "%s: %d steps skipped for a value that was not finite (steps %s)",
+            cfg.name,
+            len(skipped),
+            ", ".join(str(r["step"]) for r in skipped),
+        )
     return run.history
 
 
@@ -408,9 +517,10 @@ def _loop(run: _Run, loader: DataLoader, val_set: Dataset, progress: bool, callb
             row = run.train_step(batch)
             step_done = True
             bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp']:.3f}", psnr=f"{row['psnr']:.2f}")
-            if callback is not None:
-                callback(row)
+            if row is not None:
+                bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp']:.3f}", psnr=f"{row['psnr']:.2f}")
+                if callback is not None:
+                    callback(row)
             if run.step % cfg.val_interval == 0 or run.step == cfg.steps:
                 run.validate_and_save(val_set)
     except KeyboardInterrupt:
