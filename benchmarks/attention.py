@@ -1,4 +1,6 @@
-"""Speed of the kNN graph attention (dense vs pyg), of a training step, and of coding an image.
+"""Speed of the kNN graph attention (dense vs pyg), of building the graph, and of coding an image.
+
+A training step of the whole models is timed by ``benchmarks/train_step.py`` (fit's own step).
 
 Prints one JSON line per measurement, then the ratios. Not a test: nothing is asserted.
 
@@ -11,9 +13,6 @@ Measured:
   two backends differ) and of the whole gated block (attention + 6 residual units), at the
   model's shapes: C=192 at 64x64 with window 8 (1/4 of a 256x256 crop) and C=320 at 16x16
   with window 4 (1/16). Batch 16 on a GPU, 2 on the CPU unless --batch says otherwise.
-- ``train_step``: forward, loss (lambda*255^2*MSE + bpp), backward and Adam step of the
-  paper-size GABIC (dense, pyg) and WACNN on 256x256 crops (batch 16 on a GPU; 2 images of
-  128x128 on the CPU).
 - ``graph``: building the kNN graph of every window (no gradient) by each rule, ``published``
   (``torch.topk`` of k + 1, as the released code) and ``self-excluded`` (a stable sort), at the
   same two shapes.
@@ -98,52 +97,6 @@ def bench_graph(device, batch, repeats, results):
         results[f"graph C={dim} ws={ws}: self-excluded / published time"] = times["self-excluded"] / times["published"]
 
 
-def _train_step(model, x, lmbda=0.013):
-    opt = torch.optim.Adam([p for n, p in model.named_parameters() if not n.endswith(".quantiles")], lr=1e-4)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        out = model(x)
-        n_pixels = x.shape[0] * x.shape[2] * x.shape[3]
-        bpp = sum(-torch.log2(v).sum() for v in out["likelihoods"].values()) / n_pixels
-        loss = lmbda * 255**2 * torch.mean((out["x_hat"] - x) ** 2) + bpp
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-
-    return step
-
-
-def bench_train_step(device, batch, size, repeats, results):
-    """The three models are built together and timed in interleaved rounds (median per model),
-    so that a slow spell of a shared machine does not land on one model alone."""
-    x = torch.rand(batch, 3, size, size, device=device)
-    makers = {"wacnn": WACNN, "gabic-dense": lambda: GABIC(backend="dense"), "gabic-pyg": lambda: GABIC(backend="pyg")}
-    steps = {}
-    for label, make in makers.items():
-        torch.manual_seed(0)
-        steps[label] = _train_step(make().to(device).train(), x)
-        steps[label]()  # warm-up
-    samples = {label: [] for label in steps}
-    for _ in range(repeats):
-        for label, step in steps.items():
-            samples[label].append(timeit(step, device, 1, warmup=0))
-    times = {label: statistics.median(v) for label, v in samples.items()}
-    for label, seconds in times.items():
-        emit(
-            {
-                "bench": "train_step",
-                "model": label,
-                "shape": [batch, 3, size, size],
-                "seconds": round(seconds, 4),
-                "rounds": repeats,
-                "device": machine(device),
-            }
-        )
-    results["train_step: gabic-dense / wacnn time"] = times["gabic-dense"] / times["wacnn"]
-    results["train_step: gabic-pyg / gabic-dense time"] = times["gabic-pyg"] / times["gabic-dense"]
-
-
 def bench_coding(device, repeats, results):
     x = torch.rand(1, 3, 512, 768, device=device)
     for label, make in (("wacnn", WACNN), ("gabic-dense", GABIC)):
@@ -174,7 +127,7 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch", type=int, help="attention batch (default 16 on a GPU, 2 on the CPU)")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--only", choices=("attention", "graph", "train_step", "coding"), action="append")
+    p.add_argument("--only", choices=("attention", "graph", "coding"), action="append")
     args = p.parse_args(argv)
     from gabic.device import resolve_device
 
@@ -182,14 +135,12 @@ def main(argv=None) -> None:
     gpu = device.type == "cuda"
     if gpu:
         torch.backends.cudnn.benchmark = True
-    only = set(args.only or ("attention", "graph", "train_step", "coding"))
+    only = set(args.only or ("attention", "graph", "coding"))
     results: dict[str, float] = {}
     if "attention" in only:
         bench_attention(device, args.batch or (16 if gpu else 2), args.repeats, results)
     if "graph" in only:
         bench_graph(device, args.batch or (16 if gpu else 2), args.repeats, results)
-    if "train_step" in only:
-        bench_train_step(device, 16 if gpu else 2, 256 if gpu else 128, args.repeats, results)
     if "coding" in only:
         bench_coding(device, max(1, args.repeats // 2), results)
     for name, value in results.items():

@@ -230,6 +230,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", help="auto (default), cpu or cuda")
     p.add_argument("--precision", choices=PRECISIONS, help="fp32 (default) or bf16 autocast on a GPU")
+    p.add_argument("--channels-last", action="store_true", default=None, help="convolutions on NHWC tensors (speed only)")
+    p.add_argument(
+        "--compile", action="store_true", default=None, help="torch.compile the training forward (speed only; compiles first)"
+    )
     p.add_argument(
         "--skip-nonfinite",
         type=int,

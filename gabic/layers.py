@@ -93,6 +93,9 @@ def device_constant(build):
             return t.to(device=device, dtype=dtype or t.dtype)
 
     def get(*args: Any, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Tensor:
+        if torch.compiler.is_compiling():  # traced into the compiled graph once, as a constant: no cache
+            t = build(*args)
+            return t.to(device=device or "cpu", dtype=dtype or t.dtype)
         return cached(args, torch.device(device or "cpu"), dtype)
 
     get.__doc__, get.__name__, get.cache_clear = build.__doc__, build.__name__, cached.cache_clear

@@ -81,6 +81,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
     skip_nonfinite: int = 0
     workers: int = 0
     name: str | None = None
