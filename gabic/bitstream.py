@@ -13,6 +13,8 @@ Layout (little-endian)::
                            entropy models, synthesis), truncated: tells two checkpoints of
                            one architecture apart (format 1: of the entropy bottleneck's
                            CDF tables only; still read)
+    device       u8        format 3: the device type that wrote it (0 CPU, 1 CUDA, 2 another)
+    symbols crc  u32       format 3: CRC-32 of the latent's symbols as the encoder coded them
     height       u32       original image size, before padding
     width        u32
     z shape      u16, u16  size of the hyper-latent z
@@ -24,6 +26,14 @@ Layout (little-endian)::
 A file written by one model is refused by another (architecture, configuration or any weight
 the decoder uses differ). Truncation and corruption are detected before the entropy decoder sees
 the data, so a damaged file gives a clear error instead of a hang or a crash.
+
+The entropy decoder recovers the encoder's symbols only when it computes the same scale indexes
+as the encoder did, bit for bit; the hyper-synthesis and context networks that give them are
+floating-point code whose last bits depend on the device (and on TF32, kernels, PyTorch build).
+Where they differ, a symbol's probability table differs and everything decoded after it is
+wrong. Format 3 records the device type and a CRC-32 of the symbols, and the decoder compares
+its symbols with it: such a file is refused with one line naming the device that wrote it,
+never decoded into a wrong image (formats 1 and 2 are read without this check).
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from gabic.layers import KNN_RULES
 from gabic.models import LearnedCodec
 
 __all__ = [
+    "DEVICE_TYPES",
     "FORMAT_VERSION",
     "MAGIC",
     "Stream",
@@ -51,6 +62,7 @@ __all__ = [
     "decode_image",
     "encode_image",
     "decoder_fingerprint",
+    "device_type",
     "entropy_fingerprint",
     "pack",
     "unpack",
@@ -58,8 +70,10 @@ __all__ = [
 
 MAGIC = b"GABIC"
 #: The version written; :data:`READ_VERSIONS` are read.
-FORMAT_VERSION = 2
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READ_VERSIONS = (1, 2, 3)
+#: The device types of format 3's header, by code.
+DEVICE_TYPES = ("cpu", "cuda", "other")
 
 
 def decoder_fingerprint(model: LearnedCodec) -> bytes:
@@ -106,6 +120,8 @@ class Stream:
     shape: tuple[int, int]
     strings: list[list[bytes]]
     version: int = FORMAT_VERSION
+    device: str = "cpu"  # format 3: the device type that wrote it, one of DEVICE_TYPES
+    symbols_crc: int = 0  # format 3: CRC-32 of the latent's symbols as coded
 
     @property
     def payload_bytes(self) -> int:
@@ -132,6 +148,7 @@ def pack(stream: Stream) -> bytes:
         name,
         stream.config_hash,
         stream.fingerprint,
+        struct.pack("<BI", DEVICE_TYPES.index(stream.device), stream.symbols_crc) if stream.version >= 3 else b"",
         struct.pack("<IIHHB", stream.height, stream.width, *stream.shape, len(stream.strings)),
     ]
     for group in stream.strings:
@@ -177,6 +194,9 @@ def unpack(data: bytes, source: str = "<bytes>") -> Stream:
     except UnicodeDecodeError:
         raise BitstreamError(f"{source}: corrupted .gabic header (model name is not ASCII)") from None
     chash, fp = r.take(8, "config hash"), r.take(8, "fingerprint")
+    device, symbols_crc = r.unpack("<BI", "device and symbol checksum") if version >= 3 else (0, 0)
+    if device >= len(DEVICE_TYPES):
+        raise BitstreamError(f"{source}: corrupted .gabic header (device code {device})")
     height, width, zh, zw, n_groups = r.unpack("<IIHHB", "image size")
     strings = []
     for g in range(n_groups):
@@ -194,7 +214,7 @@ def unpack(data: bytes, source: str = "<bytes>") -> Stream:
     expected = (-(-height // PAD_MULTIPLE), -(-width // PAD_MULTIPLE))
     if (zh, zw) != expected or n_groups != 2:
         raise BitstreamError(f"{source}: inconsistent .gabic header (z {zh}x{zw} for a {width}x{height} image)")
-    return Stream(name, chash, fp, height, width, (zh, zw), strings, version)
+    return Stream(name, chash, fp, height, width, (zh, zw), strings, version, DEVICE_TYPES[device], symbols_crc)
 
 
 @torch.no_grad()
@@ -204,7 +224,8 @@ def encode_image(model: LearnedCodec, image: Image.Image) -> bytes:
     The image is zero-padded to a multiple of 64 (centred, as CompressAI's evaluation),
     coded with ``model.compress`` and the header added.
     """
-    x = image_to_tensor(image).to(model_device(model))
+    device = model_device(model)
+    x = image_to_tensor(image).to(device)
     xp, _ = pad(x)
     out = model.compress(xp)
     h, w = x.shape[-2:]
@@ -216,8 +237,15 @@ def encode_image(model: LearnedCodec, image: Image.Image) -> bytes:
         width=w,
         shape=tuple(int(s) for s in out["shape"]),
         strings=[list(group) for group in out["strings"]],
+        device=device_type(device),
+        symbols_crc=out["symbols_crc"],
     )
     return pack(stream)
+
+
+def device_type(device: torch.device) -> str:
+    """The device type as format 3 records it (:data:`DEVICE_TYPES`)."""
+    return device.type if device.type in DEVICE_TYPES else "other"
 
 
 def check_model(stream: Stream, model: LearnedCodec, source: str) -> None:
@@ -268,6 +296,14 @@ def decode_image(model: LearnedCodec, data: bytes | Stream, source: str = "<byte
             f"{source}: decoding failed after the file's checks passed ({type(err).__name__}: {what}); "
             "a stream decodes only with the model, device type and PyTorch build that wrote it"
         ) from None
+    if stream.version >= 3 and out.get("symbols_crc") != stream.symbols_crc:
+        here = device_type(model_device(model))
+        where = f"written and decoded on {here}" if stream.device == here else f"written on {stream.device}, decoded on {here}"
+        advice = "decode it on the device type that wrote it" if stream.device != here else "another machine or PyTorch build wrote it"
+        raise BitstreamError(
+            f"{source}: the decoded latent differs from the one the encoder coded ({where}): the entropy "
+            f"model's numbers differ between the two; {advice}"
+        )
     hp, wp = out["x_hat"].shape[-2:]
     _, unpad = compute_padding(stream.height, stream.width, out_h=hp, out_w=wp)
     x = crop(out["x_hat"], unpad)

@@ -200,9 +200,12 @@ def test_format_1_files_still_decode(photo):
     model = small_model("gabic")
     image = photo.crop((0, 0, 64, 64))
     s = unpack(encode_image(model, image))
-    assert s.version == 2
+    assert s.version == 3
     old = pack(Stream(s.model_name, s.config_hash, entropy_fingerprint(model), s.height, s.width, s.shape, s.strings, version=1))
     assert decode_image(model, old).tobytes() == decode_image(model, s).tobytes()
+    format2 = pack(Stream(s.model_name, s.config_hash, s.fingerprint, s.height, s.width, s.shape, s.strings, version=2))
+    assert len(format2) == len(pack(s)) - 5  # no device byte, no symbol checksum
+    assert decode_image(model, format2).tobytes() == decode_image(model, s).tobytes()
     with pytest.raises(BitstreamError, match="its entropy model differs"):
         decode_image(small_model("gabic", seed=1), old)
 
@@ -229,3 +232,58 @@ def test_decoder_failures_say_what_happened(photo, monkeypatch, error, expected)
     with pytest.raises(BitstreamError, match=expected) as info:
         decode_image(model, data, source="x.gabic")
     assert "corrupted" not in str(info.value)
+
+
+# -- format 3: the device that wrote a file and the checksum of its symbols ----------------------------
+
+
+def test_header_records_the_device_and_the_symbols_checksum(photo):
+    """The checksum is the CRC-32 of round(y - means) of the forward pass (an independent path to
+    the same symbols: the slices are contiguous channel chunks, so slice after slice is the latent's
+    own order)."""
+    import zlib
+
+    model = small_model("gabic")
+    image = photo.crop((0, 0, 128, 96))
+    s = unpack(encode_image(model, image))
+    assert s.device == "cpu"
+    xp, _ = pad(image_to_tensor(image))
+    with torch.no_grad():
+        p = model.entropy_parameters(xp)
+    symbols = torch.round(p["y_hat"] - p["means"]).to(torch.int32)
+    assert s.symbols_crc == zlib.crc32(symbols.numpy().tobytes())
+
+
+def test_symbols_that_decode_differently_are_refused(photo, monkeypatch):
+    """As a decoder on another device would: scales off in their last bits (here 0.1 %, about what
+    TF32 gives) pick other probability tables; the file is refused, never decoded into a wrong image."""
+    model = small_model("gabic")
+    with torch.no_grad():  # scales of a few units, as a trained model's, not all at the lower bound
+        for transform in model.cc_scale_transforms:
+            transform[-1].bias.add_(3.0)
+    data = encode_image(model, photo.crop((0, 0, 128, 128)))
+    decode_image(model, data)  # the same model decodes it
+    gc = model.gaussian_conditional
+    real = gc.build_indexes
+    monkeypatch.setattr(gc, "build_indexes", lambda scales: real(scales * 1.001))
+    with pytest.raises(BitstreamError, match=r"^x\.gabic: the decoded latent differs from the one the encoder coded \(written and"):
+        decode_image(model, data, source="x.gabic")
+
+
+def test_a_file_from_another_device_type_is_decoded_or_refused_by_name(photo):
+    model = small_model("gabic")
+    s = unpack(encode_image(model, photo.crop((0, 0, 64, 64))))
+    from_cuda = Stream(**{**s.__dict__, "device": "cuda"})
+    assert decode_image(model, pack(from_cuda)).tobytes() == decode_image(model, s).tobytes()  # same symbols: decoded
+    wrong = Stream(**{**s.__dict__, "device": "cuda", "symbols_crc": s.symbols_crc ^ 1})
+    with pytest.raises(BitstreamError, match="written on cuda, decoded on cpu.*decode it on the device type that wrote it"):
+        decode_image(model, pack(wrong), source="gpu.gabic")
+    with pytest.raises(BitstreamError, match="corrupted .gabic header \\(device code 7\\)"):
+        data = bytearray(pack(s))
+        offset = 5 + 2 + len("gabic") + 16
+        data[offset] = 7
+        import struct as st
+        import zlib
+
+        data[-4:] = st.pack("<I", zlib.crc32(bytes(data[:-4])))
+        unpack(bytes(data))

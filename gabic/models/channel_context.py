@@ -10,8 +10,10 @@ a factorized entropy bottleneck. Subclasses provide ``analysis(x) -> y`` and
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 from compressai.ans import BufferedRansEncoder, RansDecoder
@@ -216,8 +218,10 @@ class ChannelContextCodec(LearnedCodec):
     def compress(self, x: Tensor) -> dict[str, Any]:
         """Entropy-code ``x`` ``(1, 3, H, W)`` (H, W multiples of 64).
 
-        Returns ``{"strings": [[y_string], [z_string]], "shape": (h_z, w_z)}``; y is one
-        rANS stream of all slices, z goes through the factorized model.
+        Returns ``{"strings": [[y_string], [z_string]], "shape": (h_z, w_z), "symbols_crc": int}``;
+        y is one rANS stream of all slices, z goes through the factorized model; ``symbols_crc``
+        is the CRC-32 of the latent's symbols as coded (int32, slice after slice), which
+        :meth:`decompress` returns for the symbols it decoded.
         """
         if x.shape[0] != 1:
             raise ValueError(f"compress codes one image at a time, got a batch of {x.shape[0]}")
@@ -240,11 +244,14 @@ class ChannelContextCodec(LearnedCodec):
             decoded.append(self._refine(i, mean_support, y_q + mu))
         encoder = BufferedRansEncoder()
         encoder.encode_with_indexes(symbols, indexes, cdf, cdf_lengths, offsets)
-        return {"strings": [[encoder.flush()], z_strings], "shape": tuple(z.shape[-2:])}
+        crc = zlib.crc32(np.asarray(symbols, dtype=np.int32).tobytes())
+        return {"strings": [[encoder.flush()], z_strings], "shape": tuple(z.shape[-2:]), "symbols_crc": crc}
 
     @torch.no_grad()
     def decompress(self, strings: list[list[bytes]], shape) -> dict[str, Tensor]:
-        """Decode what :meth:`compress` wrote; ``{"x_hat": (1, 3, 64*h_z, 64*w_z)}`` in [0, 1]."""
+        """Decode what :meth:`compress` wrote: ``{"x_hat": (1, 3, 64*h_z, 64*w_z)}`` in [0, 1] and
+        ``"symbols_crc"``, the CRC-32 of the symbols decoded (equal to the encoder's when the entropy
+        parameters of both sides agree, see :meth:`compress`)."""
         z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
         scales, means = self.h_scale_s(z_hat), self.h_mean_s(z_hat)
         y_shape = (z_hat.shape[2] * 4, z_hat.shape[3] * 4)
@@ -252,11 +259,13 @@ class ChannelContextCodec(LearnedCodec):
         decoder = RansDecoder()
         decoder.set_stream(strings[0][0])
         decoded: list[Tensor] = []
+        crc = 0
         for i in range(self.num_slices):
             mean_support, mu, scale = self._slice_params(i, means, scales, decoded, y_shape)
             index = self.gaussian_conditional.build_indexes(scale)
             rv = decoder.decode_stream(index.reshape(-1).tolist(), cdf, cdf_lengths, offsets)
+            crc = zlib.crc32(np.asarray(rv, dtype=np.int32).tobytes(), crc)
             rv = torch.tensor(rv, dtype=mu.dtype, device=mu.device).reshape(mu.shape)
             decoded.append(self._refine(i, mean_support, self.gaussian_conditional.dequantize(rv, mu)))
         x_hat = self.synthesis(torch.cat(decoded, dim=1)).clamp_(0, 1)
-        return {"x_hat": x_hat}
+        return {"x_hat": x_hat, "symbols_crc": crc}
