@@ -5,26 +5,29 @@ exit status 0 only when all is well.
     python benchmarks/gpu_check.py --device cpu --quick # the script itself, on a CPU, with tiny settings
 
 The checks, in order (each a row of the table; the details go to ``--out``, default
-``results/gpu_check/``: ``gpu_check.json``, ``gpu_check.md`` and the logs):
+``results/gpu_check/``: ``gpu_check.json``, ``gpu_check.md``, the logs and the profiles):
 
-1. ``setup``: PyTorch, CUDA and cuDNN versions, the GPU.
-2. ``cudnn-sdpa``: the cause of the dense backend's old bf16 NaN, on this machine: GABIC's
-   window-8 block in bf16 with whole rows of scores below -88.7 (64 nodes and a mask: the case of
-   pytorch/pytorch#196678), backward as gabic runs it (cuDNN's attention left out; must be
-   finite) and with cuDNN's attention allowed (reported).
-3. ``gpu-tests``: ``pytest -m gpu tests/test_gpu.py`` (bf16 and fp32 training of the four
-   paper-size models, the backends' agreement, coding on the device, a file across devices).
-4. ``train-step``: ``benchmarks/train_step.py`` (fp32, bf16, bf16+channels_last; ``--with-compile``
-   adds bf16+compile), with the ratios against the targets (bf16 >= 1.5x fp32 for every model,
-   GABIC-dense >= WACNN): the targets are reported, not required.
-5. ``train <model>``: ``gabic train --preset paper --precision bf16 --steps 100`` on the sample
-   photos for GABIC (dense), GABIC (pyg) and WACNN: exit 0, every loss finite, the last ten
-   steps' mean loss below 90 % of the first ten's.
-6. ``evaluate cuda|cpu``: ``gabic evaluate`` of the GABIC (dense) run's checkpoint on the sample
-   photos on CUDA and on the CPU: bpp and PSNR of both, which must agree within 1 % and 0.1 dB.
-7. ``across devices``: that checkpoint codes a photo on CUDA and decodes it on the CPU, and the
-   reverse: the same pixels, within one grey level, or refused with one line (which of them is
-   what the README reports).
+- ``setup``: PyTorch, CUDA and cuDNN versions, the GPU.
+- ``cudnn-sdpa``: the cause of the dense backend's old bf16 NaN, on this machine: GABIC's
+  window-8 block in bf16 with whole rows of scores below -88.7 (64 nodes and a mask: the case of
+  pytorch/pytorch#196678), backward as gabic runs it (cuDNN's attention left out; must be
+  finite) and with cuDNN's attention allowed (reported).
+- ``gpu-tests``: ``pytest -m gpu tests/test_gpu.py`` (bf16 and fp32 training of the four
+  paper-size models, the backends' agreement, coding on the device, a file across devices).
+- ``train-step``: ``benchmarks/train_step.py`` (fp32, bf16, bf16+channels_last; ``--with-compile``
+  adds bf16+compile), with the ratios against the targets (bf16 >= 1.5x fp32 for every model,
+  GABIC-dense >= WACNN): the targets are reported, not required.
+- ``profile wacnn``: the top CUDA kernels of a WACNN training step in fp32 and in bf16
+  (``profile_wacnn_fp32.txt``, ``profile_wacnn_bf16.txt``): where to look if bf16 is slow.
+- ``train <model>``: ``gabic train --preset paper --precision bf16 --steps 100`` on the sample
+  photos for GABIC (dense), GABIC (pyg) and WACNN: exit 0, every loss finite, the last ten
+  steps' mean loss below 90 % of the first ten's.
+- ``evaluate cuda``, ``evaluate cpu``, ``evaluate cuda vs cpu``: ``gabic evaluate`` of the GABIC
+  (dense) run's checkpoint on the sample photos on each device; their bpp must agree within 1 %
+  and their PSNR within 0.1 dB.
+- ``across devices``: that checkpoint codes a photo on CUDA and decodes it on the CPU, and the
+  reverse: the same pixels, within one grey level, or refused with one line (which of them is
+  what the README reports).
 
 In this workplace's device machine gabic's dependencies that it lacks travel as wheels (see
 ``../shared/reference/GPU.md``): compressai 1.2.8, pytorch-msssim, gdown, beautifulsoup4 and
@@ -206,6 +209,50 @@ def check_evaluate(c: Check, out: Path, run: Path, device: str, timeout: float) 
     return c.details
 
 
+def check_profile(c: Check, out: Path, device: str, quick: bool) -> None:
+    """Where a WACNN training step spends its GPU time, fp32 against bf16 (the step that bf16 made
+    slower): the top kernels of three profiled steps each, written to ``profile_wacnn_<precision>.txt``."""
+    import tempfile
+
+    import torch
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    from gabic.train.config import resolve_config
+    from gabic.train.loop import _Run, cuda_training_settings
+
+    if device != "cuda":
+        c.ok, c.result = True, "skipped: CUDA only"
+        return
+    dev = torch.device("cuda")
+    batch, size = (2, 128) if quick else (16, 256)
+    x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(dev)
+    found = {}
+    with cuda_training_settings(dev), tempfile.TemporaryDirectory() as tmp:
+        for precision in ("fp32", "bf16"):
+            cfg = resolve_config("paper", model="wacnn", precision=precision, steps=10**9, device="cuda", runs_dir=tmp, name=precision)
+            run = _Run(cfg, dev, 0, 1)
+            run.prepare(None)
+            for _ in range(2):
+                run.train_step(x)
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                for _ in range(3):
+                    run.train_step(x)
+                torch.cuda.synchronize()
+            events = prof.key_averages()
+            (out / f"profile_wacnn_{precision}.txt").write_text(events.table(sort_by="self_device_time_total", row_limit=40))
+            kernels = [e for e in events if e.device_type == DeviceType.CUDA]  # the kernels themselves, not the ops
+            kernels.sort(key=lambda e: -e.self_device_time_total)
+            total = sum(e.self_device_time_total for e in kernels) / 3 / 1000
+            top = ", ".join(f"{e.key[:40]} {e.self_device_time_total / 3 / 1000:.1f} ms" for e in kernels[:3])
+            found[precision] = f"{total:.1f} ms of GPU time per step; top: {top}"
+            del run
+            torch.cuda.empty_cache()
+    c.ok, c.details = True, found
+    c.result = "; ".join(f"{k}: {v}" for k, v in found.items())
+
+
 def check_across_devices(c: Check, run: Path, device: str) -> None:
     """Code a sample photo on one device type and decode it on the other, both ways."""
     import torch
@@ -274,6 +321,7 @@ def main(argv=None) -> int:
     if not args.skip_tests:
         step("gpu-tests", check_gpu_tests, args.out, args.device, 1200 if args.device == "cpu" else 240)
     step("train-step", check_train_step, args.out, args.device, args.quick, args.with_compile, 600 if args.with_compile else 240)
+    step("profile wacnn", check_profile, args.out, args.device, args.quick)
     runs = {label: step(f"train {label}", check_training, args.out, label, args.device, args.quick, 300) for label in RUNS}
     if runs["gabic-dense"] is not None:
         devices = ("cuda", "cpu") if args.device == "cuda" else ("cpu",)

@@ -22,12 +22,16 @@ on; TF32 as PyTorch leaves it, on for cuDNN's convolutions and off for matmuls) 
 prints them.
 
 Each model runs in a process of its own (CUDA started and the model's code loaded once per
-model); in it each variant in turn is built, warmed up (``--warmup`` steps), timed over
-``--rounds`` steps (median, min, max) and its peak memory read, then freed. Peak memory on a GPU
+model; on the CPU one per model and variant, see below); in it each variant in turn is built,
+warmed up (``--warmup`` steps), timed over ``--rounds`` steps (median, min, max) and its peak
+memory read, then freed. Peak memory on a GPU
 is ``torch.cuda.max_memory_allocated`` since the variant was built (weights, gradients, Adam
 moments, activations, the batch); on the CPU, the increase of the process's peak resident set
-size (``VmHWM``, reset before each variant through ``/proc/self/clear_refs``) over its resident
-size before the variant was built: coarser, it also counts the allocator's caches.
+size (``VmHWM``) over its resident size before the variant was built: coarser, it also counts the
+allocator's caches, which is why each CPU variant gets a fresh process.
+
+``--preset small-cpu`` times the reduced models that a CPU trains (N=64, M=96, 8 slices; STF
+keeps its size).
 """
 
 from __future__ import annotations
@@ -99,7 +103,9 @@ def _reset_peak_rss() -> bool:
 
 
 # ----------------------------------------------------------------------------------- one model
-def run_model(label: str, variants: list[str], device: torch.device, batch: int, size: int, rounds: int, warmup: int) -> None:
+def run_model(
+    label: str, variants: list[str], device: torch.device, batch: int, size: int, rounds: int, warmup: int, preset: str = "paper"
+) -> None:
     """Time and measure every variant of one model in this process; print a JSON line each."""
     from gabic.train.config import resolve_config
     from gabic.train.loop import _Run
@@ -107,7 +113,7 @@ def run_model(label: str, variants: list[str], device: torch.device, batch: int,
     gpu = device.type == "cuda"
     x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
     for spec in variants:
-        record = {"bench": "train_step", "model": label, "variant": spec, "shape": [batch, 3, size, size]}
+        record = {"bench": "train_step", "model": label, "variant": spec, "preset": preset, "shape": [batch, 3, size, size]}
         variant = parse_variant(spec)
         if variant["precision"] == "bf16" and not gpu:
             emit(record | {"skipped": "bf16 is torch.autocast on CUDA only; not run on the CPU"})
@@ -120,7 +126,7 @@ def run_model(label: str, variants: list[str], device: torch.device, batch: int,
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 options = {"lmbda": LMBDA, "steps": 10**9, "device": str(device), "runs_dir": tmp, "name": "bench"}
-                cfg = resolve_config("paper", **{**options, **MODELS[label], **variant})
+                cfg = resolve_config(preset, **{**options, **MODELS[label], **variant})
                 run = _Run(cfg, device, 0, 1)
                 run.prepare(None)
                 t0 = time.perf_counter()
@@ -161,10 +167,11 @@ def run_model(label: str, variants: list[str], device: torch.device, batch: int,
         emit(record | {"device": machine(device)})
 
 
-def in_subprocess(label: str, args: argparse.Namespace, device: torch.device) -> list[dict]:
+def in_subprocess(label: str, variants: list[str], args: argparse.Namespace, device: torch.device) -> list[dict]:
     """Run :func:`run_model` for ``label`` in a fresh process; its JSON lines, printed as they come."""
     argv = [sys.executable, __file__, "--model-only", label, "--device", str(device), "--batch", str(args.batch)]
-    argv += ["--size", str(args.size), "--rounds", str(args.rounds), "--warmup", str(args.warmup), "--variants", *args.variants]
+    argv += ["--size", str(args.size), "--rounds", str(args.rounds), "--warmup", str(args.warmup), "--variants", *variants]
+    argv += ["--preset", args.preset]
     argv += ["--no-tf32"] * args.no_tf32 + ["--no-cudnn-benchmark"] * args.no_cudnn_benchmark
     records = []
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
@@ -200,6 +207,7 @@ def ratios(records: list[dict]) -> None:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--preset", choices=("paper", "small-cpu"), default="paper", help="model sizes: paper (default) or small-cpu")
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="which models (default all)")
     p.add_argument("--variants", nargs="+", help="e.g. fp32 bf16 bf16+channels_last (default: fp32 bf16 on a GPU, fp32 on the CPU)")
     p.add_argument("--batch", type=int, help="crops per step (default 16 on a GPU, 2 on the CPU)")
@@ -227,12 +235,15 @@ def main(argv=None) -> None:
         stack.enter_context(cuda_training_settings(device))
         applied = settings(args.no_tf32, args.no_cudnn_benchmark)
         if args.model_only:
-            run_model(args.model_only, args.variants, device, args.batch, args.size, args.rounds, args.warmup)
+            run_model(args.model_only, args.variants, device, args.batch, args.size, args.rounds, args.warmup, args.preset)
             return
-    setup = {"bench": "setup", "device": machine(device), "torch": torch.__version__, "variants": args.variants}
+    setup = {"bench": "setup", "device": machine(device), "torch": torch.__version__, "preset": args.preset, "variants": args.variants}
     emit(setup | (applied if gpu else {}) | {"threads": torch.get_num_threads(), "cpus": os.cpu_count()})
     t0 = time.perf_counter()
-    records = [r for label in args.models for r in in_subprocess(label, args, device)]
+    # A process per model on a GPU; per model and variant on the CPU, whose peak resident size cannot
+    # be told apart between variants once a first one has grown the allocator's caches.
+    groups = [args.variants] if gpu else [[v] for v in args.variants]
+    records = [r for label in args.models for variants in groups for r in in_subprocess(label, variants, args, device)]
     ratios(records)
     emit({"bench": "done", "wall_s": round(time.perf_counter() - t0, 1)})
 

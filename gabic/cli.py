@@ -301,6 +301,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "config_hash": s.config_hash.hex(),
                 "fingerprint": s.fingerprint.hex(),
                 "fingerprint_of": "the decoder's weights" if s.version >= 2 else "the entropy tables (format 1)",
+                **({"written_on": s.device, "symbols_crc32": f"{s.symbols_crc:08x}"} if s.version >= 3 else {}),
                 "image_size": [s.width, s.height],
                 "z_shape": list(s.shape),
                 "string_bytes": [[len(x) for x in g] for g in s.strings],

@@ -31,6 +31,7 @@ def test_compress_decompress_round_trip(capsys, tmp_path, photo, gabic_ckpt):
     code, text, _ = run(capsys, "info", stream)
     info = json.loads(text)
     assert info["model"] == "gabic" and info["image_size"] == [600, 400] and info["file_bytes"] == stream.stat().st_size
+    assert info["format_version"] == 3 and info["written_on"] == "cpu" and len(info["symbols_crc32"]) == 8
 
 
 def test_grayscale_input_says_what_changed(capsys, tmp_path, photo, gabic_ckpt, caplog):

@@ -189,3 +189,18 @@ def test_torchrun_two_cpu_processes(tmp_path):
     ckpt = read_checkpoint(run / "last.pth.tar")
     assert ckpt["train"]["step"] == 2 and len(ckpt["train"]["rng"]) == 2  # both ranks' random states
     assert res.stdout.count("step 2: validation") == 1  # rank 0 alone reports
+
+
+@pytest.mark.parametrize("option", ["channels_last", pytest.param("compile", marks=pytest.mark.slow)])
+def test_speed_options_change_no_number_beyond_rounding(tmp_path, option):
+    """--channels-last and --compile: the same losses within float rounding, checkpoints of the same
+    keys and shapes that load as before (the options are recorded in config.json)."""
+    plain = fit(steps=2, name="plain", runs_dir=tmp_path, **TINY)
+    fast = fit(steps=2, name="fast", runs_dir=tmp_path, **{option: True}, **TINY)
+    assert _losses(fast) == pytest.approx(_losses(plain), rel=1e-4)
+    assert [v["loss"] for v in fast["val"]] == pytest.approx([v["loss"] for v in plain["val"]], rel=1e-4)
+    a = read_checkpoint(tmp_path / "plain" / "last.pth.tar")["state_dict"]
+    b = read_checkpoint(tmp_path / "fast" / "last.pth.tar")["state_dict"]
+    assert {k: tuple(t.shape) for k, t in a.items()} == {k: tuple(t.shape) for k, t in b.items()}
+    assert json.loads((tmp_path / "fast" / "config.json").read_text())[option] is True
+    load_checkpoint(tmp_path / "fast" / "last.pth.tar", device="cpu")
