@@ -118,49 +118,88 @@ def bpp_from_likelihoods(likelihoods: Mapping[str, torch.Tensor] | torch.Tensor,
     return bits / int(num_pixels)
 
 
+#: How :func:`bd_rate` and :func:`bd_psnr` name the two curves in their messages when the caller does not.
+_BD_NAMES = ("the anchor", "the test curve")
+
+
+def _quality_name(quality: str) -> tuple[str, str]:
+    """The name and unit of a quality label: ``"PSNR (dB)"`` -> ``("PSNR", " dB")``, ``"MS-SSIM"`` -> ``("MS-SSIM", "")``."""
+    name, _, unit = quality.strip().partition(" (")
+    return name, f" {unit.removesuffix(')')}" if unit else ""
+
+
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` as text with 2 decimals, or 3 where the data have them (0.298), or as many more (up to 6) as it
+    takes to tell two different values apart."""
+    for digits in range(2, 7):
+        shown = f"{a:.{digits}f}", f"{b:.{digits}f}"
+        exact = float(shown[0]) == a and float(shown[1]) == b
+        if (exact or digits >= 3) and (a == b or shown[0] != shown[1]):
+            break
+    return shown
+
+
+def _check_rising(r: np.ndarray, q: np.ndarray, name: str, quality: str) -> None:
+    """Raise ValueError unless the quality ``q`` rises strictly with the rate ``r`` (both sorted by rate, then
+    quality), naming the curve and the first place where it does not: a fall, a flat step or two points at one rate."""
+    steps = np.flatnonzero((np.diff(r) <= 0) | (np.diff(q) <= 0))
+    if not steps.size:
+        return
+    i = int(steps[0])
+    what, unit = _quality_name(quality)
+    (r0, r1), (q0, q1) = _apart(r[i], r[i + 1]), _apart(q[i], q[i + 1])
+    if r[i] == r[i + 1]:
+        where = f"two points at {r0} bpp ({q0}{unit} and {q1}{unit})"
+    elif q[i] == q[i + 1]:
+        where = f"{what} stays at {q0}{unit} as bpp rises from {r0} to {r1}"
+    else:
+        where = f"{what} falls from {q0}{unit} to {q1}{unit} as bpp rises from {r0} to {r1}"
+    raise ValueError(f"{name}: {where}; BD needs {what} to rise strictly with bpp")
+
+
 def _curve(
     bpp: Sequence[float] | np.ndarray,
     psnr: Sequence[float] | np.ndarray,
     prefix: str,
+    name: str,
+    quality: str,
     min_points: int,
     method: str,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Check one RD curve and return it as float64 arrays ``(bpp, psnr)``, pairs kept together."""
+    """Check one RD curve and return it as float64 arrays ``(bpp, psnr)`` sorted by bpp, pairs kept together.
+
+    What was passed (numbers, 1-D, equal lengths, finite) is checked under the argument names
+    ``<prefix>_bpp`` / ``<prefix>_psnr``; the curve's points (enough for ``method``, positive bpp,
+    quality rising strictly with rate) under the curve's ``name`` and the ``quality`` label, as the
+    user sees them. Each failure raises ValueError.
+    """
     arrays = []
-    for name, values in ((f"{prefix}_bpp", bpp), (f"{prefix}_psnr", psnr)):
+    for arg, values in ((f"{prefix}_bpp", bpp), (f"{prefix}_psnr", psnr)):
         try:
             arr = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a 1-D sequence of numbers") from None
+            raise ValueError(f"{arg} must be a 1-D sequence of numbers") from None
         if arr.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D sequence of numbers, got an array of shape {arr.shape}")
+            raise ValueError(f"{arg} must be a 1-D sequence of numbers, got an array of shape {arr.shape}")
         arrays.append(arr)
     r, q = arrays
     if len(r) != len(q):
         raise ValueError(f"{prefix}_bpp and {prefix}_psnr differ in length: {len(r)} and {len(q)} (one bpp per PSNR)")
-    for name, arr in ((f"{prefix}_bpp", r), (f"{prefix}_psnr", q)):
+    for arg, arr in ((f"{prefix}_bpp", r), (f"{prefix}_psnr", q)):
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
-            raise ValueError(f"{name} holds NaN or inf (at index {int(bad[0])}): every point must be finite")
+            raise ValueError(f"{arg} holds NaN or inf (at index {int(bad[0])}): every point must be finite")
     bad = np.flatnonzero(r <= 0)
     if bad.size:
-        raise ValueError(f"{prefix}_bpp must be positive (the rate is taken on a log scale), got {r[bad[0]]} at index {int(bad[0])}")
+        raise ValueError(f"{name} has a point at {r[bad[0]]:g} bpp: BD takes the rate on a log scale, so every bpp must be positive")
     if len(r) < min_points:
-        raise ValueError(f"method {method!r} needs at least {min_points} points per curve; {prefix}_bpp has {len(r)}")
+        raise ValueError(
+            f"{name} has {len(r)} point{'' if len(r) == 1 else 's'}; method {method!r} needs at least {min_points} points per curve"
+        )
+    order = np.lexsort((q, r))
+    r, q = r[order], q[order]
+    _check_rising(r, q, name, quality)
     return r, q
-
-
-def _sorted_unique(x: np.ndarray, y: np.ndarray, given: np.ndarray, name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Sort the pairs ``(x, y)`` by ``x`` (stable, pairs kept together); a repeated ``x`` raises ValueError.
-
-    ``given`` is the argument as the user passed it (``x`` may be its logarithm), for the message.
-    """
-    order = np.argsort(x, kind="stable")
-    x, y, given = x[order], y[order], given[order]
-    dup = np.flatnonzero(np.diff(x) == 0)
-    if dup.size:
-        raise ValueError(f"{name} has duplicate values ({float(given[dup[0]])!r}): {what} needs distinct values, one point per value")
-    return x, y
 
 
 def _integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float, method: str) -> float:
@@ -191,13 +230,34 @@ def _check_method(method: str) -> int:
     return BD_METHODS[method]
 
 
-def _check_overlap(a: np.ndarray, t: np.ndarray, what: str, a_name: str, t_name: str, unit: str) -> None:
+def _check_overlap(a: np.ndarray, t: np.ndarray, what: str, unit: str, names: tuple[str, str]) -> None:
     """Raise ValueError unless the sorted ranges ``a`` and ``t`` overlap in an interval of positive length."""
     if min(a[-1], t[-1]) <= max(a[0], t[0]):
         raise ValueError(
-            f"the {what} ranges of the two curves do not overlap: {a_name} spans [{a[0]:.6g}, {a[-1]:.6g}]{unit}, "
-            f"{t_name} spans [{t[0]:.6g}, {t[-1]:.6g}]{unit}"
+            f"the {what} ranges of the two curves do not overlap: {names[0]} spans [{a[0]:.6g}, {a[-1]:.6g}]{unit}, "
+            f"{names[1]} spans [{t[0]:.6g}, {t[-1]:.6g}]{unit}"
         )
+
+
+def _bd_curves(
+    anchor: tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray],
+    test: tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray],
+    method: str,
+    names: tuple[str, str],
+    quality: str,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The checks :func:`bd_rate` and :func:`bd_psnr` share: the method, then each curve (:func:`_curve`).
+
+    Returns:
+        ``((anchor_bpp, anchor_psnr), (test_bpp, test_psnr))`` as float64 arrays sorted by bpp, which
+        also sorts them by PSNR (each curve's PSNR rises strictly with its bpp).
+    """
+    min_points = _check_method(method)
+    a_name, t_name = names
+    return (
+        _curve(*anchor, "anchor", a_name, quality, min_points, method),
+        _curve(*test, "test", t_name, quality, min_points, method),
+    )
 
 
 def bd_rate(
@@ -206,6 +266,9 @@ def bd_rate(
     test_bpp: Sequence[float] | np.ndarray,
     test_psnr: Sequence[float] | np.ndarray,
     method: str = "cubic",
+    *,
+    names: tuple[str, str] = _BD_NAMES,
+    quality: str = "PSNR (dB)",
 ) -> float:
     """Bjøntegaard delta rate (BD-rate) of a test RD curve against an anchor, in percent.
 
@@ -217,9 +280,14 @@ def bd_rate(
     Sign: negative means the test codec needs fewer bits than the anchor at the same quality
     (-10.0 = 10% fewer bits); positive means more.
 
+    Each curve's PSNR must rise strictly with its bpp, as BD assumes: a curve whose PSNR falls or
+    stays as its bpp rises, or with two points at one bpp, raises ValueError naming the curve and
+    the first such step (``"the test curve: PSNR falls from 30.10 dB to 29.80 dB as bpp rises from
+    0.40 to 0.60; ..."``); every point is checked, as every point enters the fit.
+
     Args:
         anchor_bpp, anchor_psnr: the anchor's RD points, one bpp per PSNR (dB). Any order: the
-            points are sorted by PSNR with their pairs kept together.
+            points are sorted by bpp with their pairs kept together.
         test_bpp, test_psnr: the test codec's RD points, likewise. Any quality in dB works in
             place of PSNR (e.g. :func:`ms_ssim_db`).
         method: ``"cubic"`` (default): VCEG-M33's least-squares cubic polynomial (``numpy.polyfit``,
@@ -229,19 +297,23 @@ def bd_rate(
             Bjøntegaard tools), integrated exactly; needs at least 2 points per curve, because
             it interpolates rather than fits: with two points it is the straight line between
             them, the only curve two points determine, and it never overshoots the data.
+        names: how messages name the anchor and the test curve (default ``("the anchor", "the
+            test curve")``), e.g. the labels a table shows: ``("the anchor JPEG", "kodak-bad")``.
+        quality: how messages name the quality and its unit, as ``"NAME (unit)"`` or ``"NAME"``
+            (default ``"PSNR (dB)"``), e.g. ``"MS-SSIM (dB)"``.
+
+    Returns:
+        The BD-rate in percent, as a Python float.
 
     Raises:
-        ValueError: a curve's lists differ in length, hold NaN/inf or a non-positive bpp, have
-            too few points for ``method`` or repeated PSNR values; an unknown ``method``; or PSNR
-            ranges that do not overlap.
+        ValueError: a curve's lists are not numbers, differ in length or hold NaN/inf (named by the
+            argument); a curve has a non-positive bpp, too few points for ``method``, or PSNR not
+            rising strictly with bpp (named by ``names``); an unknown ``method``; or PSNR ranges
+            that do not overlap.
     """
-    min_points = _check_method(method)
-    ar, aq = _curve(anchor_bpp, anchor_psnr, "anchor", min_points, method)
-    tr, tq = _curve(test_bpp, test_psnr, "test", min_points, method)
-    anchor = _sorted_unique(aq, np.log(ar), aq, "anchor_psnr", "bd_rate interpolates log-rate over PSNR and")
-    test = _sorted_unique(tq, np.log(tr), tq, "test_psnr", "bd_rate interpolates log-rate over PSNR and")
-    _check_overlap(anchor[0], test[0], "PSNR", "anchor_psnr", "test_psnr", " dB")
-    return float((math.exp(_mean_difference(anchor, test, method)) - 1.0) * 100.0)
+    (ar, aq), (tr, tq) = _bd_curves((anchor_bpp, anchor_psnr), (test_bpp, test_psnr), method, names, quality)
+    _check_overlap(aq, tq, *_quality_name(quality), names)
+    return float((math.exp(_mean_difference((aq, np.log(ar)), (tq, np.log(tr)), method)) - 1.0) * 100.0)
 
 
 def bd_psnr(
@@ -250,6 +322,9 @@ def bd_psnr(
     test_bpp: Sequence[float] | np.ndarray,
     test_psnr: Sequence[float] | np.ndarray,
     method: str = "cubic",
+    *,
+    names: tuple[str, str] = _BD_NAMES,
+    quality: str = "PSNR (dB)",
 ) -> float:
     """Bjøntegaard delta PSNR (BD-PSNR) of a test RD curve against an anchor, in dB.
 
@@ -260,22 +335,22 @@ def bd_psnr(
 
     Sign: positive means the test codec is better (higher PSNR at the same rate).
 
+    Each curve's PSNR must rise strictly with its bpp, as for :func:`bd_rate` (ValueError otherwise).
+
     Args:
         anchor_bpp, anchor_psnr: the anchor's RD points, one bpp per PSNR (dB). Any order: the
             points are sorted by rate with their pairs kept together.
         test_bpp, test_psnr: the test codec's RD points, likewise.
         method: ``"cubic"`` (default, at least 4 points per curve) or ``"pchip"`` (at least 2);
             see :func:`bd_rate`.
+        names, quality: how messages name the two curves and the quality; see :func:`bd_rate`.
+
+    Returns:
+        The BD-PSNR in the quality's unit (dB for PSNR), as a Python float.
 
     Raises:
-        ValueError: a curve's lists differ in length, hold NaN/inf or a non-positive bpp, have
-            too few points for ``method`` or repeated bpp values; an unknown ``method``; or
-            log-rate ranges that do not overlap.
+        ValueError: as :func:`bd_rate`, with log-rate ranges that do not overlap in place of PSNR ranges.
     """
-    min_points = _check_method(method)
-    ar, aq = _curve(anchor_bpp, anchor_psnr, "anchor", min_points, method)
-    tr, tq = _curve(test_bpp, test_psnr, "test", min_points, method)
-    anchor = _sorted_unique(np.log(ar), aq, ar, "anchor_bpp", "bd_psnr interpolates PSNR over log-rate and")
-    test = _sorted_unique(np.log(tr), tq, tr, "test_bpp", "bd_psnr interpolates PSNR over log-rate and")
-    _check_overlap(np.exp(anchor[0]), np.exp(test[0]), "log-rate", "anchor_bpp", "test_bpp", " bpp")
-    return _mean_difference(anchor, test, method)
+    (ar, aq), (tr, tq) = _bd_curves((anchor_bpp, anchor_psnr), (test_bpp, test_psnr), method, names, quality)
+    _check_overlap(ar, tr, "log-rate", " bpp", names)
+    return _mean_difference((np.log(ar), aq), (np.log(tr), tq), method)

@@ -26,7 +26,9 @@ n/a with that reason unless ``across_image_sets=True`` asks for it.
 
 A curve without the metric asked for is left out of a figure with a logged warning and a note on
 the figure; when no curve has it, :class:`~gabic.errors.ResultsError` names each curve and the
-metrics it has. In a BD table such a curve gets NaN and a note.
+metrics it has. In a BD table such a curve gets NaN and a note, as does one whose quality does not
+rise strictly with its bpp (BD assumes it does): the note names the curve and the first step
+where it falls or stays (:func:`gabic.metrics.bd_rate`).
 
 Every figure carries the numbers it plots (:mod:`gabic.figure_data`); :func:`save_figure` writes
 them beside it as CSV.
@@ -767,9 +769,12 @@ def bd_table(
     Returns:
         A DataFrame indexed by curve label, with columns "BD-rate (%)", the BD-quality column,
         "points" (RD points), "bpp range" and "note". The anchor's row holds 0 and the note
-        "anchor"; a curve that cannot be compared (too few points, no overlap, no such metric,
-        another image set) holds NaN and the reason in "note". ``df.attrs`` holds anchor, metric
-        and method.
+        "anchor"; a curve that cannot be compared (too few points, quality not rising strictly
+        with bpp, no overlap, no such metric, another image set) holds NaN and the reason in
+        "note", naming the curve by its label and the anchor as "the anchor <label>" (``"kodak-bad:
+        PSNR falls from 30.10 dB to 29.80 dB as bpp rises from 0.40 to 0.60; BD needs PSNR to rise
+        strictly with bpp"``). ``across_image_sets`` lifts only the image-set reason. ``df.attrs``
+        holds anchor, metric and method.
 
     Raises:
         ResultsError: a curve is not in the results schema, or the anchor lacks ``metric``.
@@ -784,7 +789,7 @@ def bd_table(
     curves, anchor_curve = find_anchor(load_curves(results), anchor)
     anchor_points = points(anchor_curve.result, metric)  # an anchor without the metric is an error
     ab, aq = zip(*anchor_points, strict=True)
-    quality_column = METRIC_LABELS.get(metric, (metric, f"BD-{metric}"))[1]
+    quality_label, quality_column = METRIC_LABELS.get(metric, (metric, f"BD-{metric}"))
     rows = []
     for c in curves:
         bpp = c.result["results"]["bpp"]
@@ -800,7 +805,9 @@ def bd_table(
         else:
             try:
                 tb, tq = zip(*points(c.result, metric), strict=True)
-                rate, quality = bd_rate(ab, aq, tb, tq, method=method), bd_psnr(ab, aq, tb, tq, method=method)
+                # a curve that cannot be compared raises ValueError naming it as the table does: its note below
+                named = {"method": method, "names": (f"the anchor {anchor_curve.label}", c.label), "quality": quality_label}
+                rate, quality = bd_rate(ab, aq, tb, tq, **named), bd_psnr(ab, aq, tb, tq, **named)
                 note = (
                     ""
                     if same_set is not False

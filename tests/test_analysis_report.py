@@ -113,7 +113,7 @@ def test_one_point_each_gives_no_bd_rate_and_says_why(pair):
 def test_two_architectures_on_one_side_are_refused(pair):
     gabic, wacnn, images = pair
     with pytest.raises(GabicError, match="first: the checkpoints must be one architecture"):
-        compare_report([gabic[0], wacnn[0]], wacnn, images, device="cpu", progress=False)
+        compare_report([gabic[0], wacnn[0]], wacnn[1:], images, device="cpu", progress=False)
 
 
 def test_save_and_load_report(report, tmp_path):
@@ -223,3 +223,28 @@ def test_one_architecture_on_both_sides_keeps_both_apart(pair):
     assert analysis["attention"] == {}, "no graph block to compare window attention with"
     with pytest.raises(ValueError, match="names must be two different labels"):
         compare_report(wacnn[0], wacnn[1], images, names=("x", "x"), device="cpu", progress=False)
+
+
+def test_a_model_is_not_compared_with_itself(pair, tmp_path, capsys):
+    """The same file, or a copy of it, on both sides is refused before any coding."""
+    import shutil
+
+    from tests.conftest import run_cli
+
+    gabic, _, images = pair
+    out = tmp_path / "cmp"
+    code, _, err = run_cli(capsys, "compare", gabic[0], "--against", gabic[0], "--dataset", images, "--out", out)
+    assert code == 1 and f"gabic: error: {gabic[0]}: the same checkpoint on both sides of the comparison" in err
+    assert not out.exists()
+    copy = tmp_path / "copy.pth.tar"
+    shutil.copy(gabic[0], copy)
+    with pytest.raises(ValueError, match=r"and .*copy\.pth\.tar \(the same bytes\): the same checkpoint on both sides"):
+        compare_report(gabic, [copy], images, device="cpu", progress=False)
+
+
+def test_checkpoint_labels_tell_the_files_apart(tmp_path):
+    from gabic.analysis.compare import checkpoint_labels
+
+    a, b = tmp_path / "runs" / "demo" / "best.pth.tar", tmp_path / "runs" / "demo-wacnn" / "best.pth.tar"
+    assert checkpoint_labels(a, b) == ("demo/best.pth.tar", "demo-wacnn/best.pth.tar")
+    assert checkpoint_labels(tmp_path / "q1.pth.tar", tmp_path / "cnn_0018.pth.tar") == ("q1.pth.tar", "cnn_0018.pth.tar")

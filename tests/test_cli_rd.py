@@ -45,6 +45,43 @@ def test_rd_writes_figures_and_bd_table(capsys, tmp_path):
     assert "JPEG (published)" in (out / "bd_psnr-rgb.md").read_text()
 
 
+def test_rd_bd_table_na_for_a_curve_whose_psnr_falls_or_has_too_few_points(capsys, tmp_path):
+    def write(name: str, bpp: list[float], psnr: list[float]):
+        path = tmp_path / f"{name}.json"  # the CompressAI results schema, as `gabic evaluate` writes it
+        meta = {"kind": "measured", "dataset": "kodak"}
+        path.write_text(
+            json.dumps({"name": name, "description": "hand-made", "meta": meta, "results": {"bpp": bpp, "psnr-rgb": psnr}})
+        )
+        return path
+
+    bpp = [0.2, 0.4, 0.6, 0.8, 1.0]
+    good = write("kodak-good", bpp, [28.0, 30.1, 31.5, 33.0, 34.0])
+    bad = write("kodak-bad", bpp, [28.0, 30.1, 29.8, 33.0, 34.0])
+    flat = write("kodak-flat", bpp, [28.0, 30.1, 30.1, 33.0, 34.0])
+    short = write("jpeg", bpp[:3], [28.0, 30.1, 31.5])
+    out = tmp_path / "report"
+    code, _, err = run_cli(
+        capsys, "rd", good, bad, flat, short, "--anchor", good, "--out", out, "--metric", "psnr-rgb", "--formats", "png"
+    )
+    assert code == 0, err
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in (out / "bd_psnr-rgb.md").read_text().splitlines()
+    }
+    rule = "; BD needs PSNR to rise strictly with bpp"
+    assert rows["kodak-bad"][:2] == ["n/a", "n/a"]
+    assert rows["kodak-bad"][-1] == "kodak-bad: PSNR falls from 30.10 dB to 29.80 dB as bpp rises from 0.40 to 0.60" + rule
+    assert rows["kodak-flat"][:2] == ["n/a", "n/a"]
+    assert rows["kodak-flat"][-1] == "kodak-flat: PSNR stays at 30.10 dB as bpp rises from 0.40 to 0.60" + rule
+    assert (
+        rows["JPEG"][:2] == ["n/a", "n/a"]
+        and rows["JPEG"][-1] == "JPEG has 3 points; method 'cubic' needs at least 4 points per curve"
+    )
+    assert rows["kodak-good"][:2] == ["0.00", "0.00"] and rows["kodak-good"][-1] == "anchor"
+    table = pd.read_csv(out / "bd_psnr-rgb.csv", index_col=0)
+    assert table.loc[["kodak-bad", "kodak-flat", "JPEG"], "BD-rate (%)"].isna().all()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -234,11 +235,12 @@ FUNCTIONS = [bd_rate, bd_psnr]
     [
         ((BPP, PSNR[:5], BPP, PSNR), "cubic", r"anchor_bpp and anchor_psnr differ in length: 6 and 5"),
         ((BPP, PSNR, BPP[:4], PSNR), "pchip", r"test_bpp and test_psnr differ in length: 4 and 6"),
-        ((BPP[:3], PSNR[:3], BPP, PSNR), "cubic", r"method 'cubic' needs at least 4 points per curve; anchor_bpp has 3"),
-        ((BPP, PSNR, BPP[:1], PSNR[:1]), "pchip", r"method 'pchip' needs at least 2 points per curve; test_bpp has 1"),
-        ((BPP, PSNR, [], []), "pchip", r"method 'pchip' needs at least 2 points per curve; test_bpp has 0"),
-        (([0.0, *BPP[1:]], PSNR, BPP, PSNR), "cubic", r"anchor_bpp must be positive .* at index 0"),
-        ((BPP, PSNR, [*BPP[:3], -0.4, *BPP[4:]], PSNR), "pchip", r"test_bpp must be positive .* at index 3"),
+        # what is wrong with a curve's points names the curve, not the argument (see test_bd_messages_name_the_curves...)
+        ((BPP[:3], PSNR[:3], BPP, PSNR), "cubic", r"^the anchor has 3 points; method 'cubic' needs at least 4 points per curve$"),
+        ((BPP, PSNR, BPP[:1], PSNR[:1]), "pchip", r"^the test curve has 1 point; method 'pchip' needs at least 2 points per curve$"),
+        ((BPP, PSNR, [], []), "pchip", r"^the test curve has 0 points; method 'pchip' needs at least 2 points per curve$"),
+        (([0.0, *BPP[1:]], PSNR, BPP, PSNR), "cubic", r"^the anchor has a point at 0 bpp: BD takes the rate on a log scale"),
+        ((BPP, PSNR, [*BPP[:3], -0.4, *BPP[4:]], PSNR), "pchip", r"^the test curve has a point at -0\.4 bpp: BD takes the rate"),
         (([*BPP[:2], float("nan"), *BPP[3:]], PSNR, BPP, PSNR), "cubic", r"anchor_bpp holds NaN or inf \(at index 2\)"),
         ((BPP, PSNR, BPP, [*PSNR[:5], float("inf")]), "pchip", r"test_psnr holds NaN or inf \(at index 5\)"),
         ((BPP, [float("-inf"), *PSNR[1:]], BPP, PSNR), "cubic", r"anchor_psnr holds NaN or inf \(at index 0\)"),
@@ -255,25 +257,91 @@ def test_bd_bad_input(fn, args, method, message):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_bd_duplicate_independent_values(method):
-    # bd_rate interpolates over PSNR: two points at one PSNR cannot be told apart.
-    with pytest.raises(ValueError, match=r"anchor_psnr has duplicate values \(32\.15\)"):
-        bd_rate(BPP, [29.14, 30.50, 32.15, 32.15, 35.82, 37.72], BPP, PSNR, method)
-    # bd_psnr interpolates over log-rate: a repeated bpp (in any order) is refused.
-    with pytest.raises(ValueError, match=r"test_bpp has duplicate values \(0\.441\)"):
-        bd_psnr(BPP, PSNR, [0.441, 0.191, 0.298, 0.441, 0.651, 0.903], PSNR, method)
-    # A repeated bpp is fine for bd_rate (and a repeated PSNR for bd_psnr) when the other list is distinct.
-    assert bd_rate(BPP, PSNR, [0.1, 0.1, 0.3, 0.44, 0.65, 0.9], PSNR, method) < 0
-    assert math.isfinite(bd_psnr(BPP, [29.0, 29.0, 32.15, 33.97, 35.82, 37.72], BPP, PSNR, method))
+    # Two points at one PSNR, or at one bpp (in any order), are refused by both: the PSNR of a curve must rise
+    # strictly with its bpp (a repeated value used to pass where it was not the interpolated-over one).
+    for fn in FUNCTIONS:
+        with pytest.raises(ValueError, match=r"^the anchor: PSNR stays at 32\.15 dB as bpp rises from 0\.298 to 0\.441; BD needs"):
+            fn(BPP, [29.14, 30.50, 32.15, 32.15, 35.82, 37.72], BPP, PSNR, method)
+        with pytest.raises(ValueError, match=r"^the test curve: two points at 0\.441 bpp \(33\.97 dB and 35\.82 dB\); BD needs"):
+            fn(BPP, PSNR, [0.441, 0.124, 0.903, 0.298, 0.441, 0.191], [35.82, 29.14, 37.72, 32.15, 33.97, 30.50], method)
+        with pytest.raises(ValueError, match=r"^the test curve: two points at 0\.10 bpp \(29\.14 dB and 30\.50 dB\)"):
+            fn(BPP, PSNR, [0.1, 0.1, 0.3, 0.44, 0.65, 0.9], PSNR, method)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_bd_ranges_that_do_not_overlap(method):
-    with pytest.raises(ValueError, match=r"the PSNR ranges of the two curves do not overlap: anchor_psnr spans \[29\.14, 37\.72\] dB"):
+    with pytest.raises(ValueError, match=r"the PSNR ranges of the two curves do not overlap: the anchor spans \[29\.14, 37\.72\] dB"):
         bd_rate(BPP, PSNR, BPP, _shifted(PSNR, 10.0), method)
     # Touching at one point leaves nothing to average over.
     with pytest.raises(ValueError, match=r"PSNR ranges of the two curves do not overlap"):
         bd_rate(BPP, PSNR, BPP, _shifted(PSNR, PSNR[-1] - PSNR[0]), method)
     with pytest.raises(
-        ValueError, match=r"the log-rate ranges of the two curves do not overlap: anchor_bpp spans \[0\.124, 0\.903\] bpp"
+        ValueError, match=r"the log-rate ranges of the two curves do not overlap: the anchor spans \[0\.124, 0\.903\] bpp"
     ):
         bd_psnr(BPP, PSNR, _scaled(BPP, 10.0), PSNR, method)
+
+
+# --- BD-rate and BD-PSNR: curves whose quality does not rise with rate ------------------------------
+
+#: Hand-made curves of five points (bpp, PSNR): PSNR rising with rate; falling from 30.10 to 29.80 dB
+#: between 0.40 and 0.60 bpp; the same 30.10 dB at 0.40 and 0.60 bpp.
+RISING = ([0.2, 0.4, 0.6, 0.8, 1.0], [28.0, 30.1, 31.5, 33.0, 34.0])
+FALLING = ([0.2, 0.4, 0.6, 0.8, 1.0], [28.0, 30.1, 29.8, 33.0, 34.0])
+FLAT = ([0.2, 0.4, 0.6, 0.8, 1.0], [28.0, 30.1, 30.1, 33.0, 34.0])
+RULE = "; BD needs PSNR to rise strictly with bpp"
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+@pytest.mark.parametrize("method", METHODS)
+def test_bd_refuses_a_curve_whose_quality_does_not_rise_with_rate(fn, method):
+    better = (RISING[0], _shifted(RISING[1], 0.3))
+    assert math.isfinite(fn(*RISING, *better, method))
+    falls = "PSNR falls from 30.10 dB to 29.80 dB as bpp rises from 0.40 to 0.60" + RULE
+    stays = "PSNR stays at 30.10 dB as bpp rises from 0.40 to 0.60" + RULE
+    for anchor, test, message in [
+        (RISING, FALLING, f"the test curve: {falls}"),
+        (FALLING, RISING, f"the anchor: {falls}"),
+        (RISING, FLAT, f"the test curve: {stays}"),
+        (FLAT, better, f"the anchor: {stays}"),
+        # the points in any order: sorted by bpp, pairs kept together
+        (RISING, ([1.0, 0.6, 0.2, 0.4, 0.8], [34.0, 29.8, 28.0, 30.1, 33.0]), f"the test curve: {falls}"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            fn(*anchor, *test, method)
+        assert str(err.value) == message
+    # two points at one rate: quality is not a function of the rate there
+    with pytest.raises(ValueError) as err:
+        fn(*RISING, [0.2, 0.4, 0.4, 0.8, 1.0], [28.0, 30.1, 31.5, 33.0, 34.0], method)
+    assert str(err.value) == "the test curve: two points at 0.40 bpp (30.10 dB and 31.50 dB)" + RULE
+    # the curves' names and the quality as the caller shows them; two decimals, or as many as tell the values apart
+    with pytest.raises(ValueError) as err:
+        fn(
+            *RISING,
+            [0.2, 0.4, 0.6, 0.8],
+            [10.0, 12.345, 12.3449, 14.0],
+            method,
+            names=("the anchor JPEG", "kodak-bad"),
+            quality="MS-SSIM (dB)",
+        )
+    falls = "MS-SSIM falls from 12.3450 dB to 12.3449 dB as bpp rises from 0.40 to 0.60"
+    assert str(err.value) == f"kodak-bad: {falls}; BD needs MS-SSIM to rise strictly with bpp"
+    with pytest.raises(ValueError, match=r"^the anchor JPEG: PSNR falls from 30\.10 dB"):
+        fn(*FALLING, *RISING, method, names=("the anchor JPEG", "kodak"))
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+@pytest.mark.parametrize(
+    ("args", "method", "message"),
+    [
+        ((BPP[:3], PSNR[:3], BPP, PSNR), "cubic", "JPEG has 3 points; method 'cubic' needs at least 4 points per curve"),
+        ((BPP, PSNR, BPP[:1], PSNR[:1]), "pchip", "kodak-bad has 1 point; method 'pchip' needs at least 2 points per curve"),
+        ((BPP, PSNR, [*BPP[:3], 0.0, *BPP[4:]], PSNR), "pchip", "kodak-bad has a point at 0 bpp: BD takes the rate on a log scale"),
+        ((BPP, PSNR, *FALLING), "cubic", "kodak-bad: PSNR falls from 30.10 dB to 29.80 dB"),
+        ((BPP, PSNR, _scaled(BPP, 10.0), _shifted(PSNR, 10.0)), "cubic", "ranges of the two curves do not overlap: JPEG spans"),
+    ],
+)
+def test_bd_messages_name_the_curves_not_the_arguments(fn, args, method, message):
+    with pytest.raises(ValueError) as err:
+        fn(*args, method=method, names=("JPEG", "kodak-bad"))
+    assert message in str(err.value)
+    assert not re.search(r"_bpp|_psnr|\b(anchor|test)\b|index", str(err.value)), str(err.value)

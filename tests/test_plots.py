@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -393,6 +394,55 @@ def test_bd_table_hand_made():
     assert df.attrs == {"anchor": "anchor", "metric": "psnr-rgb", "method": "cubic"}
     # pchip needs 2 points: the short curve now has values
     assert not math.isnan(plots.bd_table([anchor, short], anchor, method="pchip").loc["short", "BD-rate (%)"])
+
+
+@pytest.mark.parametrize("method", ["cubic", "pchip"])
+def test_bd_table_na_for_a_curve_whose_quality_does_not_rise_with_rate(method):
+    anchor = curve("anchor", ANCHOR_BPP, ANCHOR_PSNR)
+    good = curve("good", ANCHOR_BPP, [p + 0.5 for p in ANCHOR_PSNR])
+    bad = curve("kodak-bad", [0.2, 0.4, 0.6, 0.8, 1.0], [28.0, 30.1, 29.8, 33.0, 34.0])
+    flat = curve("kodak-flat", [1.0, 0.2, 0.6, 0.4, 0.8], [34.0, 28.0, 30.1, 30.1, 33.0])  # any order
+    df = plots.bd_table([anchor, good, bad, flat], anchor="anchor", method=method)
+    assert df.loc["good", "BD-PSNR (dB)"] == pytest.approx(0.5, abs=1e-9) and df.loc["good", "note"] == ""
+    rule = "; BD needs PSNR to rise strictly with bpp"
+    for label, note in [
+        ("kodak-bad", "kodak-bad: PSNR falls from 30.10 dB to 29.80 dB as bpp rises from 0.40 to 0.60" + rule),
+        ("kodak-flat", "kodak-flat: PSNR stays at 30.10 dB as bpp rises from 0.40 to 0.60" + rule),
+    ]:
+        assert math.isnan(df.loc[label, "BD-rate (%)"]) and math.isnan(df.loc[label, "BD-PSNR (dB)"])
+        assert df.loc[label, "note"] == note
+    # such an anchor: every other row n/a, the note naming the anchor
+    df = plots.bd_table([bad, good], anchor="kodak-bad", method=method)
+    assert math.isnan(df.loc["good", "BD-rate (%)"])
+    assert df.loc["good", "note"] == "the anchor kodak-bad: PSNR falls from 30.10 dB to 29.80 dB as bpp rises from 0.40 to 0.60" + rule
+    # another metric: named as the table names it
+    ssim = curve("ssim-bad", [0.2, 0.4, 0.6, 0.8], [10.0, 12.0, 11.5, 14.0])
+    ssim["results"]["ms-ssim-db-rgb"] = ssim["results"].pop("psnr-rgb")
+    good["results"]["ms-ssim-db-rgb"] = [10.0, 11.0, 12.0, 13.0, 14.0]
+    df = plots.bd_table([good, ssim], anchor="good", metric="ms-ssim-db-rgb", method=method)
+    assert df.loc["ssim-bad", "note"].startswith("ssim-bad: MS-SSIM falls from 12.00 dB to 11.50 dB as bpp rises from 0.40 to 0.60")
+    # the cross-set override does not reach it: n/a still
+    kodak = curve("anchor", ANCHOR_BPP, ANCHOR_PSNR, dataset="kodak")
+    other = curve("kodak-bad", bad["results"]["bpp"], bad["results"]["psnr-rgb"], dataset="clic")
+    df = plots.bd_table([kodak, other], anchor="anchor", method=method, across_image_sets=True)
+    assert math.isnan(df.iloc[1]["BD-rate (%)"]) and "PSNR falls from 30.10 dB to 29.80 dB" in df.iloc[1]["note"]
+
+
+def test_bd_table_notes_name_the_curves_not_internal_variables():
+    anchor = curve("anchor", ANCHOR_BPP, ANCHOR_PSNR)
+    short = curve("jpeg", [0.3, 0.5, 0.7], [30, 32, 33.5])
+    zero = curve("zero", [0.0, 0.4, 0.6, 0.8, 1.0], ANCHOR_PSNR)
+    apart = curve("apart", [2, 3, 4, 5], [40, 41, 42, 43])
+    df = plots.bd_table([anchor, short, zero, apart], anchor="anchor")
+    assert df.loc["JPEG", "note"] == "JPEG has 3 points; method 'cubic' needs at least 4 points per curve"
+    assert df.loc["zero", "note"].startswith("zero has a point at 0 bpp: BD takes the rate on a log scale")
+    apart_note = "the PSNR ranges of the two curves do not overlap: the anchor anchor spans [28, 35.5] dB, apart spans [40, 43] dB"
+    assert df.loc["apart", "note"] == apart_note
+    assert plots.bd_table([short, anchor], anchor="jpeg").loc["anchor", "note"] == (
+        "the anchor JPEG has 3 points; method 'cubic' needs at least 4 points per curve"
+    )
+    for note in df["note"]:
+        assert not re.search(r"_bpp|_psnr|\btest\b|index", note), note
 
 
 @pytest.mark.parametrize("method", ["cubic", "pchip"])

@@ -12,10 +12,12 @@ decoded pixels, and the texture of the original there (:func:`gradient_energy`).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,6 +71,37 @@ def pair_names(first: str, second: str, names: Sequence[str] | None = None) -> t
         return names[0], names[1]
     a, b = display_name(first), display_name(second)
     return (f"{a} (1)", f"{b} (2)") if a == b else (a, b)
+
+
+def checkpoint_labels(first: str | os.PathLike, second: str | os.PathLike) -> tuple[str, str]:
+    """Labels that tell two checkpoint files apart: their names, with as many of their folders in front
+    as it takes (``demo/best.pth.tar`` and ``demo-wacnn/best.pth.tar`` rather than ``best.pth.tar`` twice)."""
+    a, b = Path(first).resolve().parts, Path(second).resolve().parts
+    for n in range(1, max(len(a), len(b)) + 1):
+        la, lb = "/".join(a[-n:]), "/".join(b[-n:])
+        if la != lb:
+            return la, lb
+    return str(first), str(second)
+
+
+def check_different_checkpoints(first: Sequence[str | os.PathLike], second: Sequence[str | os.PathLike]) -> None:
+    """Raise ValueError when a checkpoint is on both sides of a comparison: the same file, or two files
+    with the same bytes (a model compared with itself)."""
+    for a in first:
+        for b in second:
+            pa, pb = Path(a), Path(b)
+            same = pa.resolve() == pb.resolve() or (pa.stat().st_size == pb.stat().st_size and _sha256(pa) == _sha256(pb))
+            if same:
+                both = f"{a}" if pa.resolve() == pb.resolve() else f"{a} and {b} (the same bytes)"
+                raise ValueError(f"{both}: the same checkpoint on both sides of the comparison; compare a model with another one")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def gradient_energy(pixels: np.ndarray | Image.Image) -> float:

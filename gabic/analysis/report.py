@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from gabic._version import __version__
 from gabic.analysis.attention import ATTENTION_MEASURES, attention_comparison
-from gabic.analysis.compare import ModelComparison, check_tile, compare_models, pair_names
+from gabic.analysis.compare import ModelComparison, check_different_checkpoints, check_tile, compare_models, pair_names
 from gabic.analysis.drawing import draw_report
 from gabic.analysis.latent import residual_correlation
 from gabic.analysis.redundancy import REDUNDANCY_MEASURES, block_redundancy
@@ -62,9 +62,10 @@ def _one_curve(curves: list[dict[str, Any]], which: str) -> dict[str, Any]:
     return curves[0]
 
 
-def _bd(test: dict[str, Any], anchor: dict[str, Any]) -> dict[str, Any]:
-    """BD-rate (%) and BD-PSNR (dB) of ``test`` against ``anchor``, with the method used (cubic
-    with 4 or more points per curve, else pchip); None and the reason when the curves do not allow it."""
+def _bd(test: dict[str, Any], anchor: dict[str, Any], names: tuple[str, str]) -> dict[str, Any]:
+    """BD-rate (%) and BD-PSNR (dB) of ``test`` against ``anchor`` (labelled ``names``: test, anchor), with
+    the method used (cubic with 4 or more points per curve, else pchip); None and the reason when the
+    curves do not allow it."""
     a, t = anchor["results"], test["results"]
     n = min(len(a["bpp"]), len(t["bpp"]))
     method = "cubic" if n >= 4 else "pchip"
@@ -73,8 +74,8 @@ def _bd(test: dict[str, Any], anchor: dict[str, Any]) -> dict[str, Any]:
         return {"bd_rate": None, "bd_psnr": None, "method": None, "note": note}
     try:
         return {
-            "bd_rate": bd_rate(a["bpp"], a["psnr-rgb"], t["bpp"], t["psnr-rgb"], method=method),
-            "bd_psnr": bd_psnr(a["bpp"], a["psnr-rgb"], t["bpp"], t["psnr-rgb"], method=method),
+            "bd_rate": bd_rate(a["bpp"], a["psnr-rgb"], t["bpp"], t["psnr-rgb"], method=method, names=(names[1], names[0])),
+            "bd_psnr": bd_psnr(a["bpp"], a["psnr-rgb"], t["bpp"], t["psnr-rgb"], method=method, names=(names[1], names[0])),
             "method": method,
             "note": None,
         }
@@ -291,6 +292,8 @@ def compare_report(
         raise ValueError(f"max_offset must be a positive integer, got {max_offset!r}")
     if names is not None:
         pair_names("", "", names)  # two different labels, checked before any coding
+    first, second = find_checkpoints(first), find_checkpoints(second)
+    check_different_checkpoints(first, second)
     curves = []
     for which, ckpts in (("first", first), ("second", second)):
         curves.append(_one_curve(evaluate_checkpoints(ckpts, dataset, device=device, progress=progress, trust=trust), which))
@@ -311,7 +314,7 @@ def compare_report(
         "kind": REPORT_KIND,
         "names": list(names),
         "curves": curves,
-        "bd": _bd(curves[0], curves[1]),
+        "bd": _bd(curves[0], curves[1], names),
         "pairs": pairs,
         "meta": {
             "image_set": curves[0]["meta"].get("image_set"),
