@@ -45,6 +45,7 @@ __all__ = [
     "kodak_hashes",
     "list_images",
     "pixel_sha256",
+    "sample_split",
     "samples",
     "verify_kodak",
 ]
@@ -81,6 +82,17 @@ def samples() -> list[Path]:
     """
     root = resources.files("gabic") / "sample_images"
     return [Path(str(root / name)) for name in SAMPLE_NAMES]
+
+
+def sample_split() -> dict[str, list[Path]]:
+    """The roles of the sample photos when a run trains on them (:func:`gabic.train.fit`'s default data).
+
+    ``{"train": [astronaut, chelsea, coffee], "test": [rocket]}``: a run trains on the first three and
+    validates on crops of them (:data:`gabic.train.loop.VALIDATION_CROP`); the test photo plays no part
+    in training or in choosing a checkpoint, so the notebooks and the demo measure the run on it.
+    """
+    photos = samples()
+    return {"train": photos[:-1], "test": photos[-1:]}
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
@@ -146,7 +158,8 @@ class ImageFolder(Dataset):
             (:func:`samples`).
         split: ``"train"``: item ``i`` is a random ``patch_size`` crop of image ``i``, a float
             tensor ``(3, h, w)`` in [0, 1] (batches stack to ``(B, 3, h, w)``). ``"test"``: item
-            ``i`` is the whole image, ``(3, H, W)`` in [0, 1] (sizes differ: use ``batch_size=1``).
+            ``i`` is the whole image, ``(3, H, W)`` in [0, 1] (sizes differ: use ``batch_size=1``),
+            or its central ``centre_crop`` square when that is given and the image is larger.
         patch_size: crop size for ``"train"``, an int or ``(h, w)``; default 256 (the paper's).
             Ignored for ``"test"``.
         seed: None (default): crops are drawn from torch's global random generator (DataLoader
@@ -176,6 +189,7 @@ class ImageFolder(Dataset):
         patch_size: int | tuple[int, int] = 256,
         seed: int | None = None,
         pad: Literal["patch", "square"] = "patch",
+        centre_crop: int | None = None,
     ) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -189,6 +203,9 @@ class ImageFolder(Dataset):
         self.patch_size = _patch_hw(patch_size)
         self.seed = seed
         self.pad = pad
+        if centre_crop is not None and (isinstance(centre_crop, bool) or not isinstance(centre_crop, int) or centre_crop < 16):
+            raise ValueError(f"centre_crop must be None or an integer >= 16, got {centre_crop!r}")
+        self.centre_crop = centre_crop
         self.epoch = 0
         self._noted: set[int] = set()
 
@@ -213,6 +230,11 @@ class ImageFolder(Dataset):
         if first and notes:
             log.debug("%s: %s", path, "; ".join(notes))
         if self.split == "test":
+            if self.centre_crop is not None:
+                w, h = img.size
+                cw, ch = min(w, self.centre_crop), min(h, self.centre_crop)
+                left, top = (w - cw) // 2, (h - ch) // 2
+                img = img.crop((left, top, left + cw, top + ch))
             return image_to_tensor(img)[0]
         return self._crop(img, index, path, first)
 
@@ -237,7 +259,8 @@ class ImageFolder(Dataset):
 
     def __repr__(self) -> str:
         where = str(self.folder) if self.folder is not None else "samples"
-        size = "" if self.split == "test" else f", patch_size={self.patch_size}, pad={self.pad!r}"
+        size = f", centre_crop={self.centre_crop}" if self.centre_crop else ""
+        size = size if self.split == "test" else f", patch_size={self.patch_size}, pad={self.pad!r}"
         return f"ImageFolder({where!r}, split={self.split!r}{size}, seed={self.seed}, {len(self)} images)"
 
 
@@ -363,6 +386,59 @@ class _TooLarge(Exception):
     pass
 
 
+#: Kinds of a failed image in :func:`download_kodak`'s summary: pixels that do not verify, a file
+#: that is no readable image; other kinds are written as they are after the names (": HTTP 404 Not Found").
+_MISMATCH, _UNREADABLE = "mismatch", "unreadable"
+#: Failures that another try may not meet: a dropped connection, a busy or failing server.
+_INTERRUPTED, _TRANSIENT_HTTP = ": download interrupted", (": HTTP 5", ": HTTP 429 ", ": HTTP 408 ")
+#: The problems of :func:`_check_bytes` that mean "another image", not "no image".
+_MISMATCH_PROBLEMS = ("pixels do not match", "image is ")
+
+
+def _check_dest(dest: Path) -> None:
+    """Refuse a destination that can be no folder (it, or a folder above it, is a file), before any download."""
+    if dest.exists() and not dest.is_dir():
+        raise DataError(f"{dest}: exists and is not a folder; give a folder for the images")
+    for parent in dest.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"{dest}: {parent} is a file, not a folder; give a folder for the images")
+            return
+
+
+def _some_names(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and 3 more``."""
+    if len(names) <= 2:
+        return " and ".join(names)
+    return f"{names[0]}, {names[1]} and {len(names) - 2} more"
+
+
+def _failure_summary(failures: list[tuple[str, str, str]], total: int, done: list[Path], dest: Path, which: str) -> str:
+    """One short line on the images that failed: how many, a name or two per kind of failure, and
+    where the verified ones are (only when some are, in ``dest``). Each file's details go to
+    ``log.debug`` (``gabic -v``)."""
+    groups: dict[str, list[str]] = {}
+    for name, kind, detail in failures:
+        log.debug("%s: %s", name, detail)
+        groups.setdefault(kind, []).append(name)
+    parts = []
+    for kind, names in groups.items():
+        one = len(names) == 1
+        if kind == _MISMATCH:
+            verb = "does not match" if one else "do not match"
+            parts.append(f"{_some_names(names)} {verb} the {which} pixels (sha256 of the decoded pixels)")
+        elif kind == _UNREADABLE:
+            parts.append(f"{_some_names(names)} {'is not a readable image' if one else 'are not readable images'}")
+        else:
+            parts.append(f"{_some_names(names)}{kind}")
+    if done and dest.is_dir():
+        kept = f"the {len(done)} that verified {'is' if len(done) == 1 else 'are'} in {dest}"
+    else:
+        kept = "nothing was kept"
+    retry = "; run again to retry" if any(kind == _INTERRUPTED or kind.startswith(_TRANSIENT_HTTP) for kind in groups) else ""
+    return f"{len(failures)} of {total} images failed: {'; '.join(parts)}; {kept}{retry}"
+
+
 def _fetch(url: str, timeout: float) -> bytes:
     """GET ``url`` (at most ``_MAX_DOWNLOAD_BYTES``)."""
     request = Request(url, headers={"User-Agent": f"gabic/{__version__} (python urllib)"})
@@ -400,11 +476,14 @@ def download_kodak(
         The paths of all the verified images in ``dest``, sorted by name.
 
     Raises:
-        DataError: when the server cannot be reached (offline, DNS, refused, timed out): says so
-            and where to put the files by hand; or, after trying every file, when some downloads
-            failed or did not verify: names each of them (none of them is left in ``dest``).
+        DataError: before any download, when ``dest`` (or a folder above it) is a file; when the
+            server cannot be reached (offline, DNS, refused, timed out): says so and where to put
+            the files by hand; or, after trying every file, when some downloads failed or did not
+            verify: one short line, how many and a name or two per kind of failure (none of them
+            is left in ``dest``); each file's problem is logged at DEBUG (``gabic -v``).
     """
     dest = Path(dest)
+    _check_dest(dest)
     expected = _expected(hashes)
     base = base_url if base_url.endswith("/") else base_url + "/"
     names = sorted(expected)
@@ -424,13 +503,13 @@ def download_kodak(
         return done
 
     log.info("downloading %d images from %s into %s", len(todo), base, dest)
-    failures: list[str] = []
+    failures: list[tuple[str, str, str]] = []  # (name, kind of failure for the summary, details for log.debug)
     for name in tqdm(todo, desc="Kodak", unit="image", disable=not progress):
         url = urljoin(base, name)
         try:
             data = _fetch(url, timeout)
         except HTTPError as err:
-            failures.append(f"{name}: HTTP {err.code} {err.reason} from {url}")
+            failures.append((name, f": HTTP {err.code} {err.reason}", f"HTTP {err.code} {err.reason} from {url}"))
             continue
         except (URLError, TimeoutError) as err:  # connecting failed, or the server stopped answering
             reason = getattr(err, "reason", err)
@@ -443,22 +522,20 @@ def download_kodak(
                 f"into {dest.resolve()}{have}, then run this again: files already there are verified, not downloaded"
             ) from None
         except (http.client.HTTPException, OSError) as err:  # connection dropped, incomplete read
-            failures.append(f"{name}: download interrupted ({type(err).__name__}: {err})")
+            failures.append((name, _INTERRUPTED, f"download interrupted ({type(err).__name__}: {err})"))
             continue
         except _TooLarge:
-            failures.append(f"{name}: response larger than {_MAX_DOWNLOAD_BYTES // 2**20} MiB; not an image of this set")
+            size = f"larger than {_MAX_DOWNLOAD_BYTES // 2**20} MiB"
+            failures.append((name, f": response {size}", f"response {size} from {url}; not an image of this set"))
             continue
         problem = _check_bytes(data, expected[name])
         if problem is not None:
-            failures.append(f"{name}: {problem}")
+            failures.append((name, _MISMATCH if problem.startswith(_MISMATCH_PROBLEMS) else _UNREADABLE, problem))
             continue
         done.append(write_atomic(dest / name, data))
 
     if failures:
-        raise DataError(
-            f"{len(failures)} of {len(names)} images failed to download or verify and were not saved: "
-            f"{'; '.join(failures)}. The {len(done)} that verified are in {dest}; run again to retry the others"
-        )
+        raise DataError(_failure_summary(failures, len(names), done, dest, "published" if hashes is None else "expected"))
     log.info("%d images verified in %s", len(done), dest)
     extra = [p.name for p in dest.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and p.name not in expected]
     if extra:

@@ -2,7 +2,8 @@
 
 Any PIL mode is accepted and converted to RGB; what the conversion changes (an alpha
 channel dropped, 16-bit samples reduced to 8 bits, grayscale replicated) is returned as
-notes so the caller can say so.
+notes so the caller can say so, and so are a file's frames after the first (not read) and
+an EXIF orientation (not applied: the pixels are coded as stored).
 """
 
 from __future__ import annotations
@@ -77,20 +78,70 @@ def to_rgb(img: Image.Image) -> tuple[Image.Image, list[str]]:
     return img.convert("RGB"), notes
 
 
-def load_image(path: str | os.PathLike) -> tuple[Image.Image, list[str]]:
-    """Read an image file as 8-bit RGB.
+#: EXIF orientation -> (how viewers show the stored pixels, what gabic does not do to them).
+_EXIF_ORIENTATIONS = {
+    2: ("mirrored left to right", "mirrored"),
+    3: ("rotated 180 degrees", "rotated"),
+    4: ("mirrored top to bottom", "mirrored"),
+    5: ("transposed (mirrored across the top-left to bottom-right diagonal)", "transposed"),
+    6: ("rotated 90 degrees clockwise", "rotated"),
+    7: ("transversed (mirrored across the top-right to bottom-left diagonal)", "transversed"),
+    8: ("rotated 90 degrees counter-clockwise", "rotated"),
+}
+_EXIF_ORIENTATION_TAG = 0x0112
 
-    Returns the image and the conversion notes (see :func:`to_rgb`). Raises
-    :class:`~gabic.errors.ImageError` naming the file when it is missing, not an image,
-    truncated, or smaller than ``MIN_IMAGE_SIDE`` pixels on a side.
+
+def _frames_note(im: Image.Image) -> str | None:
+    """A note when a just-opened file holds more than one frame (only the first is coded), else None.
+
+    Leaves ``im`` on its first frame.
+    """
+    kind = "animated" if im.format in ("GIF", "PNG", "WEBP") else "multi-frame"
+    try:
+        frames = int(getattr(im, "n_frames", 1))
+    except (OSError, EOFError, SyntaxError, ValueError) as err:  # a damaged frame after the first
+        log.debug("%s: cannot count the frames: %s", getattr(im, "filename", "image"), err)
+        im.seek(0)
+        return f"{kind} {im.format}: its frames cannot be counted (one after the first is damaged?), the first is coded"
+    if frames > 1:
+        im.seek(0)
+        return f"{kind} {im.format}: {frames} frames, the first is coded"
+    return None
+
+
+def _orientation_note(im: Image.Image) -> str | None:
+    """A note when the file's EXIF orientation asks viewers to turn or mirror it (gabic codes the stored pixels), else None."""
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION_TAG)
+    except Exception as err:  # noqa: BLE001 - damaged EXIF: the pixels are still read; only the note is lost
+        log.debug("%s: cannot read the EXIF data: %s", getattr(im, "filename", "image"), err)
+        return None
+    if value is None or value == 1:
+        return None
+    if value not in _EXIF_ORIENTATIONS:
+        return f"EXIF orientation {value} (not a valid value; viewers may turn it): coded as stored"
+    shown, undone = _EXIF_ORIENTATIONS[value]
+    return f"EXIF orientation {value} (viewers show it {shown}): coded as stored, not {undone}"
+
+
+def load_image(path: str | os.PathLike) -> tuple[Image.Image, list[str]]:
+    """Read an image file as 8-bit RGB: the pixels as stored, of the first frame.
+
+    Returns the image and notes on what differs from the file as a viewer shows it: the
+    conversion (see :func:`to_rgb`), a file of several frames (an animated GIF: only the first
+    is read) and an EXIF orientation other than 1 (the pixels are not turned, so that they are
+    those other tools read). Raises :class:`~gabic.errors.ImageError` naming the file when it is
+    missing, not an image, truncated, or smaller than ``MIN_IMAGE_SIDE`` pixels on a side.
     """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     try:
         with Image.open(path) as im:
+            file_notes = [note for note in (_frames_note(im), _orientation_note(im)) if note]
             im.load()
             img, notes = to_rgb(im)
+            notes = file_notes + notes
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (PIL cannot identify its format)") from None
     except Image.DecompressionBombError as err:

@@ -29,6 +29,7 @@ from gabic.data import (
 )
 from gabic.errors import DataError, ImageError
 from gabic.images import image_to_tensor, load_image
+from tests.conftest import run_cli
 
 # --------------------------------------------------------------------------------------------
 # ImageFolder
@@ -245,14 +246,17 @@ def served(tmp_path):
     server.close()
 
 
-def test_download_verifies_and_rejects_corrupted(served, tmp_path):
+def test_download_verifies_and_rejects_corrupted(served, tmp_path, caplog):
     server, root, hashes, good = served
     dest = tmp_path / "kodak"
-    with pytest.raises(DataError) as info:
+    with pytest.raises(DataError) as info, caplog.at_level(logging.DEBUG, logger="gabic.data"):
         download_kodak(dest, base_url=server.url, hashes=hashes, timeout=5, progress=False)
     msg = str(info.value)
-    assert "c.png: pixels do not match" in msg and "d.png: cannot decode" in msg
-    assert "a.png" not in msg and "b.png" not in msg
+    assert msg == (
+        "2 of 4 images failed: c.png does not match the expected pixels (sha256 of the decoded pixels); "
+        f"d.png is not a readable image; the 2 that verified are in {dest}"
+    )
+    assert "c.png: pixels do not match" in caplog.text and "d.png: cannot decode" in caplog.text  # the details, for -v
     assert sorted(p.name for p in dest.iterdir()) == ["a.png", "b.png"]  # nothing else, no temporary files
     assert (dest / "a.png").read_bytes() == good["a.png"]
     assert len(server.requests) == 4
@@ -288,9 +292,76 @@ def test_download_replaces_a_local_file_that_does_not_verify(served, tmp_path):
 def test_download_names_a_missing_file(served, tmp_path):
     server, root, hashes, good = served
     hashes = {"a.png": hashes["a.png"], "kodim99.png": hashes["b.png"]}
-    with pytest.raises(DataError, match=r"kodim99.png: HTTP 404"):
+    with pytest.raises(DataError, match=r"kodim99.png: HTTP 404") as info:
         download_kodak(tmp_path / "k", base_url=server.url, hashes=hashes, timeout=5, progress=False)
+    assert str(info.value) == f"1 of 2 images failed: kodim99.png: HTTP 404 File not found; the 1 that verified is in {tmp_path / 'k'}"
     assert [p.name for p in (tmp_path / "k").iterdir()] == ["a.png"]
+
+
+@pytest.fixture
+def wrong_kodak(tmp_path):
+    """A server with kodim01.png .. kodim24.png of the right sizes but other pixels (flat grey)."""
+    root = tmp_path / "wrong-server"
+    root.mkdir()
+    for name, (_, size) in kodak_hashes().items():
+        Image.new("RGB", size, (128, 128, 128)).save(root / name)
+    server = _Server(root)
+    yield server
+    server.close()
+
+
+def _error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if "error:" in line]  # progress bars aside
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_wrong_images_give_one_short_line(capsys, caplog, tmp_path, wrong_kodak):
+    dest = tmp_path / "kodak5"
+    code, _, err = run_cli(capsys, "data", "kodak", "--dest", dest, "--url", wrong_kodak.url)
+    line = _error_line(err)
+    assert code == 1 and len(line) < 200, line
+    assert line == (
+        "gabic: error: 24 of 24 images failed: kodim01.png, kodim02.png and 22 more do not match the published pixels "
+        "(sha256 of the decoded pixels); nothing was kept"
+    )
+    assert not dest.exists() and "kodak5" not in line  # no folder that does not exist
+    assert "kodim01.png: pixels do not match" not in caplog.text  # the details only with -v
+    code, _, err = run_cli(capsys, "-v", "data", "kodak", "--dest", dest, "--url", wrong_kodak.url)
+    assert code == 1 and len(_error_line(err)) < 200
+    for name in KODAK_NAMES:
+        assert f"{name}: pixels do not match (sha256" in caplog.text, name
+
+
+def test_wrong_images_some_kept(served, tmp_path):
+    """Some kept: the message says where they are (the folder exists)."""
+    server, root, hashes, good = served
+    hashes = {"a.png": hashes["a.png"], **{f"x{i}.png": hashes["b.png"] for i in range(5)}}
+    for i in range(5):
+        (root / f"x{i}.png").write_bytes(good["c.png"])
+    dest = tmp_path / "k"
+    with pytest.raises(DataError) as info:
+        download_kodak(dest, base_url=server.url, hashes=hashes, timeout=5, progress=False)
+    msg = str(info.value)
+    assert msg == (
+        "5 of 6 images failed: x0.png, x1.png and 3 more do not match the expected pixels (sha256 of the decoded pixels); "
+        f"the 1 that verified is in {dest}"
+    )
+    assert [p.name for p in dest.iterdir()] == ["a.png"]
+
+
+def test_dest_that_is_a_file_is_refused_before_any_request(capsys, served, tmp_path):
+    server, root, hashes, good = served
+    afile = tmp_path / "kodak.txt"
+    afile.write_text("not a folder")
+    with pytest.raises(DataError, match=r"kodak.txt: exists and is not a folder"):
+        download_kodak(afile, base_url=server.url, hashes=hashes, timeout=5, progress=False)
+    with pytest.raises(DataError, match=r"kodak.txt is a file, not a folder"):
+        download_kodak(afile / "kodak", base_url=server.url, hashes=hashes, timeout=5, progress=False)
+    code, _, err = run_cli(capsys, "data", "kodak", "--dest", afile, "--url", server.url)
+    assert code == 1 and err.strip() == f"gabic: error: {afile}: exists and is not a folder; give a folder for the images"
+    assert server.requests == []  # refused before any network access
+    assert afile.read_text() == "not a folder"
 
 
 def test_verify_kodak_reports_problems(served, tmp_path):
