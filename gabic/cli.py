@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 from gabic._version import __version__
-from gabic.analysis.compare import check_tile, pair_names
+from gabic.analysis.compare import check_tile, checkpoint_labels, pair_names
 from gabic.analysis.report import compare_report, save_report
 from gabic.bitstream import decode_image, unpack
 from gabic.checkpoints import load_checkpoint
@@ -39,6 +40,7 @@ from gabic.names import display_name
 from gabic.released import DEFAULT_DEST, LOCK_NAME, download, evaluate_released, local_status, missing
 from gabic.results import load, save, slug
 from gabic.train import PRECISIONS, PRESETS, TrainConfig, run_distributed
+from gabic.train.loop import Terminated
 
 log = logging.getLogger("gabic")
 
@@ -243,7 +245,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="data-loader processes (default 0)")
     p.add_argument("--name", help="run name (default MODEL-lambdaL): results/runs/NAME/")
     p.add_argument("--runs-dir", help="folder of runs (default results/runs)")
-    p.add_argument("--resume", action="store_true", help="continue the run's last.pth.tar exactly")
+    p.add_argument("--resume", action="store_true", help="continue the run's last.pth.tar exactly, with the run's own settings")
+    p.add_argument("--overwrite", action="store_true", help="start again in a run folder that holds a run, deleting that run")
     p.add_argument("--tensorboard", action="store_true", help="also log to results/runs/NAME/tensorboard")
 
 
@@ -332,8 +335,13 @@ def cmd_evaluate_codec(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out.suffix != ".json":
         raise GabicError(f"{args.out}: the results file name must end in .json")
-    if bool(args.checkpoints) == bool(args.released):
-        raise GabicError("give checkpoint files or folders, or --released NAME (e.g. --released gabic), not both")
+    if not args.checkpoints and not args.released:
+        raise GabicError("give checkpoint files or folders, or --released NAME (e.g. --released gabic)")
+    if args.checkpoints and args.released:
+        raise GabicError(
+            f"give checkpoint files or folders or --released NAME, not both (got {len(args.checkpoints)} checkpoint path(s) "
+            f"and --released {' '.join(args.released)})"
+        )
     _check_output(args.out, *args.checkpoints)
     if args.released:
         curves = evaluate_released(args.released, dataset=args.dataset, dest=args.dest, device=args.device, **_overrides(args))
@@ -404,7 +412,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for pair in report["pairs"]:
         share = [a["summary"]["share_tiles_b_fewer_bits"] for a in pair["images"].values()]
         print(
-            f"{Path(pair['first']).name} vs {Path(pair['second']).name}: {report['names'][1]} spends fewer bits on "
+            f"{' vs '.join(checkpoint_labels(pair['first'], pair['second']))}: {report['names'][1]} spends fewer bits on "
             f"{100 * sum(share) / len(share):.0f}% of the {args.tile}-pixel tiles (mean over {len(share)} image(s))"
         )
     written = save_report(report, args.out / "report.json", args.out / "report")
@@ -436,7 +444,11 @@ def cmd_rd(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     options = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k, None) is not None}
-    history = run_distributed(preset=args.preset, resume=args.resume, tensorboard=args.tensorboard or None, **options)
+    if args.resume and args.overwrite:
+        raise GabicError("--resume continues a run and --overwrite deletes it: give one of them")
+    history = run_distributed(
+        preset=args.preset, resume=args.resume, overwrite=args.overwrite, tensorboard=args.tensorboard or None, **options
+    )
     if history["val"] and int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
         v = history["val"][-1]
         print(f"step {v['step']}: validation {v['bpp']:.4f} bpp, {v['psnr']:.2f} dB, loss {v['loss']:.4f}")
@@ -610,7 +622,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"gabic: error: unexpected {type(err).__name__}: {err} (a bug in gabic: please report it; -v shows where)", file=sys.stderr
         )
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        if isinstance(err, Terminated):  # SIGTERM during training: saved like Ctrl-C
+            print("gabic: terminated by SIGTERM (the last checkpoint is saved; continue with --resume)", file=sys.stderr)
+            return 128 + signal.SIGTERM
         after = {
             "train": " (the last checkpoint is saved; continue with --resume)",
             "demo": f" (the finished notebooks are kept in {getattr(args, 'out', '')}-partial/; continue with gabic demo --resume)",

@@ -4,9 +4,10 @@
 evaluates its best checkpoint with real coding, 03 draws its RD curve beside JPEG, HEVC intra,
 WebP and AVIF measured here and the published anchors, 04 looks inside its kNN attention, 05
 trains a WACNN the same way and compares the two (bits per region, redundancy, attention;
-``results/05_report/``). The learned codec is measured on images it was not trained on: the Kodak
-images when ``data/kodak`` (in the working folder) holds them (``gabic data kodak``), else the
-sample photo(s) notebook 01 held out for validation, and the codecs on the same images.
+``results/05_report/``). The learned codec is measured on images that played no part in its
+training: the Kodak images when ``data/kodak`` (in the working folder) holds them (``gabic data
+kodak``), else the test photo of the sample photos (:func:`gabic.data.sample_split`), which
+notebook 01's run used neither for training nor for validation; the codecs on the same images.
 
 The output folder receives the executed notebooks (``.ipynb`` and ``.html``), the figures
 (``figures/*.png`` and ``.pdf``, the data behind each as CSV), the results files
@@ -56,8 +57,9 @@ QUICK = {
 
 #: The folder, beside ``out``, where a demo works until it has finished.
 PARTIAL_SUFFIX = "-partial"
-#: The images the learned codec did not see in training, when the demo trains on the sample photos.
-HELD_OUT = "held-out photos"
+#: The folder of the images the learned codec saw neither in training nor in validation, when the
+#: demo trains on the sample photos (its name is the image set's name on the figures).
+TEST_PHOTOS = "test-photos"
 
 
 def _kodak() -> Path | None:
@@ -105,11 +107,11 @@ def demo_threads(cores: int, load: float) -> int:
 def demo_parameters(work: Path, dataset: Path | None, device: str, quick: bool, threads: int = 1) -> dict[str, dict[str, Any]]:
     """The parameters injected into each notebook (by its two-digit prefix), all paths under ``work``.
 
-    ``dataset`` is where 02-05 measure the trained model (None: the held-out sample photos, copied
-    to ``work/held-out photos`` once notebook 01 has run)."""
+    ``dataset`` is where 02-05 measure the trained model (None: the run's test photo, copied to
+    ``work/test-photos`` once notebook 01 has run)."""
     best = work / "runs" / "demo" / "best.pth.tar"
     figures, results = work / "figures", work / "results"
-    evaluation = dataset if dataset is not None else work / HELD_OUT
+    evaluation = dataset if dataset is not None else work / TEST_PHOTOS
     params = {
         "01": {"RUN_NAME": "demo", "RUNS_DIR": work / "runs", "FIGURES_DIR": figures, "DEVICE": device},
         "02": {
@@ -140,7 +142,7 @@ def demo_parameters(work: Path, dataset: Path | None, device: str, quick: bool, 
         },
     }
     if dataset is None:
-        params["04"]["IMAGE"] = None  # set to the first held-out photo once notebook 01 has run
+        params["04"]["IMAGE"] = None  # set to the first test photo once notebook 01 has run
     if quick:
         for key, extra in QUICK.items():
             params[key] |= extra
@@ -148,10 +150,10 @@ def demo_parameters(work: Path, dataset: Path | None, device: str, quick: bool, 
 
 
 def _held_out(work: Path) -> list[Path]:
-    """Copy the photos notebook 01's run held out for validation (its ``config.json``) to
-    ``work/held-out photos``; return the copies."""
+    """Copy the test photos of notebook 01's run (its ``config.json``: used neither for training nor
+    for validation) to ``work/test-photos``; return the copies."""
     names = held_out_images(work / "runs" / "demo")
-    folder = work / HELD_OUT
+    folder = work / TEST_PHOTOS
     folder.mkdir(exist_ok=True)
     copies = []
     for name in names:
@@ -279,7 +281,9 @@ def run_demo(
         "device": str(resolve_device(device)),
         "machine": f"{platform.machine()}, {cores} CPU cores, {load:.1f} busy at the start",
         "threads": threads,
-        "dataset": str(dataset) if dataset else f"the sample photos held out in training ({', '.join(p.name for p in held_out)})",
+        "dataset": str(dataset)
+        if dataset
+        else f"the test photo(s), used neither in training nor in validation: {', '.join(p.name for p in held_out)}",
         "seconds": round(time.perf_counter() - started, 1),
         "notebooks": rows,
         "figures": sorted(p.name for p in (work / "figures").glob("*.png")),
@@ -290,7 +294,27 @@ def run_demo(
     if out.exists():
         shutil.rmtree(out)
     work.rename(out)
+    _relocate_runs(out, work)
     return summary
+
+
+def _relocate_runs(out: Path, work: Path) -> None:
+    """Make the runs' ``config.json`` name the folders where they are now (``out``), not where the
+    demo worked (``work``, gone once it moved into place)."""
+    old, new = str(work), str(out.resolve())
+
+    def moved(value: Any) -> Any:
+        if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
+            return new + value[len(old) :]
+        if isinstance(value, list):
+            return [moved(v) for v in value]
+        if isinstance(value, dict):
+            return {k: moved(v) for k, v in value.items()}
+        return value
+
+    for config in sorted((out / "runs").glob("*/config.json")):
+        saved = json.loads(config.read_text())
+        write_atomic(config, (json.dumps(moved(saved), indent=2, default=str)).encode())
 
 
 def _save_notebook(nb: Any, path: Path) -> None:

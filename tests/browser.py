@@ -30,7 +30,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-#: Debian's Chromium (packages ``chromium`` and ``chromium-driver``).
+#: Debian's Chromium (package ``chromium``; Playwright drives it itself, no ChromeDriver).
 CHROMIUM = Path("/usr/bin/chromium")
 
 #: Flags that keep Chromium off the network (no component updates, sync, first-run pages, QUIC,
@@ -59,7 +59,7 @@ LAB_SETTINGS = {
 def unavailable() -> str | None:
     """Why the browser tests cannot run here (``None`` when they can)."""
     if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (.ci/run installs them)"
+        return f"{CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)"
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:

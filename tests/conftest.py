@@ -23,9 +23,16 @@ SMALL = {
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
     """Run the ``gabic`` command in-process; return (exit status, stdout, stderr)."""
+    import logging
+
     from gabic.cli import main
 
-    code = main([str(a) for a in argv])
+    try:
+        code = main([str(a) for a in argv])
+    finally:  # the handler the command put on the root logger writes to this test's captured stderr: not beyond it
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if getattr(h, "gabic_cli", False)]:
+            root.removeHandler(handler)
     out = capsys.readouterr()
     return code, out.out, out.err
 

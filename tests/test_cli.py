@@ -42,6 +42,31 @@ def test_grayscale_input_says_what_changed(capsys, tmp_path, photo, gabic_ckpt, 
     assert "gray.png: alpha channel dropped" in caplog.text and "grayscale replicated to RGB" in caplog.text
 
 
+def test_animated_and_turned_inputs_are_noted(capsys, tmp_path, photo, gabic_ckpt, caplog):
+    from tests.test_images import animated_gif, oriented_jpeg
+
+    ck = ["--checkpoint", gabic_ckpt, "--device", "cpu"]
+    code, _, err = run(capsys, "compress", animated_gif(tmp_path / "anim.gif"), tmp_path / "a.gabic", *ck)
+    assert code == 0, err
+    assert "anim.gif: animated GIF: 3 frames, the first is coded" in caplog.text
+    caplog.clear()
+    code, _, err = run(capsys, "compress", oriented_jpeg(tmp_path / "turned.jpg", 6), tmp_path / "t.gabic", *ck)
+    assert code == 0, err
+    assert "turned.jpg: EXIF orientation 6 (viewers show it rotated 90 degrees clockwise): coded as stored, not rotated" in caplog.text
+    caplog.clear()
+    code, _, err = run(capsys, "compress", photo, tmp_path / "p.gabic", *ck)  # a plain PNG: nothing to say
+    assert code == 0, err
+    assert "frames" not in caplog.text and "EXIF" not in caplog.text and "coffee.png:" not in caplog.text
+
+
+def test_evaluate_says_what_is_missing(capsys, tmp_path, gabic_ckpt):
+    out = tmp_path / "r.json"
+    line = _fails(capsys, tmp_path, "evaluate", "--out", out, expect="give checkpoint files or folders, or --released NAME")
+    assert line == "gabic: error: give checkpoint files or folders, or --released NAME (e.g. --released gabic)"
+    line = _fails(capsys, tmp_path, "evaluate", gabic_ckpt, "--released", "gabic", "--out", out, expect="not both")
+    assert line.startswith("gabic: error: give checkpoint files or folders or --released NAME, not both")
+
+
 def _fails(capsys, tmp_path, *argv, expect: str):
     before = set(os.listdir(tmp_path))
     code, out, err = run(capsys, *argv)

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -62,11 +63,19 @@ def test_quick_demo_writes_notebooks_figures_and_index(capsys, tmp_path, monkeyp
     assert summary["figures"] == sorted(f"{s}.png" for s in pngs)
     assert summary["threads"] == 1 and "rocket.jpg" in summary["dataset"]
 
-    # the learned codec is measured on the photo its training held out, and the figure says so
+    # the learned codec is measured on the test photo, which played no part in training or in choosing
+    # the checkpoint (validation is on crops of the training photos), and the figure says so
     learned = [load(f) for f in (out / "results").glob("*.json") if load(f)["meta"].get("model") == "gabic"]
     assert len(learned) == 2  # notebook 02's and 03's
     assert all(list(c["per_image"]) == ["rocket.jpg"] and c["meta"]["image_set"]["num_images"] == 1 for c in learned)
-    assert "(1 image of held-out photos)" in (out / "figures" / "bd_psnr-rgb.md").read_text()
+    assert "(1 image of test-photos)" in (out / "figures" / "bd_psnr-rgb.md").read_text()
+    assert [Path(p).name for p in gabic["extra"]["test_images"]] == ["rocket.jpg"]
+    assert "rocket.jpg" not in " ".join(gabic["extra"]["validation_images"])
+    # what the runs record exists where the demo put it; no folder a user types has a space
+    for run in ("demo", "demo-wacnn"):
+        config = json.loads((out / "runs" / run / "config.json").read_text())
+        assert Path(config["runs_dir"]) == (out / "runs").resolve() and Path(config["runs_dir"]).is_dir()
+    assert not [p for p in out.rglob("*") if " " in p.name]
 
     page = (out / "index.html").read_text()
     links = re.findall(r"(?:src|href)='([^']+)'", page)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 import re
@@ -20,12 +21,17 @@ __all__ = [
     "PAPER_LR",
     "PLATEAU_FACTOR",
     "PLATEAU_PATIENCE",
+    "MODEL_OPTIONS",
     "PRECISIONS",
     "PRESETS",
+    "RESUMABLE",
     "RUN_NAME",
     "TrainConfig",
+    "experiment_settings",
     "initial_model",
+    "model_options",
     "resolve_config",
+    "resume_config",
 ]
 
 #: The published schedule: ReduceLROnPlateau factor and patience, Adam learning rates, clipping.
@@ -34,6 +40,16 @@ PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.3, 4
 
 #: What a run name may be: one folder inside the runs folder.
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+#: The settings a resumed run may change: how long it trains, how often it validates, where and how
+#: fast it runs, what it logs. Every other setting (but the run's place, ``name`` and ``runs_dir``)
+#: defines the experiment and stays what the run recorded (:func:`resume_config`).
+RESUMABLE = ("steps", "epochs", "val_interval", "device", "workers", "tensorboard", "channels_last", "compile", "skip_nonfinite")
+#: Where a run lives and what it records by itself: neither a setting of the experiment nor one to change.
+_PLACE = ("name", "runs_dir", "extra")
+
+#: The fields of :class:`TrainConfig` that are a model's constructor arguments, for the architectures that take them.
+MODEL_OPTIONS = ("N", "M", "num_slices", "knn", "heads", "backend", "knn_rule")
 
 #: Training precisions: fp32, or bf16 autocast on a GPU.
 PRECISIONS = ("fp32", "bf16")
@@ -103,6 +119,18 @@ class TrainConfig:
         return cfg
 
 
+def experiment_settings() -> tuple[str, ...]:
+    """The fields of :class:`TrainConfig` that define a run's experiment (all but :data:`RESUMABLE`
+    and the run's place): model and sizes, lambda, data, crops and batch, optimiser, precision, seed."""
+    return tuple(f for f in TrainConfig.__dataclass_fields__ if f not in RESUMABLE + _PLACE)
+
+
+def model_options(model: str) -> tuple[str, ...]:
+    """The :data:`MODEL_OPTIONS` that architecture ``model`` takes (its constructor's arguments)."""
+    params = inspect.signature(MODELS[model].__init__).parameters
+    return tuple(k for k in MODEL_OPTIONS if k in params)
+
+
 def _check(cfg: TrainConfig) -> None:
     """The run's own settings; the model's are checked by the model (:func:`initial_model`)."""
     if cfg.model not in MODELS:
@@ -144,8 +172,40 @@ def resolve_config(preset: str | None = None, **options: Any) -> TrainConfig:
     if unknown:
         raise GabicError(f"unknown training options: {', '.join(sorted(unknown))}")
     cfg = TrainConfig(**base)
+    for key in ("dataset", "val_dataset", "runs_dir"):  # folders as text: recorded in checkpoints and config.json
+        if getattr(cfg, key) is not None:
+            setattr(cfg, key, str(getattr(cfg, key)))
     if cfg.steps is None and cfg.epochs is None:
         cfg.steps = 1000
+    _check(cfg)
+    foreign = [k for k in MODEL_OPTIONS if options.get(k) is not None and k not in model_options(cfg.model)]
+    if foreign:
+        takes = ", ".join(model_options(cfg.model)) or "none of them"
+        raise GabicError(f"{', '.join(foreign)}: not an option of the {cfg.model} model (of the model options it takes {takes})")
+    return cfg
+
+
+def resume_config(cfg: TrainConfig, saved: dict[str, Any], given: set[str], source: str) -> TrainConfig:
+    """``cfg`` for resuming the run that recorded the settings ``saved`` (a checkpoint's ``train_config``).
+
+    Every setting of :func:`experiment_settings` that was not ``given`` (as an option or by the
+    preset) takes the recorded value; one given with another value is refused, naming it, both
+    values and what may change (:data:`RESUMABLE`). ``steps``/``epochs`` are the recorded ones unless
+    either is given, so that resuming a pre-empted run needs nothing but its name. ``source`` names
+    the checkpoint in errors.
+    """
+    for key in experiment_settings():
+        if key not in saved:  # recorded before the setting existed: nothing to compare
+            continue
+        if key in given and getattr(cfg, key) != saved[key]:
+            raise GabicError(
+                f"{source}: the run was trained with {key}={saved[key]!r}, not {getattr(cfg, key)!r}; a resumed run keeps the "
+                f"settings of its experiment (only {', '.join(RESUMABLE)} may change): leave the option out, or train another --name"
+            )
+        setattr(cfg, key, saved[key])
+    if not {"steps", "epochs"} & given:
+        cfg.epochs = saved.get("epochs")
+        cfg.steps = None if cfg.epochs is not None else saved.get("steps", cfg.steps)
     _check(cfg)
     return cfg
 

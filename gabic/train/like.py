@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gabic.errors import GabicError
-from gabic.train.config import TrainConfig
+from gabic.train.config import MODEL_OPTIONS, TrainConfig, model_options
 from gabic.train.loop import fit
 
 __all__ = ["ARCHITECTURE_FIELDS", "fit_like", "held_out_images", "run_settings"]
@@ -50,18 +50,24 @@ def run_settings(run: str | os.PathLike) -> dict[str, Any]:
 
 
 def held_out_images(run: str | os.PathLike) -> list[Path]:
-    """The images a run held out for validation (recorded in its ``config.json`` by
-    :func:`gabic.train.fit`): the images a fair measurement of the run's models uses.
+    """The images a run used neither for training nor for choosing its checkpoint (recorded in its
+    ``config.json`` by :func:`gabic.train.fit` as ``test_images``: the sample photos' test photo when
+    it trained on them): the images a fair measurement of the run's models uses.
 
     Raises:
-        GabicError: no readable ``config.json``, or one that does not record them.
+        GabicError: no readable ``config.json``, or one that records no such images (a run on a
+            folder of its own, whose test images are the user's to give, or one from before gabic
+            recorded them).
     """
     path = Path(run)
     path = path / "config.json" if path.is_dir() else path
     try:
-        names = json.loads(path.read_text())["extra"]["validation_images"]
+        names = json.loads(path.read_text())["extra"]["test_images"]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise GabicError(f"{path}: the run does not say which images it held out ({type(err).__name__}: {err})") from None
+        raise GabicError(
+            f"{path}: the run records no test images, images it used neither for training nor for validation "
+            f"({type(err).__name__}: {err}); give the images to measure it on"
+        ) from None
     return [Path(n) for n in names]
 
 
@@ -92,4 +98,6 @@ def fit_like(
     base = base if base.is_dir() else base.parent
     settings["runs_dir"] = str(base.parent)
     settings |= {k: v for k, v in overrides.items() if v is not None}
+    for key in set(MODEL_OPTIONS) - set(model_options(model)):  # sizes another architecture has not
+        settings.pop(key, None)
     return fit(None, progress=progress, callback=callback, model=model, name=name or f"{base.name}-{model}", **settings)

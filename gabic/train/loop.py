@@ -24,7 +24,10 @@ import logging
 import math
 import os
 import random
+import shutil
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -45,16 +48,25 @@ except ImportError:  # pragma: no cover - not on the CI's platform
     fcntl = None
 
 from gabic.checkpoints import checkpoint_config, read_checkpoint, save_checkpoint
-from gabic.data import ImageFolder
+from gabic.data import ImageFolder, sample_split
 from gabic.device import resolve_device
 from gabic.errors import CheckpointError, DataError, GabicError
 from gabic.files import write_atomic
 from gabic.images import tensor_to_image
 from gabic.measurement import forward_padded, forward_psnr
 from gabic.models import ChannelContextCodec, config_identity
-from gabic.train.config import PLATEAU_FACTOR, PLATEAU_PATIENCE, TrainConfig, initial_model, resolve_config
+from gabic.train.config import (
+    PLATEAU_FACTOR,
+    PLATEAU_PATIENCE,
+    PRESETS,
+    RESUMABLE,
+    TrainConfig,
+    initial_model,
+    resolve_config,
+    resume_config,
+)
 
-__all__ = ["NonFiniteError", "cuda_training_settings", "fit", "rd_loss", "run_distributed", "validate"]
+__all__ = ["NonFiniteError", "Terminated", "cuda_training_settings", "fit", "rd_loss", "run_distributed", "validate"]
 
 log = logging.getLogger(__name__)
 
@@ -114,20 +126,45 @@ class _StreamSampler(Sampler):
             yield batch
 
 
+#: The side of the central crops of the training photos that a run on the sample photos validates on.
+VALIDATION_CROP = 256
+
+
 def _datasets(cfg: TrainConfig) -> tuple[ImageFolder, ImageFolder]:
-    """The training crops and the validation images (a tenth of the training folder held out
-    when no validation folder is given; never a test set)."""
+    """The training crops and the validation images; records in ``cfg.extra`` what they are.
+
+    - a validation folder given: its whole images;
+    - the sample photos (no dataset, no validation folder): training on three of them, validation on
+      the central :data:`VALIDATION_CROP` square of each of those, and the fourth, the test photo
+      (:func:`gabic.data.sample_split`), used for neither (``extra["test_images"]``);
+    - a training folder alone: the last tenth of its images (at least one) held out for validation,
+      never a test set.
+    """
     train = ImageFolder(cfg.dataset, split="train", patch_size=cfg.patch_size, seed=cfg.seed)
     if cfg.val_dataset is not None:
         val = ImageFolder(cfg.val_dataset, split="test")
+    elif cfg.dataset is None:
+        split = sample_split()
+        train.paths = split["train"]
+        val = ImageFolder(None, split="test", centre_crop=VALIDATION_CROP)
+        val.paths = split["train"]
+        cfg.extra["validation_crop"] = VALIDATION_CROP
+        cfg.extra["test_images"] = [str(p) for p in split["test"]]
+        log.info(
+            "sample photos: training on %s, validating on their central %dx%d crops; %s, the test photo, is used for neither",
+            ", ".join(p.name for p in split["train"]),
+            VALIDATION_CROP,
+            VALIDATION_CROP,
+            ", ".join(p.name for p in split["test"]),
+        )
     else:
-        # No validation folder: hold out the last image(s) of the training folder (never a test set).
         if len(train) < 2:
-            raise DataError(f"{cfg.dataset or 'the sample photos'}: one image only; give a validation folder (--val-dataset)")
+            raise DataError(f"{cfg.dataset}: one image only; give a validation folder (--val-dataset)")
         held = max(1, len(train) // 10)
         val = ImageFolder(cfg.dataset, split="test")
         val.paths, train.paths = train.paths[-held:], train.paths[:-held]
         log.info("validation: holding out %s from the training images", ", ".join(p.name for p in val.paths))
+    cfg.extra["validation_images"] = [str(p) for p in val.paths]  # recorded in config.json
     return train, val
 
 
@@ -138,6 +175,32 @@ class NonFiniteError(GabicError):
 
 #: How the stop and skip messages name the values a step checks.
 _VALUE_NAMES = {"loss": "the loss", "grad_norm": "the gradient norm", "aux_loss": "the auxiliary (quantile) loss"}
+
+
+#: A run folder holds a run when it holds one of these; all of _RUN_FILES are the run's.
+_RUN_MARKERS = ("last.pth.tar", "best.pth.tar", "history.json")
+_RUN_FILES = (*_RUN_MARKERS, "config.json", "tensorboard")
+
+
+def _refuse_to_replace(run_dir: Path, locked: bool = False) -> None:
+    """A :class:`GabicError` saying how to go on when ``run_dir`` holds a run (:data:`_RUN_MARKERS`); when
+    another training is writing it (unless this process holds its lock, ``locked``), that it is."""
+    if not locked:
+        _RunLock(run_dir).check_free()
+    if any((run_dir / name).exists() for name in _RUN_MARKERS):
+        raise GabicError(
+            f"{run_dir}: holds a run{_trained_to(run_dir)}; continue it with --resume, or start again "
+            "under another --name, or with --overwrite (which deletes it)"
+        )
+
+
+def _trained_to(run_dir: Path) -> str:
+    """`` (trained to step N)`` from the run's ``history.json``, or "" when it says nothing."""
+    try:
+        rows = json.loads((run_dir / "history.json").read_text())["train"]
+        return f" (trained to step {rows[-1]['step']})" if rows else ""
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return ""
 
 
 def _non_finite_weights(model: torch.nn.Module) -> list[str]:
@@ -221,17 +284,12 @@ class _Run:
         self._saved_step: int | None = None  # the step of the last.pth.tar on disk, if any
 
     # ---------------------------------------------------------------- setting up
-    def restore(self, path: Path, explicit: set[str]) -> dict[str, Any]:
-        """Read the checkpoint to resume from and check it continues this run's architecture; the
-        graph rule is the saved run's unless given again (``explicit``). Returns its training state."""
-        ckpt = read_checkpoint(path)
-        if "train" not in ckpt or not isinstance(ckpt.get("config"), dict):
-            raise CheckpointError(f"{path}: not a gabic training checkpoint (no optimiser state to resume from)")
+    def restore(self, ckpt: dict[str, Any], path: Path) -> dict[str, Any]:
+        """Load the checkpoint ``ckpt`` (read from ``path``) to resume from, after checking it holds
+        this run's model (:func:`gabic.train.resume_config` made the settings the run's). Returns
+        its training state."""
         saved = checkpoint_config(ckpt, path)
-        if "knn_rule" in saved and "knn_rule" not in explicit and saved["knn_rule"] != self.cfg.knn_rule:
-            self.cfg.knn_rule = saved["knn_rule"]
-            self.model.set_knn_rule(saved["knn_rule"])  # the rule has no weights: the same model
-        if config_identity(saved) != self.model.identity():  # the backend may change, nothing else
+        if config_identity(saved) != self.model.identity():
             raise CheckpointError(f"{path}: a {saved.get('model')} checkpoint ({saved}); this run is {self.model.config}")
         self.model.load_state_dict(ckpt["state_dict"])
         return ckpt["train"]
@@ -247,7 +305,22 @@ class _Run:
         lock.acquire()  # a second writer stops here, before this run holds anything
         self._lock = lock
 
-    def prepare(self, state: dict[str, Any] | None) -> None:
+    def claim(self, resuming: bool, overwrite: bool) -> None:
+        """A new run never replaces one: a run folder that holds a run (a checkpoint or a history)
+        is refused unless ``resuming`` continues it or ``overwrite`` asks to delete it first."""
+        if self.rank != 0 or resuming:
+            return
+        if not overwrite:
+            _refuse_to_replace(self.run_dir, locked=True)
+            return
+        if not any((self.run_dir / name).exists() for name in _RUN_MARKERS):
+            return
+        held = [self.run_dir / name for name in _RUN_FILES if (self.run_dir / name).exists()]
+        log.warning("%s: deleting the run it held%s (overwrite)", self.run_dir, _trained_to(self.run_dir))
+        for path in held:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    def prepare(self, state: dict[str, Any] | None, changed: dict[str, list[Any]] | None = None) -> None:
         """Model on its device, optimisers and scheduler (restored from ``state`` when resuming),
         DistributedDataParallel under torchrun, the run folder's ``config.json``."""
         memory_format = torch.channels_last if self.cfg.channels_last else torch.preserve_format
@@ -260,7 +333,9 @@ class _Run:
             self.step, self.best, self.history = state["step"], state["best"], state["history"]
             self._saved_step = self.step
             _set_rng_state(state["rng"][self.rank] if isinstance(state["rng"], list) else state["rng"])
-            log.info("resuming %s at step %d", self.cfg.name, self.step)
+            resume = {"step": self.step, "time": time.strftime("%Y-%m-%d %H:%M:%S"), "changed": changed or {}}
+            self.history.setdefault("resumes", []).append(resume)
+            log.info("resuming %s at step %d%s", self.cfg.name, self.step, f" ({_changes(changed)})" if changed else "")
         self.net: torch.nn.Module = self.model
         if torch.distributed.is_initialized():
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -439,6 +514,7 @@ class _Run:
 def fit(
     preset: str | None = None,
     resume: bool | str | os.PathLike = False,
+    overwrite: bool = False,
     progress: bool = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
     **options: Any,
@@ -448,8 +524,13 @@ def fit(
     Args:
         preset: ``"small-cpu"`` or ``"paper"`` (see :data:`gabic.train.PRESETS`); options override it.
         resume: ``True`` continues ``runs_dir/name/last.pth.tar``; a path continues that
-            checkpoint. The options must describe the same architecture (the graph rule, unless
-            given, is the saved run's).
+            checkpoint. The run keeps the settings of its experiment: those not given are the
+            recorded ones (steps and epochs too), and one given with another value is refused;
+            only :data:`gabic.train.RESUMABLE` (steps, epochs, val_interval, device, workers,
+            tensorboard, channels_last, compile, skip_nonfinite) may change. ``history["resumes"]``
+            records each resume (its step, time and what changed).
+        overwrite: start again in a run folder that holds a run, deleting it first (without it,
+            and without ``resume``, such a folder is refused).
         progress: show a progress bar with live loss, bpp and PSNR.
         callback: called with each step's metrics (``{"step", "loss", ...}``), e.g. to plot live.
         **options: fields of :class:`~gabic.train.TrainConfig`: model ("gabic", "wacnn", "stf"),
@@ -469,10 +550,26 @@ def fit(
     written. With ``skip_nonfinite=N`` up to N such steps are skipped instead (no update; listed
     in ``history["skipped"]`` and logged), as mixed-precision trainers do.
 
+    Ctrl-C (SIGINT) and SIGTERM (a scheduler's time limit or pre-emption) save ``last.pth.tar``
+    (rolled back to the start of an unfinished step) and stop, so that ``resume`` continues exactly.
+
     Bad options, a missing or empty dataset and a checkpoint of another architecture are
     refused before any work starts. Only rank 0 writes files under ``torchrun``.
     """
     cfg = resolve_config(preset, **options)
+    cfg.name = cfg.name or f"{cfg.model}-lmbda{cfg.lmbda:g}"
+    ckpt, path, changed = None, None, {}
+    if resume:
+        path = Path(cfg.runs_dir) / cfg.name / "last.pth.tar" if resume is True else Path(resume)
+        ckpt = read_checkpoint(path)
+        if not isinstance(ckpt.get("train"), dict) or not isinstance(ckpt.get("config"), dict):
+            raise CheckpointError(f"{path}: not a gabic training checkpoint (no optimiser state to resume from)")
+        saved = {**ckpt["train"].get("train_config", {}), **checkpoint_config(ckpt, path)}  # the model's own config decides
+        given = set(PRESETS.get(preset, {}) if preset else {}) | {k for k, v in options.items() if v is not None}
+        cfg = resume_config(cfg, saved, given, str(path))
+        changed = {k: [saved[k], getattr(cfg, k)] for k in RESUMABLE if k in saved and saved[k] != getattr(cfg, k)}
+    if not resume and not overwrite:  # refused before any work (checked again under the run's lock)
+        _refuse_to_replace(Path(cfg.runs_dir) / cfg.name)
     device = resolve_device(cfg.device)
     if cfg.precision == "bf16" and device.type != "cuda":
         raise GabicError("precision bf16 is autocast on a GPU; on the CPU train in fp32")
@@ -480,16 +577,13 @@ def fit(
     rank = torch.distributed.get_rank() if distributed else 0
     world = torch.distributed.get_world_size() if distributed else 1
     train_set, val_set = _datasets(cfg)
-    cfg.extra["validation_images"] = [str(p) for p in val_set.paths]  # recorded in config.json
     if cfg.steps is None:
         cfg.steps = max(1, cfg.epochs * math.ceil(len(train_set) / (cfg.batch_size * world)))
-    cfg.name = cfg.name or f"{cfg.model}-lmbda{cfg.lmbda:g}"
 
     run = _Run(cfg, device, rank, world)
     state = None
-    if resume:
-        path = run.run_dir / "last.pth.tar" if resume is True else Path(resume)
-        state = run.restore(path, explicit={k for k, v in options.items() if v is not None})
+    if ckpt is not None:
+        state = run.restore(ckpt, path)
         if state["step"] >= cfg.steps:
             log.warning(
                 "%s is already at step %d of the %d asked for: nothing to do (give more steps to continue)",
@@ -500,8 +594,9 @@ def fit(
             return state["history"]
     try:
         run.lock()
-        run.prepare(state)
-        with cuda_training_settings(device):
+        run.claim(resuming=state is not None, overwrite=overwrite)
+        run.prepare(state, changed)
+        with cuda_training_settings(device), _terminate_as_interrupt():
             _loop(run, run.loader(train_set), val_set, progress, callback)
     finally:
         run.close()
@@ -514,6 +609,32 @@ def fit(
             ", ".join(str(r["step"]) for r in skipped),
         )
     return run.history
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during :func:`fit`: handled as Ctrl-C (the run saves and stops), told apart by the CLI."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in the training loop while the block runs (main thread only;
+    the previous handler is restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _changes(changed: dict[str, list[Any]]) -> str:
+    return ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
 
 
 @contextmanager
@@ -551,8 +672,9 @@ def _loop(run: _Run, loader: DataLoader, val_set: Dataset, progress: bool, callb
                     callback(row)
             if run.step % cfg.val_interval == 0 or run.step == cfg.steps:
                 run.validate_and_save(val_set)
-    except KeyboardInterrupt:
-        log.warning("interrupted after step %d: saving %s", run.step, run.run_dir / "last.pth.tar")
+    except KeyboardInterrupt as err:
+        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        log.warning("%s after step %d: saving %s", what, run.step, run.run_dir / "last.pth.tar")
         run.save("last.pth.tar", rng=None if step_done else snapshot)
         raise
     finally:
@@ -578,9 +700,7 @@ class _RunLock:
             except OSError:
                 holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
                 os.close(fd)
-                raise GabicError(
-                    f"{self.path.parent}: another training is writing this run ({holder}); wait for it to end or choose another --name"
-                ) from None
+                raise self.held(holder) from None
             try:  # the holder before may have removed the file between our open and our lock: lock the one on disk
                 if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
                     break
@@ -590,6 +710,27 @@ class _RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
         self.fd = fd
+
+    def held(self, holder: str) -> GabicError:
+        """The error of a run that another training holds (``holder``: who and since when)."""
+        return GabicError(
+            f"{self.path.parent}: another training is writing this run ({holder}); wait for it to end or choose another --name"
+        )
+
+    def check_free(self) -> None:
+        """Raise :meth:`held` when another process holds the lock now (a stale lock file is free)."""
+        if fcntl is None or not self.path.exists():
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            raise self.held(os.read(fd, 200).decode(errors="replace").strip() or "another process") from None
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
         """Remove the lock file and let it go (a killed process leaves the file, not the lock)."""
