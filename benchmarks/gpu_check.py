@@ -156,10 +156,10 @@ def check_train_step(c: Check, out: Path, device: str, quick: bool, compile_: bo
     c.details = {"step_ms": ms, "ratios": ratios, "setup": next((r for r in records if r.get("bench") == "setup"), {})}
     targets = []
     for name, value in ratios.items():
-        if "target 1.5" in name:
-            targets.append(f"{name.split(':')[1].split('(')[0].strip()} = {value} ({'met' if value and value >= 1.5 else 'NOT met'})")
-        elif "target >= 1" in name:
-            targets.append(f"{name.split(':')[1].split('(')[0].strip()} = {value} ({'met' if value and value >= 1 else 'NOT met'})")
+        target = 1.5 if "target 1.5" in name else 1.0 if "target >= 1" in name else None
+        if target is not None:  # "images/s: A / B (GPU target 1.5)" -> "A / B = value (met)"
+            met = "met" if value and value >= target else "NOT met"
+            targets.append(f"{name.split(':')[1].split('(')[0].strip()} = {value} ({met})")
     c.ok = code == 0 and not errors and bool(ms)
     c.result = "; ".join([", ".join(f"{k} {v} ms" for k, v in ms.items()), *targets, *errors]) or _last_line(text)
 

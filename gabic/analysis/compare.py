@@ -86,22 +86,28 @@ def checkpoint_labels(first: str | os.PathLike, second: str | os.PathLike) -> tu
 
 def check_different_checkpoints(first: Sequence[str | os.PathLike], second: Sequence[str | os.PathLike]) -> None:
     """Raise ValueError when a checkpoint is on both sides of a comparison: the same file, or two files
-    with the same bytes (a model compared with itself)."""
+    with the same bytes (a model compared with itself). Each path is resolved once, and a file is read
+    (hashed) only when a file of the same size is on the other side, at most once."""
+    digests: dict[Path, str] = {}
+
+    def digest(path: Path) -> str:
+        if path not in digests:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            digests[path] = h.hexdigest()
+        return digests[path]
+
+    same = "the same checkpoint on both sides of the comparison; compare a model with another one"
+    others = [(b, Path(b).resolve()) for b in second]
     for a in first:
-        for b in second:
-            pa, pb = Path(a), Path(b)
-            same = pa.resolve() == pb.resolve() or (pa.stat().st_size == pb.stat().st_size and _sha256(pa) == _sha256(pb))
-            if same:
-                both = f"{a}" if pa.resolve() == pb.resolve() else f"{a} and {b} (the same bytes)"
-                raise ValueError(f"{both}: the same checkpoint on both sides of the comparison; compare a model with another one")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        pa = Path(a).resolve()
+        for b, pb in others:
+            if pa == pb:
+                raise ValueError(f"{a}: {same}")
+            if pa.stat().st_size == pb.stat().st_size and digest(pa) == digest(pb):
+                raise ValueError(f"{a} and {b} (the same bytes): {same}")
 
 
 def gradient_energy(pixels: np.ndarray | Image.Image) -> float:

@@ -187,11 +187,16 @@ def _refuse_to_replace(run_dir: Path, locked: bool = False) -> None:
     another training is writing it (unless this process holds its lock, ``locked``), that it is."""
     if not locked:
         _RunLock(run_dir).check_free()
-    if any((run_dir / name).exists() for name in _RUN_MARKERS):
+    if _holds_run(run_dir):
         raise GabicError(
             f"{run_dir}: holds a run{_trained_to(run_dir)}; continue it with --resume, or start again "
             "under another --name, or with --overwrite (which deletes it)"
         )
+
+
+def _holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run: a checkpoint or a history (:data:`_RUN_MARKERS`)."""
+    return any((run_dir / name).exists() for name in _RUN_MARKERS)
 
 
 def _trained_to(run_dir: Path) -> str:
@@ -313,7 +318,7 @@ class _Run:
         if not overwrite:
             _refuse_to_replace(self.run_dir, locked=True)
             return
-        if not any((self.run_dir / name).exists() for name in _RUN_MARKERS):
+        if not _holds_run(self.run_dir):
             return
         held = [self.run_dir / name for name in _RUN_FILES if (self.run_dir / name).exists()]
         log.warning("%s: deleting the run it held%s (overwrite)", self.run_dir, _trained_to(self.run_dir))
@@ -417,8 +422,9 @@ class _Run:
         bad = next((k for k in keys if not math.isfinite(row[k])), None)
         if bad is None:
             return False
-        step, skipped = row["step"], self.history.setdefault("skipped", [])
+        step, skipped = row["step"], self.history.get("skipped", [])
         if len(skipped) < self.cfg.skip_nonfinite:
+            skipped = self.history.setdefault("skipped", skipped)
             skipped.append({"step": step, "value": bad})
             self.step += 1  # the batch is used up, as a mixed-precision trainer's skipped step
             self.opt.zero_grad(set_to_none=True)
@@ -681,6 +687,11 @@ def _loop(run: _Run, loader: DataLoader, val_set: Dataset, progress: bool, callb
         bar.close()
 
 
+def _holder(fd: int) -> str:
+    """Who holds a run's lock, as its lock file (open as ``fd``) says: pid, host and since when."""
+    return os.read(fd, 200).decode(errors="replace").strip() or "another process"
+
+
 class _RunLock:
     """An exclusive ``flock`` on ``<run>/.lock``, which says who holds it (pid, host, start) and is removed when
     the training ends; the lock (not the file) goes with the process when it is killed."""
@@ -698,7 +709,7 @@ class _RunLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+                holder = _holder(fd)
                 os.close(fd)
                 raise self.held(holder) from None
             try:  # the holder before may have removed the file between our open and our lock: lock the one on disk
@@ -728,7 +739,7 @@ class _RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
-            raise self.held(os.read(fd, 200).decode(errors="replace").strip() or "another process") from None
+            raise self.held(_holder(fd)) from None
         finally:
             os.close(fd)
 
