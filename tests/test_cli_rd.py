@@ -111,7 +111,7 @@ def test_rd_full_range(capsys, tmp_path, monkeypatch, flag, xlim):
         seen.append((kwargs.get("xlim"), fig.axes[0].get_xlim()))
         return fig
 
-    monkeypatch.setattr(plots, "rd_figure", spy)
+    monkeypatch.setattr(plots.report, "rd_figure", spy)  # write_report (gabic rd) draws with gabic.plots.report's rd_figure
     code, _, err = run_cli(capsys, "rd", "bpg444", "stf_mse", *flag, "--out", tmp_path, "--metric", "psnr-rgb", "--formats", "png")
     assert code == 0, err
     assert [x for x, _ in seen] == [xlim, xlim], "both widths"

@@ -17,16 +17,14 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from gabic import plots, reconstructions, viz  # noqa: E402
-from gabic.data import samples  # noqa: E402
-from gabic.images import as_rgb, center_crop  # noqa: E402
 from gabic.metrics import psnr  # noqa: E402
 from gabic.results import load, points  # noqa: E402
 from gabic.train import figures as train_figures  # noqa: E402
 from gabic.viz import drawing  # noqa: E402
-from tests.conftest import small_model  # noqa: E402
+from tests.conftest import sample_capture  # noqa: E402
 
 #: The modules whose public functions draw matplotlib figures, and the functions this file checks.
-MODULES = (plots, reconstructions, drawing, train_figures)
+MODULES = (plots.figures, reconstructions, drawing, train_figures)
 CHECKED = {
     "rd_figure",
     "reconstruction_figure",
@@ -173,7 +171,7 @@ def test_stream_size_figure_data(tmp_path):
 
 @pytest.fixture(scope="module")
 def cap():
-    return viz.capture(small_model("gabic"), center_crop(as_rgb(samples()[0]), 64))
+    return sample_capture(64)
 
 
 def test_window_grid_data(cap, tmp_path):
