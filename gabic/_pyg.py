@@ -1,4 +1,10 @@
-"""The PyTorch Geometric backend of the kNN graph attention (imported lazily)."""
+"""The PyTorch Geometric backend of the kNN graph attention.
+
+Not imported lazily: :mod:`gabic.layers` imports it at the top, so ``import gabic`` (through
+:mod:`gabic.models`) imports ``torch_geometric``, a required dependency. Only the
+:class:`GraphAttentionPropagation` of a layer is built lazily, on its first ``"pyg"`` forward pass
+(:meth:`gabic.layers.KNNGraphAttention._forward_pyg`).
+"""
 
 from __future__ import annotations
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import io
 import logging
-import numbers
 import shutil
 import subprocess
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 
 from PIL import Image, features
 
+from gabic.checks import is_int
 from gabic.errors import CodecError
 from gabic.images import pixels_only
 
@@ -102,7 +102,7 @@ class Codec:
         not an integer inside ``quality_range``."""
         lo, hi = self.quality_range
         direction = "higher is better" if self.higher_is_better else "lower is better"
-        if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not lo <= quality <= hi:
+        if not is_int(quality) or not lo <= quality <= hi:
             raise CodecError(f"codec {self.name!r}: quality {quality!r} is outside its range {lo}..{hi} (integers, {direction})")
         return int(quality)
 

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from gabic._version import __version__
+from gabic.checks import check_choice, check_int, is_int
 from gabic.errors import DataError
 from gabic.files import write_atomic
 from gabic.images import image_to_tensor, load_image, to_rgb
@@ -119,15 +120,15 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 def _patch_hw(patch_size: int | tuple[int, int]) -> tuple[int, int]:
     """``patch_size`` as ``(height, width)``; ValueError unless positive integers."""
-    if isinstance(patch_size, int) and not isinstance(patch_size, bool):
+    if is_int(patch_size):
         hw = (patch_size, patch_size)
     elif isinstance(patch_size, (tuple, list)) and len(patch_size) == 2:
         hw = tuple(patch_size)
     else:
         raise ValueError(f"patch_size must be an int or a (height, width) pair, got {patch_size!r}")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in hw):
+    if not all(is_int(v) and v > 0 for v in hw):
         raise ValueError(f"patch_size must be positive integers, got {patch_size!r}")
-    return hw  # type: ignore[return-value]
+    return int(hw[0]), int(hw[1])
 
 
 def _padding(width: int, height: int, patch: tuple[int, int], mode: str) -> tuple[int, int, int, int]:
@@ -191,21 +192,16 @@ class ImageFolder(Dataset):
         pad: Literal["patch", "square"] = "patch",
         centre_crop: int | None = None,
     ) -> None:
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        if pad not in ("patch", "square"):
-            raise ValueError(f"pad must be 'patch' or 'square', got {pad!r}")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-            raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+        check_choice(split, ("train", "test"), "split")
+        check_choice(pad, ("patch", "square"), "pad")
+        seed = check_int(seed, "seed", 0, also=(None,))
         self.folder = Path(folder) if folder is not None else None
         self.paths: list[Path] = list_images(folder) if folder is not None else samples()
         self.split = split
         self.patch_size = _patch_hw(patch_size)
         self.seed = seed
         self.pad = pad
-        if centre_crop is not None and (isinstance(centre_crop, bool) or not isinstance(centre_crop, int) or centre_crop < 16):
-            raise ValueError(f"centre_crop must be None or an integer >= 16, got {centre_crop!r}")
-        self.centre_crop = centre_crop
+        self.centre_crop = check_int(centre_crop, "centre_crop", 16, also=(None,))
         self.epoch = 0
         self._noted: set[int] = set()
 

@@ -19,6 +19,7 @@ from compressai.ops import compute_padding
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from gabic.checks import is_int
 from gabic.errors import ImageError
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "MIN_IMAGE_SIDE",
     "PAD_MULTIPLE",
+    "ImageLike",
+    "as_image_tensor",
     "as_rgb",
     "center_crop",
     "crop",
@@ -44,6 +47,13 @@ PAD_MULTIPLE = 64
 MIN_IMAGE_SIDE = 16
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+
+#: One image, as the functions that code, measure or capture an image take it: a path to an image
+#: file, a PIL image in any mode, or a float tensor ``(3, H, W)`` or ``(1, 3, H, W)`` with values
+#: in [0, 1]. :func:`as_rgb` and :func:`as_image_tensor` convert any of them.
+ImageLike = str | os.PathLike | Image.Image | Tensor
+
+_IMAGE_LIKE = "a path or a PIL image, or a float tensor (3, H, W) or (1, 3, H, W) with values in [0, 1]"
 
 
 def to_rgb(img: Image.Image) -> tuple[Image.Image, list[str]]:
@@ -165,20 +175,70 @@ def pixels_only(image: Image.Image) -> Image.Image:
     return Image.frombytes("RGB", rgb.size, rgb.tobytes())
 
 
-def as_rgb(image: str | os.PathLike | Image.Image) -> Image.Image:
-    """The 8-bit RGB pixels (:func:`pixels_only`) of an image file (:func:`load_image`) or of a PIL
-    image in any mode (:func:`to_rgb`); what the conversion changed is logged."""
+def _image_tensor(x: Tensor) -> Tensor:
+    """An image tensor ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1] as ``(1, 3, H, W)`` float32 on the
+    CPU, detached (not copied when it already is one); ValueError naming the shape, dtype or range
+    that is not an image's."""
+    given = tuple(x.shape)
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"image must be a (3, H, W) or (1, 3, H, W) tensor, got shape {given}")
+    if x.shape[0] != 1:
+        raise ValueError(f"image must be one image (batch of 1), got a batch of {x.shape[0]}")
+    if not x.is_floating_point():
+        raise ValueError(f"image must be a float tensor with values in [0, 1], got dtype {x.dtype}")
+    x = x.detach().float().cpu()
+    if x.numel():
+        lo, hi = x.min().item(), x.max().item()
+        if not (lo >= 0.0 and hi <= 1.0):  # NaN fails too
+            raise ValueError(f"image must have values in [0, 1], got values in {lo:.4g}..{hi:.4g}")
+    return x
+
+
+def _what(image: object) -> str:
+    """What was given, for an error: the type's name and, for an array, its shape."""
+    shape = getattr(image, "shape", None)
+    return f"{type(image).__name__} of shape {tuple(shape)}" if isinstance(shape, tuple) else type(image).__name__
+
+
+def as_rgb(image: ImageLike) -> Image.Image:
+    """The 8-bit RGB pixels (:func:`pixels_only`) of any :data:`ImageLike`.
+
+    An image file is read with :func:`load_image`, a PIL image in any mode converted with
+    :func:`to_rgb` (what either changed is logged), a tensor ``(3, H, W)`` or ``(1, 3, H, W)`` in
+    [0, 1] rounded to 8 bits (:func:`tensor_to_image`).
+
+    Raises:
+        ImageError: a path that is not a readable image of at least ``MIN_IMAGE_SIDE`` pixels a side.
+        ValueError: a tensor of another shape, an integer dtype or values outside [0, 1].
+        TypeError: anything else, naming what was given and what is expected.
+    """
     if isinstance(image, str | os.PathLike):
         img, notes = load_image(image)
         source = os.fspath(image)
     elif isinstance(image, Image.Image):
         img, notes = to_rgb(image)
         source = getattr(image, "filename", "") or "image"
+    elif isinstance(image, Tensor):
+        return tensor_to_image(_image_tensor(image))
     else:
-        raise TypeError(f"image must be a path or a PIL image, got {type(image).__name__}")
+        raise TypeError(f"image must be {_IMAGE_LIKE}; got {_what(image)}")
     for note in notes:
         log.info("%s: %s", source, note)
     return pixels_only(img)
+
+
+def as_image_tensor(image: ImageLike) -> Tensor:
+    """Any :data:`ImageLike` as a ``(1, 3, H, W)`` float32 tensor in [0, 1] on the CPU.
+
+    Paths and PIL images are read as 8-bit RGB (:func:`as_rgb`, then :func:`image_to_tensor`); a
+    tensor keeps its values (not rounded to 8 bits), detached, as float32 on the CPU, a
+    ``(3, H, W)`` one given its batch dimension. Raises as :func:`as_rgb` does.
+    """
+    if isinstance(image, Tensor):
+        return _image_tensor(image)
+    return image_to_tensor(as_rgb(image))
 
 
 def center_crop(image: Image.Image, size: int | tuple[int, int] | None) -> Image.Image:
@@ -190,9 +250,9 @@ def center_crop(image: Image.Image, size: int | tuple[int, int] | None) -> Image
     if size is None:
         return image
     pair = tuple(size) if isinstance(size, tuple | list) else (size, size)
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pair):
+    if len(pair) != 2 or any(not is_int(v) or v < 1 for v in pair):
         raise ValueError(f"crop size must be a positive number of pixels, (height, width) or None, got {size!r}")
-    h, w = pair
+    h, w = map(int, pair)
     W, H = image.size
     h, w = min(h, H), min(w, W)
     top, left = (H - h) // 2, (W - w) // 2

@@ -23,6 +23,7 @@ from compressai.layers import conv1x1, conv3x3
 from torch import Tensor
 
 from gabic._pyg import GraphAttentionPropagation
+from gabic.checks import check_choice, check_int
 
 __all__ = [
     "BACKENDS",
@@ -344,22 +345,14 @@ def _sdpa_without_cudnn():
 
 
 def check_knn(k: Any, nodes: int) -> int:
-    """``k`` if it is a valid number of neighbours in windows of ``nodes`` nodes, else ValueError.
+    """``k`` (as an int) if it is a valid ``knn``, k, the number of neighbours per node, in windows of
+    ``nodes`` nodes; else ValueError (:func:`gabic.checks.check_int`).
 
     A node can have 1 to ``nodes - 1`` neighbours (1..15 in the 4x4 windows of the paper's
     1/16-resolution blocks, 1..63 in the 8x8 ones). The one check of k: the layer, the model,
     the captures and the k sweeps all call it.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= nodes - 1:
-        raise ValueError(f"knn must be an integer in 1..{nodes - 1} (windows of {nodes} nodes), got {k!r}")
-    return k
-
-
-def check_choice(value: Any, choices: tuple[str, ...], what: str) -> str:
-    """``value`` if it is one of ``choices``, else a ValueError naming ``what`` and the choices."""
-    if value not in choices:
-        raise ValueError(f"{what} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
+    return check_int(k, "knn", 1, nodes - 1, detail=f" (windows of {nodes} nodes)")
 
 
 def _window_distances(nodes: Tensor) -> Tensor:
@@ -573,7 +566,7 @@ class WindowGraphAttention(nn.Module):
     Args:
         dim: channels C.
         window_size: window side ws (8 at 1/4 resolution, 4 at 1/16 in the paper).
-        knn: neighbours per node, 1 <= knn <= ws*ws - 1 (paper: 9).
+        knn: k, the number of neighbours per node, 1 <= k <= ws*ws - 1 (paper: 9).
         heads: attention heads (paper: 8).
         use_edge_attr: add the per-head edge bias (released models: True).
         dissimilarity: take the k farthest nodes instead of the nearest.
@@ -603,7 +596,7 @@ class WindowGraphAttention(nn.Module):
 
     @property
     def knn(self) -> int:
-        """Neighbours per node; can be changed at inference on the same weights."""
+        """k, the number of neighbours per node; can be changed at inference on the same weights."""
         return self._knn
 
     @knn.setter

@@ -11,6 +11,8 @@ from PIL import Image
 from pytorch_msssim import ms_ssim as _ms_ssim
 from scipy.interpolate import PchipInterpolator
 
+from gabic.checks import check_int
+
 __all__ = [
     "BD_METHODS",
     "MS_SSIM_MIN_SIDE",
@@ -96,8 +98,7 @@ def bpp_from_likelihoods(likelihoods: Mapping[str, torch.Tensor] | torch.Tensor,
         ``sum(-log2(l)) / num_pixels`` over every entry of every tensor, as a Python float
         (computed in float64, without gradients).
     """
-    if isinstance(num_pixels, bool) or not isinstance(num_pixels, int | np.integer) or num_pixels <= 0:
-        raise ValueError(f"num_pixels must be a positive integer, got {num_pixels!r}")
+    num_pixels = check_int(num_pixels, "num_pixels", 1)
     if isinstance(likelihoods, torch.Tensor):
         tensors = {"likelihoods": likelihoods}
     elif isinstance(likelihoods, Mapping):

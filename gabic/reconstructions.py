@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from gabic.checks import check_int
 from gabic.figure_data import attach_data
 from gabic.metrics import psnr
 from gabic.results import point_labels
@@ -56,8 +57,7 @@ def worst_crop(original: Image.Image | np.ndarray, decoded: Image.Image | np.nda
     Returns ``(left, top, right, bottom)`` in pixels (PIL's box convention); the square is
     shrunk to the image when the image is smaller; ties go to the top-left-most square.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive integer (pixels), got {size!r}")
+    size = check_int(size, "size", 1, detail=" (pixels)")
     err = error_map(original, decoded)
     h, w = err.shape
     sh, sw = min(size, h), min(size, w)

@@ -48,6 +48,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from gabic.checks import is_number
 from gabic.errors import ResultsError
 from gabic.files import write_atomic
 
@@ -362,7 +363,7 @@ def _published_hint(path: Path) -> str:
 
 def _check_numbers(values: list[Any], where: str, fail) -> None:
     for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        if not is_number(v):
             raise fail(f"{where}[{i}] is {_json_type(v)} {_short(v)}, expected a number")
         if not math.isfinite(v):
             raise fail(f"{where}[{i}] is {v}, expected a finite number")

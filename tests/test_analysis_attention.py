@@ -19,32 +19,9 @@ from gabic.analysis import (
     window_tokens,
 )
 from gabic.layers import knn_window_graph
+from tests.conftest import synthetic_block
 
 BLOCKS = ["g_a.4.conv_b.0", "g_a.8.conv_b.0", "g_s.0.conv_b.0", "g_s.5.conv_b.0"]
-
-
-def _block(kind: str, window_size: int, weights: torch.Tensor, idx: torch.Tensor | None = None, shift: int = 0, resolution=None):
-    """A one-map block with only what the measures read."""
-    H, W = resolution or (window_size, window_size)
-    Hp, Wp = -(-H // window_size) * window_size, -(-W // window_size) * window_size
-    x = torch.zeros(1, 2, H, W)
-    return viz.BlockCapture(
-        name="synthetic",
-        kind=kind,
-        scale=4,
-        resolution=(H, W),
-        padded_size=(Hp, Wp),
-        window_size=window_size,
-        knn=None if idx is None else idx.shape[-1],
-        heads=weights.shape[1] if weights.dim() == 4 else 1,
-        input=x,
-        output=x,
-        idx=idx,
-        weights=weights,
-        edge_bias=None,
-        shift=shift,
-        image_size=(4 * H, 4 * W),
-    )
 
 
 # --------------------------------------------------------------------------- knn_share
@@ -94,32 +71,32 @@ def test_weighted_distance_by_hand():
     A[0, 0, 1, 0], A[0, 0, 1, 2] = 0.5, 0.5  # 0.5 * 1 + 0.5 * sqrt 2
     A[0, 0, 2, :] = 0.25  # 0.25 * (1 + 0 + 1 + sqrt 2)
     A[0, 0, 3, 3] = 1.0  # 0
-    d = weighted_distance(_block("window", 2, A))
+    d = weighted_distance(synthetic_block("window", 2, A))
     r2 = math.sqrt(2)
     torch.testing.assert_close(d[0, 0], torch.tensor([0.5 * r2, 0.5 + 0.5 * r2, 0.25 * (2 + r2), 0.0], dtype=torch.float64))
 
     idx = torch.tensor([[[3, 1], [0, 2], [3, 1], [0, 2]]])
     w = torch.tensor([[[[0.25, 0.75], [1.0, 0.0], [0.5, 0.5], [0.1, 0.9]]]])  # (1, 1, 4, 2)
-    g = _block("graph", 2, w, idx)
+    g = synthetic_block("graph", 2, w, idx)
     expected = [0.25 * r2 + 0.75, 1.0, 0.5 * 1 + 0.5 * r2, 0.1 * r2 + 0.9 * 1]
     torch.testing.assert_close(weighted_distance(g)[0, 0], torch.tensor(expected, dtype=torch.float64))
     # the graph's weights scattered to a dense map give the same distances as a window block
     dense = dense_weights(g)
     assert dense[0, 0, 0].tolist() == [0.0, 0.75, 0.0, 0.25]
-    torch.testing.assert_close(weighted_distance(_block("window", 2, dense)), weighted_distance(g))
+    torch.testing.assert_close(weighted_distance(synthetic_block("window", 2, dense)), weighted_distance(g))
 
 
 def test_entropy_of_uniform_rows():
     n, k = 16, 5
-    ent = entropy_per_node(_block("window", 4, torch.full((2, 3, n, n), 1 / n)))
+    ent = entropy_per_node(synthetic_block("window", 4, torch.full((2, 3, n, n), 1 / n)))
     assert ent.shape == (2, 3, n)
     torch.testing.assert_close(ent, torch.full_like(ent, math.log(n)))
     idx = knn_window_graph(torch.randn(2, n, 8), k, rule="self-excluded")
-    ent = entropy_per_node(_block("graph", 4, torch.full((2, 3, n, k), 1 / k), idx))
+    ent = entropy_per_node(synthetic_block("graph", 4, torch.full((2, 3, n, k), 1 / k), idx))
     torch.testing.assert_close(ent, torch.full_like(ent, math.log(k)))
     one_hot = torch.zeros(1, 1, n, n)
     one_hot[..., 0] = 1
-    assert float(entropy_per_node(_block("window", 4, one_hot)).abs().max()) == 0.0
+    assert float(entropy_per_node(synthetic_block("window", 4, one_hot)).abs().max()) == 0.0
 
 
 # --------------------------------------------------------------------------- node_map
@@ -137,9 +114,9 @@ def test_node_map_inverts_window_tokens(gabic_cap, wacnn_cap):
         for block in cap.values():
             _check_round_trip(block)
     w = torch.zeros(0)
-    _check_round_trip(_block("graph", 4, w, resolution=(5, 7)))  # padded to 8x8
-    _check_round_trip(_block("window", 4, w, shift=2, resolution=(8, 12)))
-    _check_round_trip(_block("window", 4, w, shift=1, resolution=(6, 10)))
+    _check_round_trip(synthetic_block("graph", 4, w, resolution=(5, 7)))  # padded to 8x8
+    _check_round_trip(synthetic_block("window", 4, w, shift=2, resolution=(8, 12)))
+    _check_round_trip(synthetic_block("window", 4, w, shift=1, resolution=(6, 10)))
     with pytest.raises(ValueError, match="values"):
         viz.node_map(gabic_cap["g_a.4"], torch.zeros(3, 64))
 

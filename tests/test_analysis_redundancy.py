@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from gabic import viz
 from gabic.analysis import block_redundancy, effective_rank, mean_pairwise_cosine, redundancy_table, window_tokens
+from tests.conftest import synthetic_block
 
 
 # --------------------------------------------------------------------------- the measures
@@ -85,38 +86,15 @@ def _check_node_order(block: viz.BlockCapture) -> None:
             assert tokens[w, i].tolist() == expected, (block.name, w, i)
 
 
-def _synthetic(kind: str, resolution, window_size: int, shift: int) -> viz.BlockCapture:
-    """A block with only its geometry set (window padding and shift together: no model has both)."""
-    H, W = resolution
-    Hp, Wp = -(-H // window_size) * window_size, -(-W // window_size) * window_size
-    x = torch.zeros(1, 2, H, W)
-    return viz.BlockCapture(
-        name="synthetic",
-        kind=kind,
-        scale=4,
-        resolution=(H, W),
-        padded_size=(Hp, Wp),
-        window_size=window_size,
-        knn=None,
-        heads=1,
-        input=x,
-        output=x,
-        idx=None,
-        weights=torch.zeros(0),
-        edge_bias=None,
-        shift=shift,
-        image_size=(4 * H, 4 * W),
-    )
-
-
 def test_window_tokens_follow_feature_position(gabic_cap, wacnn_cap):
     for cap in (gabic_cap, wacnn_cap):
         for block in cap.values():
             _check_node_order(block)
     assert {b.shift for b in wacnn_cap.values()} == {2, 4}
-    _check_node_order(_synthetic("graph", (5, 7), 4, 0))  # padded to 8x8
-    _check_node_order(_synthetic("window", (8, 12), 4, 2))
-    _check_node_order(_synthetic("window", (6, 10), 4, 1))  # padding and shift
+    # blocks with only their geometry set (window padding and shift together: no model has both)
+    _check_node_order(synthetic_block("graph", 4, resolution=(5, 7)))  # padded to 8x8
+    _check_node_order(synthetic_block("window", 4, shift=2, resolution=(8, 12)))
+    _check_node_order(synthetic_block("window", 4, shift=1, resolution=(6, 10)))  # padding and shift
 
 
 def test_window_tokens_checks_the_map(gabic_cap):

@@ -153,6 +153,7 @@ def paper_passes():
     return passes
 
 
+@pytest.mark.slow  # the paper-size passes (the fixture): about 11 s on a CPU
 @pytest.mark.parametrize("backend", ["dense", "pyg"])
 def test_paper_gabic_in_bf16_agrees_with_fp32(paper_passes, backend):
     terms, x_hat, grads = paper_passes[backend, "bf16"]
@@ -165,6 +166,7 @@ def test_paper_gabic_in_bf16_agrees_with_fp32(paper_passes, backend):
     assert torch.nn.functional.cosine_similarity(grads, ref_grads, dim=0) > 0.999
 
 
+@pytest.mark.slow
 def test_paper_gabic_backends_agree_in_bf16(paper_passes):
     (t_d, x_d, g_d), (t_p, x_p, g_p) = paper_passes["dense", "bf16"], paper_passes["pyg", "bf16"]
     assert _rel(x_d, x_p) < 0.01

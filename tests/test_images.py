@@ -1,4 +1,5 @@
-"""gabic.images.load_image: what it says about an input it does not code as a viewer shows it."""
+"""gabic.images: what load_image says about an input it does not code as a viewer shows it; the one
+converter of an ImageLike (as_rgb, as_image_tensor)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from gabic.evaluate import read_images
-from gabic.images import as_rgb, load_image
+from gabic.images import as_image_tensor, as_rgb, image_to_tensor, load_image
 
 
 def _frames(n: int, width: int = 48, height: int = 40) -> list[Image.Image]:
@@ -89,3 +91,42 @@ def test_evaluation_readers_pass_the_notes_on(tmp_path, caplog):
         as_rgb(anim)
     assert "turned.jpg: EXIF orientation 6 (viewers show it rotated 90 degrees clockwise)" in caplog.text
     assert "anim.gif: animated GIF: 3 frames, the first is coded" in caplog.text
+
+
+def test_every_image_like_gives_the_same_pixels(tmp_path):
+    photo = _frames(1)[0]  # 48x40
+    photo.save(tmp_path / "photo.png")
+    x = image_to_tensor(photo)  # (1, 3, 40, 48)
+    for image in (photo, photo.convert("RGBA"), tmp_path / "photo.png", str(tmp_path / "photo.png"), x, x[0]):
+        assert np.array_equal(np.asarray(as_rgb(image)), np.asarray(photo))
+        assert torch.equal(as_image_tensor(image), x)
+
+
+def test_a_tensor_keeps_its_values_and_as_rgb_rounds_them():
+    x = torch.full((3, 20, 24), 0.5004, dtype=torch.float64)
+    assert torch.equal(as_image_tensor(x), x.float()[None])
+    rgb = as_rgb(x)
+    assert rgb.size == (24, 20) and np.all(np.asarray(rgb) == 128)
+
+
+@pytest.mark.parametrize(
+    "bad,error,match",
+    [
+        (
+            42,
+            TypeError,
+            r"^image must be a path or a PIL image, or a float tensor \(3, H, W\) or \(1, 3, H, W\) with values in \[0, 1\]; got int$",
+        ),
+        (np.zeros((8, 8, 3), np.uint8), TypeError, r"; got ndarray of shape \(8, 8, 3\)$"),
+        (torch.rand(2, 3, 8, 8), ValueError, "one image \\(batch of 1\\), got a batch of 2"),
+        (torch.rand(4, 8, 8), ValueError, r"\(3, H, W\) or \(1, 3, H, W\) tensor, got shape \(4, 8, 8\)"),
+        (torch.zeros(3, 8, 8, dtype=torch.uint8), ValueError, r"float tensor with values in \[0, 1\], got dtype torch.uint8"),
+        (torch.full((3, 8, 8), 255.0), ValueError, r"values in \[0, 1\], got values in 255..255"),
+        (torch.full((3, 8, 8), float("nan")), ValueError, r"values in \[0, 1\], got values in nan..nan"),
+    ],
+    ids=["int", "array", "batch", "channels", "uint8", "0-255", "nan"],
+)
+def test_what_is_not_an_image_is_named(bad, error, match):
+    for convert in (as_rgb, as_image_tensor):
+        with pytest.raises(error, match=match):
+            convert(bad)

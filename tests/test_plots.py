@@ -499,6 +499,7 @@ def test_bd_markdown_and_latex():
 # --- the whole report ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # every figure of a report in every format: 3-5 s
 def test_write_report(tmp_path, caplog):
     names = ["jpeg", "stf_mse", "gabic_icip2024_digitized"]
     with caplog.at_level(logging.WARNING, logger="gabic.plots"):

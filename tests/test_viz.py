@@ -20,7 +20,7 @@ from gabic.measurement import measure
 from gabic.metrics import bpp_from_likelihoods, psnr
 from gabic.results import load, save, validate
 from gabic.viz.drawing import ARROW_GID, K_LABEL_GID, LABEL_GID, MAX_K_LABELS, MAX_K_TICKS, attention_matrix
-from tests.conftest import small_model
+from tests.conftest import sample_capture, small_model
 
 BLOCKS = ["g_a.4.conv_b.0", "g_a.8.conv_b.0", "g_s.0.conv_b.0", "g_s.5.conv_b.0"]
 
@@ -43,7 +43,7 @@ def cap(model, photo):
 @pytest.fixture(scope="module")
 def odd():
     """A 100x70 (H x W) image: padded to 128x128 at offset (top 14, left 29)."""
-    return viz.capture(small_model("gabic"), center_crop(as_rgb(samples()[1]), (100, 70)))
+    return sample_capture((100, 70), index=1)
 
 
 def _windows(block: viz.BlockCapture) -> torch.Tensor:
@@ -161,8 +161,10 @@ def test_image_inputs(cap, model, photo, tmp_path):
     assert torch.equal(from_path["g_a.4"].idx, cap["g_a.4"].idx)
     with pytest.raises(ValueError, match="batch of 2"):
         viz.capture(model, torch.rand(2, 3, 64, 64))
+    from_chw = viz.capture(model, image_to_tensor(photo)[0])  # (3, H, W): an ImageLike too
+    assert torch.equal(from_chw["g_a.4"].idx, cap["g_a.4"].idx)
     with pytest.raises(ValueError, match=r"\(1, 3, H, W\)"):
-        viz.capture(model, torch.rand(3, 64, 64))
+        viz.capture(model, torch.rand(1, 4, 64, 64))
     with pytest.raises(ValueError, match="GABIC or WACNN"):
         viz.capture(torch.nn.Conv2d(3, 3, 1), photo)
 

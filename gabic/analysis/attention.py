@@ -57,7 +57,7 @@ def knn_graph_of(block: BlockCapture, k: int, dissimilarity: bool = False) -> Te
 
     Args:
         block: a captured block (graph or window).
-        k: neighbours per node, ``1 <= k <= n - 1``.
+        k: k, the number of neighbours per node, ``1 <= k <= n - 1``.
         dissimilarity: the k farthest nodes instead of the nearest; default False.
     """
     try:
@@ -142,7 +142,8 @@ def attention_comparison(block_a: BlockCapture, block_b: BlockCapture, k: int | 
     Args:
         block_a, block_b: one ``kind == "graph"`` and one ``kind == "window"`` block, either order,
             with the same feature-map resolution and image.
-        k: the neighbourhood of :func:`knn_share`; default None: the graph block's ``knn``.
+        k: k, the number of neighbours per node in the kNN sets of :func:`knn_share`; default None:
+            the graph block's ``knn``.
 
     Returns:
         ``{"k": k, "graph": {...}, "window": {...}}``; each block's dict holds ``name``, ``kind``,

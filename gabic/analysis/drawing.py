@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gabic.analysis.compare import ModelComparison
+from gabic.analysis.compare import ROLES, ModelComparison
 from gabic.analysis.latent import LatentCapture
+from gabic.checks import check_int
 from gabic.figure_data import attach_data, grid_table
 from gabic.image_sets import describe
 from gabic.viz.capture import BlockCapture
@@ -384,8 +385,7 @@ def attention_maps(
     out: dict[str, dict[str, Tensor]] = {}
     for kind in ("graph", "window"):
         block, per_node = blocks[kind], comparison[kind]["per_node"]
-        if head != "mean" and (isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < block.heads):
-            raise ValueError(f"head must be 'mean' or an integer in 0..{block.heads - 1} for block {block.name}, got {head!r}")
+        check_int(head, "head", 0, block.heads - 1, also=("mean",), detail=f" for block {block.name}")
         maps = {}
         for measure, values in per_node.items():  # (nW, heads, n)
             v = values.nanmean(1) if head == "mean" else values[:, head]
@@ -454,19 +454,18 @@ def _neighbour_correlation(matrix: Sequence[Sequence[float]]) -> float:
 
 
 def _per_block(report: Mapping[str, Any], section: str, measure: str) -> tuple[list[str], dict[str, list[float]]]:
-    """``(blocks, {model: [mean over pairs and images of section[block][model][measure]]})``."""
-    names = report["names"]
+    """``(blocks, {role: [mean over pairs and images of section[block][role][measure]]})``."""
     blocks: list[str] = []
-    values: dict[str, dict[str, list[float]]] = {n: {} for n in names}
+    values: dict[str, dict[str, list[float]]] = {r: {} for r in ROLES}
     for pair in report["pairs"]:
         for analysis in pair["images"].values():
             for block, per_model in analysis[section].items():
                 if block not in blocks:
                     blocks.append(block)
-                for n in names:
-                    v = per_model.get(n, {}).get(measure)
-                    values[n].setdefault(block, []).append(math.nan if v is None else float(v))
-    return blocks, {n: [_nanmean(values[n].get(b, [])) for b in blocks] for n in names}
+                for r in ROLES:
+                    v = per_model.get(r, {}).get(measure)
+                    values[r].setdefault(block, []).append(math.nan if v is None else float(v))
+    return blocks, {r: [_nanmean(values[r].get(b, [])) for b in blocks] for r in ROLES}
 
 
 def _nanmean(values: Sequence[float]) -> float:
@@ -481,21 +480,22 @@ def draw_report(report: Mapping[str, Any]) -> Figure:
     latent residual's mean absolute correlation with its 8 neighbours, per rate pair; (d) mean
     pairwise cosine and (e) effective rank of each block's tokens, entering (hollow) and leaving
     (filled) the block; (f) the share of attention on the kNN set per block (dashed: a uniform
-    row's ``k/(n-1)``). Means over the images (and pairs) of the report."""
-    names = report["names"]
-    colors = dict(zip(names, MODEL_COLORS, strict=False))
+    row's ``k/(n-1)``). Means over the images (and pairs) of the report; its per-model entries are
+    keyed by role (:data:`~gabic.analysis.compare.ROLES`), its labels under ``names``."""
+    names = report["names"]  # {role: label}
+    colors = dict(zip(ROLES, MODEL_COLORS, strict=True))
     fig = _new((PAGE, PAGE * 0.62))
     axes = fig.subplots(2, 3)
     # (a) RD
     ax = axes[0, 0]
     rd_rows = []
-    for name, curve in zip(names, report["curves"], strict=True):
+    for role, curve in zip(ROLES, report["curves"], strict=True):
         bpp, psnr = curve["results"]["bpp"], curve["results"]["psnr-rgb"]
-        ax.plot(bpp, psnr, "o-", ms=3, color=colors[name], label=name)
-        rd_rows += [{"model": name, "bpp": b, "psnr_db": p} for b, p in zip(bpp, psnr, strict=True)]
+        ax.plot(bpp, psnr, "o-", ms=3, color=colors[role], label=names[role])
+        rd_rows += [{"model": names[role], "bpp": b, "psnr_db": p} for b, p in zip(bpp, psnr, strict=True)]
     bd = report["bd"]
     what = f"{bd['bd_rate']:+.2f} %" if bd["bd_rate"] is not None else "n/a (one rate point)" if len(rd_rows) <= 2 else "n/a"
-    ax.set_title(f"(a) RD; BD-rate of {names[0]}: {what}", fontsize="x-small")
+    ax.set_title(f"(a) RD; BD-rate of {names['first']}: {what}", fontsize="x-small")
     ax.set_xlabel("bpp", fontsize="x-small")
     ax.set_ylabel("PSNR (dB)", fontsize="x-small")
     ax.legend(fontsize="xx-small")
@@ -511,25 +511,25 @@ def draw_report(report: Mapping[str, Any]) -> Figure:
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xscale("log")
     ax.set_xlabel("tile texture (mean squared luma gradient)", fontsize="x-small")
-    ax.set_ylabel(f"bpp {names[1]} − {names[0]}", fontsize="x-small")
+    ax.set_ylabel(f"bpp {names['second']} − {names['first']}", fontsize="x-small")
     ax.set_title(f"(b) {len(tiles)} tiles", fontsize="x-small")
     attach_data(fig, tiles, "tiles")
     # (c) residual correlation
     ax = axes[0, 2]
     corr_rows = []
     for i, pair in enumerate(report["pairs"]):
-        for n in names:
-            values = [_neighbour_correlation(a["residual_correlation"][n]) for a in pair["images"].values()]
-            corr_rows.append({"pair": i, "model": n, "mean_abs_neighbour_correlation": float(np.mean(values))})
-    width = 0.8 / len(names)
-    for j, n in enumerate(names):
-        rows = [r for r in corr_rows if r["model"] == n]
+        for role in ROLES:
+            values = [_neighbour_correlation(a["residual_correlation"][role]) for a in pair["images"].values()]
+            corr_rows.append({"pair": i, "model": names[role], "mean_abs_neighbour_correlation": float(np.mean(values))})
+    width = 0.8 / len(ROLES)
+    for j, role in enumerate(ROLES):
+        rows = [r for r in corr_rows if r["model"] == names[role]]
         ax.bar(
             np.arange(len(rows)) + (j - 0.5) * width,
             [r["mean_abs_neighbour_correlation"] for r in rows],
             width,
-            color=colors[n],
-            label=n,
+            color=colors[role],
+            label=names[role],
         )
     ax.set_xticks(range(len(report["pairs"])), [f"pair {i + 1}" for i in range(len(report["pairs"]))])
     ax.set_ylabel("mean |ρ| at the 8 neighbours", fontsize="x-small")
@@ -548,22 +548,23 @@ def draw_report(report: Mapping[str, Any]) -> Figure:
         rows = []
         blocks, outs = _per_block(report, section, measure_out)
         ins = _per_block(report, section, measure_in)[1] if measure_in else None
-        for j, n in enumerate(names):
+        for j, role in enumerate(ROLES):
+            n = names[role]
             xs = np.arange(len(blocks)) + (j - 0.5) * 0.3
-            ax.plot(xs, outs[n], "o", color=colors[n], ms=4, label=n if measure_in is None else f"{n} out")
+            ax.plot(xs, outs[role], "o", color=colors[role], ms=4, label=n if measure_in is None else f"{n} out")
             if ins is not None:
-                ax.plot(xs, ins[n], "o", mfc="none", mec=colors[n], ms=4, label=f"{n} in")
-                for xv, a, b in zip(xs, ins[n], outs[n], strict=True):
-                    ax.plot([xv, xv], [a, b], color=colors[n], lw=0.6)
-            for b, v in enumerate(outs[n]):
+                ax.plot(xs, ins[role], "o", mfc="none", mec=colors[role], ms=4, label=f"{n} in")
+                for xv, a, b in zip(xs, ins[role], outs[role], strict=True):
+                    ax.plot([xv, xv], [a, b], color=colors[role], lw=0.6)
+            for b, v in enumerate(outs[role]):
                 row = {"block": blocks[b], "model": n, measure_out: v}
                 if ins is not None:
-                    row[measure_in] = ins[n][b]
+                    row[measure_in] = ins[role][b]
                 rows.append(row)
         if section == "attention" and report["pairs"]:
             first = next(iter(report["pairs"][0]["images"].values()))["attention"]
             for b, block in enumerate(blocks):
-                share = first[block][names[1]]["uniform_share"] if names[1] in first[block] else None
+                share = first[block]["second"]["uniform_share"] if "second" in first[block] else None
                 if share is not None:
                     ax.plot([b - 0.4, b + 0.4], [share, share], "--", color="gray", lw=0.7)
             ax.set_ylim(0, 1.05)
@@ -574,5 +575,5 @@ def draw_report(report: Mapping[str, Any]) -> Figure:
     for ax in axes.flat:
         _small(ax)
     image_set = report.get("meta", {}).get("image_set")
-    fig.suptitle(f"{names[0]} against {names[1]}: {describe(image_set) if image_set else 'the images'}", fontsize="small")
+    fig.suptitle(f"{names['first']} against {names['second']}: {describe(image_set) if image_set else 'the images'}", fontsize="small")
     return fig

@@ -6,14 +6,15 @@ measure and draw them.
 - :mod:`gabic.viz.geometry`: windows and nodes to image pixels and back;
 - :mod:`gabic.viz.statistics`: neighbour distances, adjacency, attention entropy, in-degree;
 - :mod:`gabic.viz.drawing`: matplotlib figures of all of it (and of a k sweep,
-  :func:`gabic.evaluate.k_sweep`).
+  :func:`gabic.k_sweep.k_sweep`).
 
 The widget is :func:`gabic.widgets.attention.attention_explorer`.
 """
 
 from __future__ import annotations
 
-from gabic.viz.capture import AttentionCapture, BlockCapture, ImageLike, as_image_tensor, attention_modules, capture, rebuild
+from gabic.images import ImageLike, as_image_tensor
+from gabic.viz.capture import AttentionCapture, BlockCapture, attention_modules, capture, rebuild
 from gabic.viz.drawing import (
     attention_matrix,
     draw_attention_matrix,

@@ -13,25 +13,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
-from PIL import Image
 from torch import Tensor
 
 from gabic.device import model_device
-from gabic.images import as_rgb, image_to_tensor, pad, pad_offset
+from gabic.images import ImageLike, as_image_tensor, pad, pad_offset
 from gabic.layers import SwinWindowAttention, WindowGraphAttention, check_knn
 from gabic.measurement import forward_padded
 
-__all__ = ["AttentionCapture", "BlockCapture", "ImageLike", "as_image_tensor", "attention_modules", "capture", "rebuild"]
+__all__ = ["AttentionCapture", "BlockCapture", "attention_modules", "blocks_from", "capture", "rebuild", "recording"]
 
 log = logging.getLogger(__name__)
-
-ImageLike = str | os.PathLike | Image.Image | Tensor
 
 
 @dataclass
@@ -45,7 +42,7 @@ class BlockCapture:
         resolution: ``(H, W)`` of the block's feature map.
         padded_size: ``(Hp, Wp)`` after the block's own padding to its window side.
         window_size: window side ``ws``; ``n = ws * ws`` nodes per window.
-        knn: neighbours per node (None for window attention).
+        knn: k, the number of neighbours per node (None for window attention).
         heads: attention heads.
         input, output: the block's input and output feature maps ``(1, C, H, W)`` (hook-recorded).
         idx: neighbours ``(nW, n, k)`` int64 (None for window attention).
@@ -155,23 +152,6 @@ def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
     return mods
 
 
-def as_image_tensor(image: ImageLike) -> Tensor:
-    """A path, PIL image or ``(1, 3, H, W)`` tensor in [0, 1] -> ``(1, 3, H, W)`` float tensor on the CPU.
-
-    Paths and PIL images are read as 8-bit RGB (:func:`gabic.images.as_rgb`); a tensor is detached
-    and copied to float32 on the CPU. ValueError for anything else or another shape.
-    """
-    if isinstance(image, str | os.PathLike | Image.Image):
-        return image_to_tensor(as_rgb(image))
-    if isinstance(image, Tensor):
-        if image.dim() != 4 or image.shape[1] != 3:
-            raise ValueError(f"image must be a (1, 3, H, W) tensor, got shape {tuple(image.shape)}")
-        if image.shape[0] != 1:
-            raise ValueError(f"image must be one image (batch of 1), got a batch of {image.shape[0]}")
-        return image.detach().float().cpu()
-    raise ValueError(f"image must be a path, a PIL image or a (1, 3, H, W) tensor, got {type(image).__name__}")
-
-
 def _edge_bias(module: WindowGraphAttention, idx: Tensor) -> Tensor | None:
     """``(nW, heads, n, k)`` edge bias from the layer's own :meth:`~gabic.layers.KNNGraphAttention.attention_bias`."""
     conv = module.conv
@@ -214,6 +194,38 @@ def _block_from(name: str, module: nn.Module, inp: Tensor, out: Tensor, image: T
     )
 
 
+@contextmanager
+def recording(model: nn.Module) -> Iterator[dict[str, tuple[Tensor, Tensor]]]:
+    """Record every attention module's input and output while the block runs (forward hooks,
+    removed after): yields ``{block name: (input, output)}``, filled by whatever forward pass runs
+    inside, for :func:`blocks_from`. :func:`capture` runs the forward pass; a caller that runs
+    its own (e.g. :meth:`~gabic.models.LearnedCodec.forward_entropy`) records the same."""
+    records: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def hook(name):
+        def record(module, args, output):
+            records[name] = (args[0].detach(), output.detach())
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in attention_modules(model).items()]
+    try:
+        yield records
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def blocks_from(model: nn.Module, records: dict[str, tuple[Tensor, Tensor]], x: Tensor) -> dict[str, BlockCapture]:
+    """The :class:`BlockCapture` of each block :func:`recording` recorded while ``model`` coded the
+    image ``x`` ``(1, 3, H, W)`` (padded to 64 as :func:`gabic.measurement.forward_padded` pads it)."""
+    modules = attention_modules(model)
+    xp, _ = pad(x)
+    size = (x.shape[-2], x.shape[-1])
+    return {n: _block_from(n, modules[n], *records[n], xp, pad_offset(*size), size) for n in modules if n in records}
+
+
 @torch.no_grad()
 def capture(model: nn.Module, image: ImageLike, backend: str | None = None) -> AttentionCapture:
     """Capture every attention block of ``model`` on one image.
@@ -226,7 +238,8 @@ def capture(model: nn.Module, image: ImageLike, backend: str | None = None) -> A
 
     Args:
         model: a GABIC or WACNN model (eval mode is recommended; it is not changed).
-        image: a path, a PIL image or a ``(1, 3, H, W)`` tensor in [0, 1].
+        image: a path, a PIL image or a tensor ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1]
+            (:data:`gabic.images.ImageLike`, read by :func:`gabic.images.as_image_tensor`).
         backend: GABIC only: ``"dense"`` or ``"pyg"`` for this capture (restored afterwards);
             default None: the model's.
 
@@ -235,28 +248,15 @@ def capture(model: nn.Module, image: ImageLike, backend: str | None = None) -> A
     """
     modules = attention_modules(model)
     x = as_image_tensor(image)
-    xp, _ = pad(x)
-    offset = pad_offset(x.shape[-2], x.shape[-1])
-    image_size = (x.shape[-2], x.shape[-1])
-    records: dict[str, tuple[Tensor, Tensor]] = {}
-
-    def hook(name):
-        def record(module, args, output):
-            records[name] = (args[0].detach(), output.detach())
-
-        return record
-
     saved = {n: m.backend for n, m in modules.items() if isinstance(m, WindowGraphAttention)}
-    handles = [m.register_forward_hook(hook(n)) for n, m in modules.items()]
     try:
         if backend is not None:
             for n in saved:
                 modules[n].backend = backend
-        _, x_hat, bpp = forward_padded(model, x)
-        blocks = {n: _block_from(n, modules[n], *records[n], xp, offset, image_size) for n in modules if n in records}
+        with recording(model) as records:
+            _, x_hat, bpp = forward_padded(model, x)
+        blocks = blocks_from(model, records, x)
     finally:
-        for h in handles:
-            h.remove()
         for n, b in saved.items():
             modules[n].backend = b
     return AttentionCapture(getattr(model, "name", type(model).__name__), blocks, x, x_hat.cpu(), bpp)
@@ -264,7 +264,7 @@ def capture(model: nn.Module, image: ImageLike, backend: str | None = None) -> A
 
 @torch.no_grad()
 def rebuild(block: BlockCapture, model: nn.Module, k: int) -> BlockCapture:
-    """The same block on the same input with ``k`` neighbours per node (same weights).
+    """The same block on the same input with its ``knn`` set to ``k``, the number of neighbours per node (same weights).
 
     The block's module in ``model`` runs its ``return_attention`` path on the captured input
     with its ``knn`` set to ``k``; its ``knn`` is restored afterwards, even on error. Only this

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gabic.checks import check_int
 from gabic.figure_data import attach_data, grid_table
 from gabic.viz.capture import BlockCapture
 from gabic.viz.geometry import feature_position, node_patch, valid_nodes, window_box, window_pixels
@@ -70,10 +71,7 @@ def _short(name: str) -> str:
 
 
 def _check_head(block: BlockCapture, head: int | str) -> None:
-    if head == "mean":
-        return
-    if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < block.heads:
-        raise ValueError(f"head must be 'mean' or an integer in 0..{block.heads - 1} for block {block.name}, got {head!r}")
+    check_int(head, "head", 0, block.heads - 1, also=("mean",), detail=f" for block {block.name}")
 
 
 def _node_weights(block: BlockCapture, window: int, node: int, head: int | str) -> Tensor:
@@ -511,7 +509,7 @@ def _place_k_labels(ax: Axes, ks: list[int], xs: list[float], ys: list[float], t
 
 
 def plot_k_sweep(result: dict[str, Any], ax: Axes | None = None) -> Figure:
-    """The k sweep of :func:`gabic.evaluate.k_sweep`: left, PSNR against bpp with points labelled
+    """The k sweep of :func:`gabic.k_sweep.k_sweep`: left, PSNR against bpp with points labelled
     "k=..." where the label fits (the trained k in red); right, bpp and PSNR against k (integer
     ticks, at most :data:`MAX_K_TICKS`; dashed red: the trained k). With ``ax``, only the left panel.
 
@@ -540,7 +538,7 @@ def plot_k_sweep(result: dict[str, Any], ax: Axes | None = None) -> Figure:
     _place_k_labels(ax, ks, list(bpp), list(psnr), trained, (width, fig.get_figheight() - 0.8))
     if right is not None:
         right.plot(ks, bpp, "o-", ms=3, color="C0")
-        right.set_xlabel("k (neighbours per node)", fontsize="small")
+        right.set_xlabel("k (number of neighbours per node)", fontsize="small")
         right.set_ylabel("bpp", color="C0", fontsize="small")
         twin = right.twinx()
         twin.plot(ks, psnr, "s-", ms=3, color="C1")

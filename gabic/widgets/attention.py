@@ -40,7 +40,7 @@ class AttentionExplorer(Redraws, widgets.VBox):
         window_row, window_col: IntSliders of the window in the block's window grid.
         node_row, node_col: IntSliders of the centre node inside the window.
         head: Dropdown, ``"mean"`` or a head index.
-        k: IntSlider of the neighbours per node (graph blocks; rebuilds the graph on the same weights).
+        k: IntSlider of k, the number of neighbours per node (graph blocks; rebuilds the graph on the same weights).
         image: ``ipywidgets.Image`` holding the PNG of the current figure.
         info: HTML line describing the selection.
         capture: the :class:`~gabic.viz.AttentionCapture` shown.
@@ -179,7 +179,8 @@ class AttentionExplorer(Redraws, widgets.VBox):
 def attention_explorer(
     model: nn.Module, image: viz.ImageLike | None = None, capture: viz.AttentionCapture | None = None, dpi: int = 90
 ) -> AttentionExplorer:
-    """An :class:`AttentionExplorer` of ``model`` on ``image`` (path, PIL image or ``(1, 3, H, W)`` tensor),
+    """An :class:`AttentionExplorer` of ``model`` on ``image`` (a :data:`gabic.images.ImageLike`: path, PIL
+    image or tensor ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1]),
     or on an existing ``capture`` of that model. Display it in a notebook as the cell's value."""
     if capture is None:
         if image is None:

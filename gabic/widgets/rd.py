@@ -41,7 +41,7 @@ from gabic.codecs import get_codec, list_codecs
 from gabic.errors import GabicError, ResultsError
 from gabic.evaluate import find_checkpoints
 from gabic.files import write_atomic
-from gabic.images import as_rgb, center_crop
+from gabic.images import ImageLike, as_rgb, center_crop
 from gabic.measurement import Measurement, measure
 from gabic.reconstructions import comparison_figure, reconstruction_figure
 from gabic.results import has_metric
@@ -500,7 +500,7 @@ CheckpointsArg = Sequence[str | os.PathLike | dict[str, Any]] | Mapping[str, Seq
 
 
 def quality_explorer(
-    image: str | os.PathLike | Image.Image,
+    image: ImageLike,
     codecs: CodecsArg = None,
     checkpoints: CheckpointsArg = None,
     device: str = "auto",
@@ -512,7 +512,9 @@ def quality_explorer(
     """A :class:`QualityExplorer` of ``image``. Display it in a notebook as the cell's value.
 
     Args:
-        image: a path to an image file or a PIL image (converted to 8-bit RGB, metadata dropped).
+        image: a path to an image file, a PIL image or a tensor ``(3, H, W)`` or ``(1, 3, H, W)`` in
+            [0, 1] (:data:`gabic.images.ImageLike`; converted to 8-bit RGB by :func:`gabic.images.as_rgb`,
+            metadata dropped).
         codecs: the classical codecs (:mod:`gabic.codecs`): None (default): every codec available
             here, at its default qualities; names (default qualities); results dicts of
             :func:`gabic.evaluate.evaluate_codec` (their codec and qualities); or a mapping
