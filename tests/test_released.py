@@ -356,10 +356,12 @@ def test_the_commands(server, files, tmp_path, capsys, monkeypatch, sample_paths
 
 # --------------------------------------------------------------------------------------------- the catalogue
 def test_the_shipped_catalogue_records_its_sources():
+    """The authors' checkpoints of GABIC, WACNN and STF (the CompressAI zoo's: tests/test_released_zoo.py)."""
     data = released.catalogue()
-    all_entries = released.entries(data=data)
-    names = [e.name for e in all_entries]
-    assert len(names) == len(set(names)) == 14
+    names = [e.name for e in released.entries(data=data)]
+    assert len(names) == len(set(names)) == 28
+    all_entries = released.entries(["gabic", "wacnn", "stf"], data)
+    assert len(all_entries) == 14
     # the lambdas the sources state: GABIC's src/evaluate/eval.py (q1..q4) and the STF README's table
     assert {e.quality: e.lmbda for e in all_entries if e.architecture == "gabic"} == {
         "q1": 0.0067,

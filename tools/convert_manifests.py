@@ -7,7 +7,8 @@ dtype], ...]}`` as the original code builds the released models); DEST (normally
 ``gabic/catalogue/manifests.json``) gets, per family, the keys and shapes in the original order,
 the number of parameters and the note on which shapes depend on ``update()``. Keys are copied
 unchanged (the legacy entropy-bottleneck names included): :mod:`gabic.released` normalises both
-sides when it compares a downloaded file with them.
+sides when it compares a downloaded file with them. The other families DEST already holds (the
+CompressAI zoo's, generated from gabic's own classes, see ``gabic/catalogue/README.md``) are kept.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from pathlib import Path
 
 def convert(src: Path, dest: Path) -> dict:
     reference = json.loads(src.read_text())
-    out = {"about": reference["about"], "configs": reference["configs"], "families": {}}
+    kept = json.loads(dest.read_text()) if dest.is_file() else {}
+    out = {**kept, "about": reference["about"], "configs": {**kept.get("configs", {}), **reference["configs"]}}
+    out["families"] = dict(kept.get("families", {}))
     for family in ("gabic", "wacnn", "stf"):
         entry = reference[family]
         out["families"][family] = {

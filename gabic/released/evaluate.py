@@ -28,11 +28,17 @@ def evaluate_released(
     data: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
-    """RD curves of the released checkpoints of ``names`` (e.g. ``"gabic"``) found in ``dest``,
-    through :func:`gabic.evaluate.evaluate_checkpoints` (real coding over ``dataset``), each point
-    labelled with its catalogue entry (``meta["release"]``) and the lambda its source states
-    (``meta["lambda"]``, where the file itself says none); the curve is named "<architecture>
-    (released)".
+    """RD curves of the released checkpoints of ``names`` (e.g. ``"gabic"``, ``"mbt2018-mean"``)
+    found in ``dest``, through :func:`gabic.evaluate.evaluate_checkpoints` (real coding over
+    ``dataset``; ``meta["kind"]`` is ``"measured"``), each point labelled with its catalogue entry
+    (``meta["release"]``), its authors' quality label (``meta["quality_label"]``) and the lambda
+    its source states (``meta["lambda"]``, where the file itself says none); one curve per
+    architecture, named "<architecture> (released)".
+
+    An architecture released at several sizes (the CompressAI zoo's mbt2018-mean: N=128, M=192 at
+    qualities 1-4, N=192, M=320 at 5-8) is measured as one curve, as its publisher shows it:
+    ``meta["config"]`` then lists each point's configuration (one per point, in the curve's order)
+    instead of holding one.
 
     Raises:
         GabicError: none of them is in ``dest`` (saying how to download them).
@@ -50,7 +56,7 @@ def evaluate_released(
             f"download them first (gabic checkpoints download {' '.join(names)})"
         )
     curves = evaluate_checkpoints([p for _, p in present], dataset, device=device, progress=progress, **overrides)
-    return _label(curves, present, data)
+    return _one_per_architecture(_label(curves, present, data))
 
 
 def label_released(
@@ -59,11 +65,13 @@ def label_released(
     """Label the points of ``curves`` (from :func:`gabic.evaluate.evaluate_checkpoints`) that were
     measured on released checkpoints in ``dest``: ``meta["release"]`` (the entry's name, None for
     other points), ``meta["quality_label"]``, and the lambda the source states where the file says
-    none; a curve of released checkpoints only is named "<architecture> (released)". The files
-    are checked against the lock first (:func:`released_checkpoints`). Returns ``curves``, changed
-    in place."""
+    none; a curve of released checkpoints only is named "<architecture> (released)", and such
+    curves of one architecture over the same images (its released sizes, as the CompressAI zoo's
+    mbt2018-mean has two) are joined into one, as :func:`evaluate_released` does. The files are
+    checked against the lock first (:func:`released_checkpoints`). Returns the curves (those not
+    joined are ``curves``' own, changed in place)."""
     data = data or catalogue()
-    return _label(curves, released_checkpoints(None, dest, data), data)
+    return _one_per_architecture(_label(curves, released_checkpoints(None, dest, data), data))
 
 
 def _label(curves: list[dict[str, Any]], present: list[tuple[Entry, Path]], data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -80,3 +88,65 @@ def _label(curves: list[dict[str, Any]], present: list[tuple[Entry, Path]], data
             meta["source"] = "released checkpoints: " + ", ".join(sorted({catalogue_source(e, data) for e in found}))
             curve["name"] = f"{display_name(meta.get('model', found[0].architecture))} (released)"
     return curves
+
+
+#: The per-point lists of a curve's ``meta`` (those :func:`evaluate_checkpoints` writes, and :func:`_label`'s).
+_PER_POINT = ("lambda", "checkpoint", "release", "quality_label")
+
+
+def _one_per_architecture(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The curves of released checkpoints only of one architecture over the same images (its
+    released sizes, which :func:`~gabic.evaluate.evaluate_checkpoints` keeps apart) joined into
+    one, at the place of the first; other curves as they are."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    out: list[list[dict[str, Any]]] = []
+    for c in curves:
+        meta = c["meta"]
+        release = meta.get("release")
+        if not (isinstance(release, list) and release and all(release)):
+            out.append([c])
+            continue
+        images = (meta.get("dataset"), meta.get("num_images"), repr(meta.get("image_set")), tuple(c.get("per_image", {})))
+        key = (meta["model"], images)
+        if key in groups:
+            groups[key].append(c)
+        else:
+            groups[key] = [c]
+            out.append(groups[key])
+    return [group[0] if len(group) == 1 else _joined(group) for group in out]
+
+
+def _joined(group: list[dict[str, Any]]) -> dict[str, Any]:
+    """One curve of the points of ``group`` (curves of one architecture over the same images),
+    sorted by bpp with every per-point list in the same order; ``meta["config"]`` one per point."""
+    first = group[0]
+    bpp = [b for c in group for b in c["results"]["bpp"]]
+    order = sorted(range(len(bpp)), key=lambda i: (bpp[i], i))
+
+    def joined(lists: Any) -> list[Any]:
+        flat = [v for values in lists for v in values]
+        return [flat[i] for i in order]
+
+    keys = [k for k in first["results"] if all(k in c["results"] for c in group)]
+    meta = dict(first["meta"])
+    for k in _PER_POINT:
+        if all(isinstance(c["meta"].get(k), list) for c in group):
+            meta[k] = joined(c["meta"][k] for c in group)
+    meta["config"] = joined([c["meta"]["config"]] * len(c["results"]["bpp"]) for c in group)
+    omitted = next((c["meta"]["omitted"] for c in group if "omitted" in c["meta"]), None)
+    if omitted is not None:
+        meta["omitted"] = omitted
+    per_image = {
+        image: {k: joined(c["per_image"][image][k] for c in group) for k in first["per_image"][image]} for image in first["per_image"]
+    }
+    description = (
+        f"{first['name']} on {meta.get('dataset')}: {len(bpp)} checkpoints at {len(group)} configurations, "
+        f"real coding ({meta.get('device')})"
+    )
+    return {
+        "name": first["name"],
+        "description": description,
+        "results": {k: joined(c["results"][k] for c in group) for k in keys},
+        "meta": meta,
+        "per_image": per_image,
+    }

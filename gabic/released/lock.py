@@ -43,7 +43,17 @@ def sha256_of(path: Path) -> str:
 
 
 def verify_file(entry: Entry, path: Path, shown: str, data: dict[str, Any] | None = None) -> None:
-    """The file loads as data and matches its manifest; CheckpointError naming ``shown`` otherwise."""
+    """The file is the one its published name says (its SHA-256 starts with the name's hex digits,
+    for an entry whose name carries them: :attr:`Entry.sha256_prefix`; checked first, before the
+    file is read), loads as data and matches its manifest; CheckpointError naming ``shown`` otherwise."""
+    prefix = entry.sha256_prefix
+    if prefix is not None:
+        digest = sha256_of(path)
+        if not digest.startswith(prefix):
+            raise CheckpointError(
+                f"{entry.name} ({shown}): its SHA-256 is {digest}, but its published name {entry.published_name} says it "
+                f"starts with {prefix}: not the published file"
+            )
     try:
         ckpt = read_checkpoint(path, mmap=True)  # never trusted: a downloaded file runs no code
     except CheckpointError as err:
