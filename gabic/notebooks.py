@@ -6,6 +6,10 @@ checkout: found beside the package when gabic is installed editable from one (``
 .``), or passed explicitly (``gabic demo --notebooks DIR``) when gabic is installed from a wheel.
 nbclient, nbformat and jupyter_client (the ``notebooks`` extra) are imported by the functions that
 run notebooks, so that ``import gabic.notebooks`` works without them.
+
+It also knows what the notebooks open by default: notebook 01's checkpoint
+(:func:`notebook01_checkpoint`) and the pair notebook 05 compares (:func:`default_pair`, which may
+train a WACNN for it): orchestration that the library (:mod:`gabic.analysis`) leaves to its callers.
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from gabic.errors import GabicError, first_line
+from gabic.evaluate import CHECKPOINT_SUFFIXES, checkpoints_by_architecture, find_checkpoints
+from gabic.released import released_checkpoints
+from gabic.train.like import fit_like, held_out_images
 
 __all__ = [
     "NotebookError",
+    "default_pair",
     "execute_notebook",
     "inject_parameters",
     "notebook01_checkpoint",
@@ -61,6 +69,60 @@ def notebook01_checkpoint(root: str | os.PathLike = "..") -> Path:
     ``notebooks/``."""
     candidates = [Path(root) / c for c in NOTEBOOK01_CHECKPOINTS]
     return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+def default_pair(
+    first: str | os.PathLike | list[str | os.PathLike] | None = None,
+    second: str | os.PathLike | list[str | os.PathLike] | None = None,
+    released_dir: str | os.PathLike | None = None,
+    root: str | os.PathLike = "..",
+    steps: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> tuple[list[Path], list[Path], list[Path] | None]:
+    """The GABIC and WACNN checkpoints to compare, and the images to compare them on.
+
+    In order: ``first`` and ``second`` when both are given; else the released GABIC and WACNN
+    checkpoints in ``released_dir`` when it holds both families (the catalogue's files,
+    :func:`gabic.released.released_checkpoints`, checked against the lock; else any checkpoints
+    there, :func:`gabic.evaluate.checkpoints_by_architecture`); else ``first`` (default: notebook 01's
+    best checkpoint, else the demo's, :func:`notebook01_checkpoint` under ``root``)
+    against a WACNN trained exactly the way that run was (:func:`gabic.train.fit_like`, in
+    ``<run>-wacnn`` beside it; trained now when it has no ``best.pth.tar`` yet, with ``steps``
+    when given).
+
+    Returns:
+        ``(first checkpoints, second checkpoints, images)``: ``images`` is the run's held-out
+        photos (:func:`gabic.train.held_out_images`) for a trained pair, None otherwise (the
+        caller's choice; the released models were trained on neither).
+
+    Raises:
+        GabicError: a checkpoint without its run's ``config.json`` when a WACNN has to be trained
+            like it (give ``second`` then).
+    """
+    if first is not None and second is not None:
+        return find_checkpoints(first), find_checkpoints(second), None
+    if released_dir is not None and Path(released_dir).is_dir():
+        groups: dict[str, list[Path]] = {}
+        for entry, path in released_checkpoints(None, released_dir):  # the catalogue's, checked against the lock
+            groups.setdefault(entry.architecture, []).append(path)
+        if not ("gabic" in groups and "wacnn" in groups):  # any other checkpoints put there
+            found = [p for p in Path(released_dir).iterdir() if p.is_file() and p.name.endswith(CHECKPOINT_SUFFIXES)]
+            groups = checkpoints_by_architecture(sorted(found)) if found else {}
+        if "gabic" in groups and "wacnn" in groups:
+            log.info("comparing the released checkpoints in %s", released_dir)
+            return groups["gabic"], groups["wacnn"], None
+    gabic = find_checkpoints(first if first is not None else notebook01_checkpoint(root))
+    run = gabic[0].parent
+    if not (run / "config.json").is_file():
+        raise GabicError(
+            f"{gabic[0]}: no config.json of its run beside it to train a WACNN the same way; give the WACNN checkpoints too"
+        )
+    partner = run.parent / f"{run.name}-wacnn"
+    if not (partner / "best.pth.tar").is_file():
+        log.info("training a WACNN the way %s was trained, into %s", run, partner)
+        fit_like(run, "wacnn", progress=progress, steps=steps, device=device)
+    return gabic, [partner / "best.pth.tar"], held_out_images(run)
 
 
 def notebooks_dir(folder: str | os.PathLike | None = None) -> Path:

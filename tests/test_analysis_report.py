@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gabic.analysis.report import REPORT_KIND, compare_report, default_pair, load_report, save_report
-from gabic.checkpoints import save_checkpoint
+from gabic.analysis.report import REPORT_KIND, compare_report, load_report, save_report
+from gabic.checkpoints import load_checkpoint, save_checkpoint
 from gabic.errors import CheckpointError, GabicError
 from gabic.metrics import bd_psnr, bd_rate
 from tests.conftest import small_model
@@ -44,14 +44,94 @@ def pair(tmp_path_factory):
     return gabic, wacnn, images
 
 
+#: The models' methods that code an image or run it through the network, counted by :func:`counted`.
+COUNTED = ("compress", "decompress", "forward", "forward_entropy", "entropy_parameters")
+
+
 @pytest.fixture(scope="module")
-def report(pair):
+def counted(pair):
+    """The report of the pair, with every ``compress`` (encode), ``decompress`` (decode), forward pass
+    and ``load_checkpoint`` made while it was computed counted: ``(report, {(model name, method): n})``."""
+    import gabic.analysis.report as report_module
+    from gabic.models import ChannelContextCodec
+
     gabic, wacnn, images = pair
-    return compare_report(gabic, wacnn, images, device="cpu", progress=False)
+    counts: dict[tuple[str, str], int] = {}
+
+    def counting(method: str, original):
+        def call(self, *args, **kwargs):
+            counts[self.name, method] = counts.get((self.name, method), 0) + 1
+            return original(self, *args, **kwargs)
+
+        return call
+
+    def loading(path, *args, **kwargs):
+        counts[str(path), "load"] = counts.get((str(path), "load"), 0) + 1
+        return load_checkpoint(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        for method in COUNTED:
+            if hasattr(ChannelContextCodec, method):
+                mp.setattr(ChannelContextCodec, method, counting(method, getattr(ChannelContextCodec, method)))
+        mp.setattr(report_module, "load_checkpoint", loading)
+        report = compare_report(gabic, wacnn, images, device="cpu", progress=False)
+    return report, counts
+
+
+@pytest.fixture(scope="module")
+def report(counted):
+    return counted[0]
+
+
+def test_each_image_is_coded_once_per_checkpoint(counted, pair):
+    """The curves code every image once with every checkpoint; the analyses reuse those codings and
+    add one forward pass per model of a pair and image (before: two encodes, two decodes and four
+    forward passes per model and image)."""
+    report, counts = counted
+    gabic, wacnn, _ = pair
+    images = 1
+    for name, checkpoints in (("gabic", gabic), ("wacnn", wacnn)):
+        assert counts[name, "compress"] == counts[name, "decompress"] == len(checkpoints) * images, name
+        assert counts.get((name, "forward"), 0) == len(checkpoints) * images, "the likelihood rate of each measurement"
+    side = {"gabic": "first", "wacnn": "second"}
+    for name in ("gabic", "wacnn"):
+        passes = counts.get((name, "forward_entropy"), 0) + counts.get((name, "entropy_parameters"), 0)
+        assert passes == len(report["pairs"]) * images, f"{name}: one pass per pair and image ({side[name]})"
+    loads = {path: n for (path, what), n in counts.items() if what == "load"}
+    paired = {p[role] for p in report["pairs"] for role in ("first", "second")}
+    assert set(loads) == paired and set(loads.values()) == {1}, "each paired checkpoint loaded once for the analyses"
+
+
+def test_report_numbers_are_those_of_analyse_image(report, pair):
+    """The report's analyses, made from the curves' codings and one pass per model, are the numbers of
+    :func:`analyse_image`, which codes the image again and runs its own passes (the way it was done)."""
+    from gabic.analysis.report import _jsonable, analyse_image
+    from gabic.evaluate import read_images
+
+    _, _, images = pair
+    pixels = read_images(images, load=True).pixels[0]
+    for p in report["pairs"]:
+        models = (load_checkpoint(p["first"], device="cpu"), load_checkpoint(p["second"], device="cpu"))
+        names = (report["names"]["first"], report["names"]["second"])
+        expected = analyse_image(models, pixels, names, tile=report["meta"]["tile"], max_offset=report["meta"]["max_offset"])
+        assert json.dumps(_jsonable(p["images"]["noise.png"])) == json.dumps(_jsonable(expected.summary()))
+
+
+def test_the_analysis_package_does_not_orchestrate():
+    """gabic.analysis is library: it neither trains models nor knows the notebooks' or the released
+    checkpoints' places (:func:`gabic.notebooks.default_pair` does, for notebook 05)."""
+    import subprocess
+    import sys
+
+    orchestration = ("gabic.train", "gabic.notebooks", "gabic.released")
+    code = f"import sys, gabic.analysis; print([m for m in {orchestration!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_report_holds_both_curves_measured_once_and_agreeing_with_the_tiles(report):
-    assert report["kind"] == REPORT_KIND and report["names"] == ["GABIC", "WACNN"]
+    assert report["kind"] == REPORT_KIND and report["names"] == {"first": "GABIC", "second": "WACNN"}
     first, second = report["curves"]
     assert first["meta"]["model"] == "gabic" and second["meta"]["model"] == "wacnn"
     assert len(first["results"]["bpp"]) == len(second["results"]["bpp"]) == 2
@@ -60,7 +140,7 @@ def test_report_holds_both_curves_measured_once_and_agreeing_with_the_tiles(repo
         j = second["meta"]["checkpoint"].index(pair["second"])
         (analysis,) = pair["images"].values()
         summary = analysis["summary"]
-        # the tile analysis codes the image again through gabic.measure: the same numbers as the curve's
+        # the tile analysis takes the curve's own measurements: the same numbers
         assert summary["a"]["bpp"] == first["per_image"]["noise.png"]["bpp"][i]
         assert summary["b"]["bpp"] == second["per_image"]["noise.png"]["bpp"][j]
         assert summary["a"]["psnr_rgb"] == first["per_image"]["noise.png"]["psnr-rgb"][i]
@@ -75,9 +155,13 @@ def test_report_holds_both_curves_measured_once_and_agreeing_with_the_tiles(repo
             == {"g_a.4.conv_b.0", "g_a.8.conv_b.0", "g_s.0.conv_b.0", "g_s.5.conv_b.0"}
         )
         for block in analysis["attention"].values():
-            assert block["GABIC"]["knn_share"] == pytest.approx(1.0, abs=1e-9)
-            assert 0.0 <= block["WACNN"]["knn_share"] <= 1.0
-        corr = np.array(analysis["residual_correlation"]["GABIC"])
+            assert set(block) == {"k", "first", "second"}
+            assert block["first"]["knn_share"] == pytest.approx(1.0, abs=1e-9)  # GABIC's own graph
+            assert 0.0 <= block["second"]["knn_share"] <= 1.0
+        assert all(set(per_model) == {"first", "second"} for per_model in analysis["redundancy"].values())
+        assert set(analysis["residual_correlation"]) == {"first", "second"}
+        assert "name" not in summary["a"] and "name" not in summary["b"], "the labels are kept once, under names"
+        corr = np.array(analysis["residual_correlation"]["first"])
         assert corr.shape == (5, 5) and corr[2, 2] == pytest.approx(1.0)
 
 
@@ -103,11 +187,18 @@ def test_bd_rate_is_gabic_metrics_on_the_two_curves(report):
         assert report["bd"] == {"bd_rate": expected, "bd_psnr": expected_psnr, "method": "pchip", "note": None}
 
 
-def test_one_point_each_gives_no_bd_rate_and_says_why(pair):
+def test_one_point_each_gives_no_bd_rate_and_says_why_and_names_change_no_key(pair, report):
+    from gabic.analysis.report import _jsonable
+
     gabic, wacnn, images = pair
-    report = compare_report(gabic[0], wacnn[0], images, device="cpu", progress=False)
-    assert report["bd"]["bd_rate"] is None
-    assert "2 or more rate points per model; the curves have 1 and 1" in report["bd"]["note"]
+    one = compare_report(gabic[0], wacnn[0], images, names=("ours", "theirs"), device="cpu", progress=False)
+    assert one["bd"]["bd_rate"] is None
+    assert "2 or more rate points per model; the curves have 1 and 1" in one["bd"]["note"]
+    # the labels are stored once: the same pair under other names gives the same keys and numbers
+    assert one["names"] == {"first": "ours", "second": "theirs"}
+    (same,) = [p for p in report["pairs"] if p["first"] == str(gabic[0])]
+    assert same["second"] == str(wacnn[0]), "the fixture's pairs: gabic[0] is nearest to wacnn[0]"
+    assert json.dumps(_jsonable(one["pairs"][0])) == json.dumps(_jsonable(same))
 
 
 def test_two_architectures_on_one_side_are_refused(pair):
@@ -131,6 +222,45 @@ def test_save_and_load_report(report, tmp_path):
     assert rd[0] == "model,bpp,psnr_db" and len(rd) == 1 + 4
 
 
+def _old_layout(report: dict) -> dict:
+    """``report`` as gabic wrote it before the per-model entries were keyed by role: ``names`` a list
+    of the labels, ``residual_correlation``, ``redundancy`` and ``attention`` keyed by label, each
+    summary's ``a`` and ``b`` with their name."""
+    old = json.loads(json.dumps(report))
+    names = [old["names"]["first"], old["names"]["second"]]
+    label = dict(zip(("first", "second"), names, strict=True))
+    for pair in old["pairs"]:
+        for analysis in pair["images"].values():
+            for key, name in zip("ab", names, strict=True):
+                analysis["summary"][key] = {"name": name} | analysis["summary"][key]
+            analysis["residual_correlation"] = {label[r]: v for r, v in analysis["residual_correlation"].items()}
+            analysis["redundancy"] = {b: {label[r]: v for r, v in pm.items()} for b, pm in analysis["redundancy"].items()}
+            analysis["attention"] = {
+                b: {"k": pm["k"]} | {label[r]: pm[r] for r in ("first", "second")} for b, pm in analysis["attention"].items()
+            }
+    old["names"] = names
+    return old
+
+
+def test_load_report_reads_the_old_layout_keyed_by_label(report, tmp_path):
+    """A report file of an older gabic (per-model entries keyed by the labels) is read in the new layout."""
+    from gabic.analysis.report import _jsonable
+
+    old = _old_layout(report)
+    analysis = old["pairs"][0]["images"]["noise.png"]
+    assert set(analysis["residual_correlation"]) == {"GABIC", "WACNN"} and analysis["summary"]["a"]["name"] == "GABIC"
+    (tmp_path / "old.json").write_text(json.dumps(_jsonable(old), indent=1))
+    loaded = load_report(tmp_path / "old.json")
+    assert loaded["names"] == {"first": "GABIC", "second": "WACNN"}
+    assert json.dumps(loaded, sort_keys=True) == json.dumps(_jsonable(report), sort_keys=True)
+    # and the figure sheet draws it
+    written = save_report(loaded, tmp_path / "again.json", tmp_path / "sheet", formats=("png",))
+    assert (tmp_path / "sheet.png") in written
+    (tmp_path / "bad.json").write_text(json.dumps(old | {"names": ["same", "same"]}))
+    with pytest.raises(GabicError, match="bad.json: a report whose names are neither"):
+        load_report(tmp_path / "bad.json")
+
+
 def test_load_report_refuses_other_files(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps({"name": "jpeg", "results": {}}))
     with pytest.raises(GabicError, match="not a gabic comparison report"):
@@ -140,6 +270,8 @@ def test_load_report_refuses_other_files(tmp_path):
 
 
 def test_default_pair_prefers_given_then_released_then_notebook01(pair, tmp_path):
+    from gabic.notebooks import default_pair  # the orchestration: the notebooks', not the library's
+
     gabic, wacnn, _ = pair
     assert default_pair(gabic[0], wacnn, released_dir=None) == ([gabic[0]], wacnn, None)
     released = tmp_path / "checkpoints"
@@ -217,9 +349,9 @@ def test_names_are_the_architectures_numbered_when_the_same():
 def test_one_architecture_on_both_sides_keeps_both_apart(pair):
     _, wacnn, images = pair
     report = compare_report(wacnn[0], wacnn[1], images, device="cpu", progress=False)
-    assert report["names"] == ["WACNN (1)", "WACNN (2)"]
+    assert report["names"] == {"first": "WACNN (1)", "second": "WACNN (2)"}
     (analysis,) = report["pairs"][0]["images"].values()
-    assert all(set(per_model) == {"WACNN (1)", "WACNN (2)"} for per_model in analysis["redundancy"].values())
+    assert all(set(per_model) == {"first", "second"} for per_model in analysis["redundancy"].values())
     assert analysis["attention"] == {}, "no graph block to compare window attention with"
     with pytest.raises(ValueError, match="names must be two different labels"):
         compare_report(wacnn[0], wacnn[1], images, names=("x", "x"), device="cpu", progress=False)

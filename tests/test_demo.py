@@ -55,9 +55,10 @@ def test_quick_demo_writes_notebooks_figures_and_index(capsys, tmp_path, monkeyp
     assert report["curves"][1]["meta"]["model"] == "wacnn" and list(report["pairs"][0]["images"]) == ["rocket.jpg"]
     wacnn = json.loads((out / "runs" / "demo-wacnn" / "config.json").read_text())
     gabic = json.loads((out / "runs" / "demo" / "config.json").read_text())
-    assert {k: v for k, v in wacnn.items() if k not in ("model", "name", "runs_dir")} == {
-        k: v for k, v in gabic.items() if k not in ("model", "name", "runs_dir")
+    assert {k: v for k, v in wacnn.items() if k not in ("model", "name", "runs_dir", "options")} == {
+        k: v for k, v in gabic.items() if k not in ("model", "name", "runs_dir", "options")
     }, "the WACNN is trained the way the GABIC was"
+    assert wacnn["options"] == {k: v for k, v in gabic["options"].items() if k in ("N", "M", "num_slices")}, "at the same sizes"
     summary = json.loads((out / "summary.json").read_text())
     assert [r["notebook"] for r in summary["notebooks"]] == [f"{n}.ipynb" for n in NOTEBOOKS]
     assert summary["figures"] == sorted(f"{s}.png" for s in pngs)

@@ -266,6 +266,7 @@ def test_04_knn_attention_runs(tmp_path, kernel_env):
     assert outputs_of(explorer, "application/vnd.jupyter.widget-view+json"), "the explorer widget is displayed"
 
 
+@pytest.mark.slow
 def test_05_what_the_graph_buys_runs(tmp_path, kernel_env, sample_paths):
     from gabic.analysis.report import load_report
     from gabic.checkpoints import save_checkpoint

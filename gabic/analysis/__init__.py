@@ -11,7 +11,7 @@
   (:func:`attention_comparison`);
 - :mod:`gabic.analysis.compare`: two models on one image, tile by tile (:func:`compare_models`);
 - :mod:`gabic.analysis.report`: all of it over a folder for two sets of checkpoints, with the
-  BD-rate (:func:`compare_report`, :func:`save_report`; ``gabic compare``);
+  BD-rate (:func:`compare_report`, :func:`save_report`, :func:`load_report`; ``gabic compare``);
 - :mod:`gabic.analysis.drawing`: the figures (matplotlib, each with its data as CSV).
 """
 
@@ -36,7 +36,7 @@ from gabic.analysis.redundancy import (
     redundancy_table,
     window_tokens,
 )
-from gabic.analysis.report import ImageAnalysis, analyse_image, compare_report, default_pair, load_report, save_report
+from gabic.analysis.report import ImageAnalysis, analyse_image, compare_report, load_report, save_report
 
 __all__ = [
     "ImageAnalysis",
@@ -44,7 +44,6 @@ __all__ = [
     "analyse_image",
     "compare_models",
     "compare_report",
-    "default_pair",
     "gradient_energy",
     "load_report",
     "pair_names",

@@ -25,13 +25,29 @@ from PIL import Image
 from torch import Tensor
 
 from gabic.analysis.latent import LatentCapture, check_tile, latent_capture
-from gabic.images import as_rgb
+from gabic.images import PAD_MULTIPLE, as_rgb, pad_offset
 from gabic.measurement import Measurement, measure
 from gabic.metrics import MS_SSIM_MIN_SIDE, ms_ssim, psnr
 from gabic.models import LearnedCodec
 from gabic.names import display_name
 
-__all__ = ["TILE_COLUMNS", "ModelComparison", "check_tile", "compare_models", "gradient_energy", "pair_names", "tile_boxes"]
+__all__ = [
+    "ROLES",
+    "TILE_COLUMNS",
+    "ModelComparison",
+    "check_tile",
+    "compare_models",
+    "comparison_of",
+    "gradient_energy",
+    "image_tile_boxes",
+    "pair_names",
+    "tile_boxes",
+    "tile_quality",
+]
+
+#: The two sides of a comparison, in order: the keys of a report's per-model entries and names
+#: (:func:`gabic.analysis.compare_report`); ``a`` and ``b`` of :class:`ModelComparison` are the same two.
+ROLES = ("first", "second")
 
 #: The columns of :attr:`ModelComparison.tiles`, in order (``_a``/``_b``: the first/second model).
 TILE_COLUMNS = (
@@ -128,8 +144,21 @@ def tile_boxes(capture: LatentCapture, tile: int) -> list[tuple[int, int, tuple[
     """The tiles of ``tile`` pixels on the padded grid of ``capture``, as ``(tile_row, tile_col,
     (top, left, bottom, right))`` boxes in original-image pixels, clipped to the image (bottom/right
     excluded), row-major. Tiles that hold no image pixel are left out."""
+    return _boxes(capture.image_size, capture.padded_size, capture.offset, tile)
+
+
+def image_tile_boxes(height: int, width: int, tile: int) -> list[tuple[int, int, tuple[int, int, int, int]]]:
+    """:func:`tile_boxes` of a ``height x width`` image without its capture: the same grid, the image
+    padded to a multiple of 64 as :func:`gabic.images.pad` pads it (:func:`gabic.images.pad_offset`)."""
+    padded = (-(-height // PAD_MULTIPLE) * PAD_MULTIPLE, -(-width // PAD_MULTIPLE) * PAD_MULTIPLE)
+    return _boxes((height, width), padded, pad_offset(height, width), tile)
+
+
+def _boxes(
+    image_size: tuple[int, int], padded_size: tuple[int, int], offset: tuple[int, int], tile: int
+) -> list[tuple[int, int, tuple[int, int, int, int]]]:
     check_tile(tile)
-    (H, W), (Hp, Wp), (top, left) = capture.image_size, capture.padded_size, capture.offset
+    (H, W), (Hp, Wp), (top, left) = image_size, padded_size, offset
     boxes = []
     for i in range(math.ceil(Hp / tile)):
         for j in range(math.ceil(Wp / tile)):
@@ -188,23 +217,63 @@ class ModelComparison:
         return out
 
 
-def _tile_rows(image: np.ndarray, decoded: tuple[np.ndarray, np.ndarray], captures: tuple[LatentCapture, LatentCapture], tile: int):
+def tile_quality(image: str | os.PathLike | Image.Image, decoded: Image.Image, tile: int) -> list[tuple[float, float]]:
+    """``(psnr, ms_ssim)`` of the decoded pixels of each tile of :func:`image_tile_boxes` (in its
+    order) against the original ``image``: MS-SSIM on tiles of :data:`gabic.metrics.MS_SSIM_MIN_SIDE`
+    (161) pixels or more a side, NaN on smaller ones. What the tile comparison needs of a decoded
+    image, so that a caller keeps these numbers rather than the image (:func:`gabic.analysis.compare_report`)."""
+    ref, dec = np.asarray(as_rgb(image)), np.asarray(decoded)
+    if ref.shape != dec.shape:
+        raise ValueError(f"the decoded image is {dec.shape[1]}x{dec.shape[0]}, the original {ref.shape[1]}x{ref.shape[0]}")
+    out = []
+    for _, _, (t, lft, b, r) in image_tile_boxes(ref.shape[0], ref.shape[1], tile):
+        ms = ms_ssim(ref[t:b, lft:r], dec[t:b, lft:r]) if min(b - t, r - lft) >= MS_SSIM_MIN_SIDE else math.nan
+        out.append((psnr(ref[t:b, lft:r], dec[t:b, lft:r]), ms))
+    return out
+
+
+def _tile_rows(
+    image: np.ndarray,
+    quality: tuple[list[tuple[float, float]], list[tuple[float, float]]],
+    captures: tuple[LatentCapture, LatentCapture],
+    tile: int,
+):
     bits = [c.tile_bits(tile) for c in captures]
+    boxes = tile_boxes(captures[0], tile)
+    if not len(boxes) == len(quality[0]) == len(quality[1]):
+        raise ValueError(f"{len(boxes)} tiles of {tile} pixels, but the tile quality of {len(quality[0])} and {len(quality[1])}")
     rows = []
-    for i, j, (t, lft, b, r) in tile_boxes(captures[0], tile):
+    for n, (i, j, (t, lft, b, r)) in enumerate(boxes):
         ref = image[t:b, lft:r]
         row: dict[str, Any] = {"tile_row": i, "tile_col": j, "top": t, "left": lft, "bottom": b, "right": r}
         row["pixels"] = (b - t) * (r - lft)
         row["gradient_energy"] = gradient_energy(ref)
-        for key, dec, tb in zip("ab", decoded, bits, strict=True):
+        for key, q, tb in zip("ab", quality, bits, strict=True):
             row[f"bits_{key}"] = float(tb[i, j])
             row[f"bpp_{key}"] = float(tb[i, j]) / row["pixels"]
-            row[f"psnr_{key}"] = psnr(ref, dec[t:b, lft:r])
-            row[f"ms_ssim_{key}"] = ms_ssim(ref, dec[t:b, lft:r]) if min(b - t, r - lft) >= MS_SSIM_MIN_SIDE else math.nan
+            row[f"psnr_{key}"], row[f"ms_ssim_{key}"] = q[n]
         row["delta_bpp"] = row["bpp_b"] - row["bpp_a"]
         row["delta_psnr"] = row["psnr_b"] - row["psnr_a"]
         rows.append({k: row[k] for k in TILE_COLUMNS})
     return rows
+
+
+def comparison_of(
+    names: tuple[str, str],
+    image: Image.Image,
+    measurements: tuple[Measurement, Measurement],
+    captures: tuple[LatentCapture, LatentCapture],
+    tile: int,
+    quality: tuple[list[tuple[float, float]], list[tuple[float, float]]] | None = None,
+) -> ModelComparison:
+    """The :class:`ModelComparison` of two models already measured (:func:`gabic.measurement.measure`)
+    and captured (:func:`~gabic.analysis.latent.latent_capture`) on the 8-bit RGB ``image``: what
+    :func:`compare_models` does after its coding. ``quality``: each model's :func:`tile_quality`,
+    default None: from the measurements' decoded images (give it when those were not kept)."""
+    if quality is None:
+        quality = (tile_quality(image, measurements[0].decoded, tile), tile_quality(image, measurements[1].decoded, tile))
+    rows = _tile_rows(np.asarray(image), quality, captures, tile)
+    return ModelComparison(tuple(names), image, measurements, captures, tile, rows)
 
 
 def compare_models(
@@ -236,7 +305,4 @@ def compare_models(
     img = as_rgb(image)
     captures = (latent_capture(model_a, img), latent_capture(model_b, img))
     measurements = (measure(model_a, img), measure(model_b, img))
-    names = pair_names(model_a.name, model_b.name, names)
-    decoded = (np.asarray(measurements[0].decoded), np.asarray(measurements[1].decoded))
-    rows = _tile_rows(np.asarray(img), decoded, captures, tile)
-    return ModelComparison(tuple(names), img, measurements, captures, tile, rows)
+    return comparison_of(pair_names(model_a.name, model_b.name, names), img, measurements, captures, tile)

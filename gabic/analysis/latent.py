@@ -2,7 +2,7 @@
 
 :func:`latent_capture` runs the forward pass of a learned codec on one image (padded to 64 as
 :func:`gabic.measurement.forward_padded` pads it, the same numbers) through
-:meth:`gabic.models.ChannelContextCodec.entropy_parameters` and keeps, per latent element, the
+:meth:`gabic.models.LearnedCodec.forward_entropy` and keeps, per latent element, the
 coded symbol ``y_hat``, the mean and scale the Gaussian conditional used and the bits
 ``-log2 p``; per hyper-latent element the bits of the factorized model. The rate estimate of
 the capture is ``LatentCapture.bpp``, equal to ``forward_padded``'s.
@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gabic.images import pad_offset
+from gabic.checks import check_int, is_int
+from gabic.images import ImageLike, as_image_tensor, pad_offset
 from gabic.measurement import forward_padded
-from gabic.models import ChannelContextCodec
-from gabic.viz.capture import ImageLike, as_image_tensor
+from gabic.models import LearnedCodec
 
 __all__ = ["LATENT_STRIDE", "HYPER_STRIDE", "LatentCapture", "check_tile", "latent_capture", "residual_correlation"]
 
@@ -167,9 +167,9 @@ class LatentCapture:
 def check_tile(tile: Any) -> int:
     """``tile`` when it is a tile side the bits can be summed over: a positive multiple of
     :data:`HYPER_STRIDE` (64) pixels, whole hyper-latent positions; else ValueError naming it."""
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < HYPER_STRIDE or tile % HYPER_STRIDE:
+    if not is_int(tile) or tile < HYPER_STRIDE or tile % HYPER_STRIDE:
         raise ValueError(f"tile must be a multiple of {HYPER_STRIDE} pixels (whole hyper-latent positions), got {tile!r}")
-    return tile
+    return int(tile)
 
 
 def _sum_tiles(bits: Tensor, cells: int, shape: tuple[int, int]) -> Tensor:
@@ -180,24 +180,24 @@ def _sum_tiles(bits: Tensor, cells: int, shape: tuple[int, int]) -> Tensor:
 
 
 @torch.no_grad()
-def latent_capture(model: ChannelContextCodec, image: ImageLike) -> LatentCapture:
+def latent_capture(model: LearnedCodec, image: ImageLike) -> LatentCapture:
     """Run ``model`` on one image and keep its latent, Gaussian parameters and bits.
 
     The image is zero-padded to a multiple of 64, centred, exactly as
     :func:`gabic.measurement.forward_padded` pads it, and goes through
-    :meth:`~gabic.models.ChannelContextCodec.entropy_parameters` (the model's forward pass;
+    :meth:`~gabic.models.LearnedCodec.forward_entropy` (the model's forward pass;
     eval mode recommended: in training mode the likelihoods are of noisy, not rounded, latents).
 
     Args:
-        model: a GABIC, WACNN or STF model.
-        image: a path, a PIL image or a ``(1, 3, H, W)`` tensor in [0, 1]
-            (:func:`gabic.viz.capture.as_image_tensor`).
+        model: a learned codec of gabic (any :class:`~gabic.models.LearnedCodec`).
+        image: a path, a PIL image or a tensor ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1]
+            (:data:`gabic.images.ImageLike`, read by :func:`gabic.images.as_image_tensor`).
 
     Returns:
         A :class:`LatentCapture` on the CPU.
     """
-    if not isinstance(model, ChannelContextCodec):
-        raise ValueError(f"model must be a gabic learned codec (GABIC, WACNN or STF), got {type(model).__name__}")
+    if not isinstance(model, LearnedCodec):
+        raise ValueError(f"model must be a gabic learned codec (gabic.models.LearnedCodec), got {type(model).__name__}")
     x = as_image_tensor(image)
     out, x_hat, bpp = forward_padded(model, x, parameters=True)
     H, W = x.shape[-2:]
@@ -243,8 +243,7 @@ def residual_correlation(residual: Tensor, max_offset: int = 2) -> Tensor:
     if residual.dim() != 3:
         raise ValueError(f"residual must be (C, h, w), got shape {tuple(residual.shape)}")
     C, h, w = residual.shape
-    if isinstance(max_offset, bool) or not isinstance(max_offset, int) or not 0 <= max_offset < min(h, w):
-        raise ValueError(f"max_offset must be an integer in 0..{min(h, w) - 1} for a {h}x{w} field, got {max_offset!r}")
+    max_offset = check_int(max_offset, "max_offset", 0, min(h, w) - 1, detail=f" for a {h}x{w} field")
     x = residual.detach().double().cpu()
     x = x - x.mean((1, 2), keepdim=True)
     std = x.pow(2).mean((1, 2), keepdim=True).sqrt()
