@@ -4,7 +4,7 @@ Layout (little-endian)::
 
     magic        5 bytes   b"GABIC"
     version      u8        FORMAT_VERSION
-    name         u8 length + ASCII    architecture ("gabic", "wacnn", "stf")
+    name         u8 length + ASCII    architecture (a name of gabic.models.MODELS: "gabic", "wacnn" ...)
     config hash  8 bytes   the model's identity: sha256 of its config without the entries
                            that change no decoded number (the backend), truncated
                            (:meth:`gabic.models.LearnedCodec.identity`)
@@ -13,8 +13,10 @@ Layout (little-endian)::
                            entropy models, synthesis), truncated: tells two checkpoints of
                            one architecture apart (format 1: of the entropy bottleneck's
                            CDF tables only; still read)
-    device       u8        format 3: the device type that wrote it (0 CPU, 1 CUDA, 2 another)
+    device       u8        format 3: the device type that wrote it (0 CPU, 1 CUDA, 2 another),
+                           plus 0x80 when the model reports no checksum of its symbols
     symbols crc  u32       format 3: CRC-32 of the latent's symbols as the encoder coded them
+                           (0 and not checked when the model reports none)
     height       u32       original image size, before padding
     width        u32
     z shape      u16, u16  size of the hyper-latent z
@@ -33,7 +35,9 @@ floating-point code whose last bits depend on the device (and on TF32, kernels, 
 Where they differ, a symbol's probability table differs and everything decoded after it is
 wrong. Format 3 records the device type and a CRC-32 of the symbols, and the decoder compares
 its symbols with it: such a file is refused with one line naming the device that wrote it,
-never decoded into a wrong image (formats 1 and 2 are read without this check).
+never decoded into a wrong image (formats 1 and 2 are read without this check). A model whose
+``compress`` reports no checksum (CompressAI's zoo models, whose coders gabic does not rewrite)
+writes files flagged as having none: they are decoded unchecked, as CompressAI decodes them.
 """
 
 from __future__ import annotations
@@ -50,7 +54,6 @@ from PIL import Image
 from gabic.device import model_device
 from gabic.errors import BitstreamError, first_line
 from gabic.images import PAD_MULTIPLE, crop, image_to_tensor, pad, tensor_to_image
-from gabic.layers import KNN_RULES
 from gabic.models import LearnedCodec
 
 __all__ = [
@@ -74,6 +77,8 @@ FORMAT_VERSION = 3
 READ_VERSIONS = (1, 2, 3)
 #: The device types of format 3's header, by code.
 DEVICE_TYPES = ("cpu", "cuda", "other")
+#: Set in format 3's device byte when the file carries no checksum of the symbols.
+_NO_CHECKSUM = 0x80
 
 
 def decoder_fingerprint(model: LearnedCodec) -> bytes:
@@ -121,7 +126,7 @@ class Stream:
     strings: list[list[bytes]]
     version: int = FORMAT_VERSION
     device: str = "cpu"  # format 3: the device type that wrote it, one of DEVICE_TYPES
-    symbols_crc: int = 0  # format 3: CRC-32 of the latent's symbols as coded
+    symbols_crc: int | None = 0  # format 3: CRC-32 of the latent's symbols as coded; None: the model reports none
 
     @property
     def payload_bytes(self) -> int:
@@ -148,7 +153,7 @@ def pack(stream: Stream) -> bytes:
         name,
         stream.config_hash,
         stream.fingerprint,
-        struct.pack("<BI", DEVICE_TYPES.index(stream.device), stream.symbols_crc) if stream.version >= 3 else b"",
+        _device_and_checksum(stream) if stream.version >= 3 else b"",
         struct.pack("<IIHHB", stream.height, stream.width, *stream.shape, len(stream.strings)),
     ]
     for group in stream.strings:
@@ -158,6 +163,12 @@ def pack(stream: Stream) -> bytes:
             parts.append(s)
     body = b"".join(parts)
     return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _device_and_checksum(stream: Stream) -> bytes:
+    """Format 3's device byte (with :data:`_NO_CHECKSUM` when there is no checksum) and checksum."""
+    code = DEVICE_TYPES.index(stream.device) | (_NO_CHECKSUM if stream.symbols_crc is None else 0)
+    return struct.pack("<BI", code, stream.symbols_crc or 0)
 
 
 class _Reader:
@@ -195,6 +206,8 @@ def unpack(data: bytes, source: str = "<bytes>") -> Stream:
         raise BitstreamError(f"{source}: corrupted .gabic header (model name is not ASCII)") from None
     chash, fp = r.take(8, "config hash"), r.take(8, "fingerprint")
     device, symbols_crc = r.unpack("<BI", "device and symbol checksum") if version >= 3 else (0, 0)
+    if device & _NO_CHECKSUM:
+        device, symbols_crc = device & ~_NO_CHECKSUM, None
     if device >= len(DEVICE_TYPES):
         raise BitstreamError(f"{source}: corrupted .gabic header (device code {device})")
     height, width, zh, zw, n_groups = r.unpack("<IIHHB", "image size")
@@ -238,7 +251,7 @@ def encode_image(model: LearnedCodec, image: Image.Image) -> bytes:
         shape=tuple(int(s) for s in out["shape"]),
         strings=[list(group) for group in out["strings"]],
         device=device_type(device),
-        symbols_crc=out["symbols_crc"],
+        symbols_crc=out.get("symbols_crc"),
     )
     return pack(stream)
 
@@ -255,26 +268,13 @@ def check_model(stream: Stream, model: LearnedCodec, source: str) -> None:
     if stream.config_hash != model.identity():
         raise BitstreamError(
             f"{source}: written by a {stream.model_name} model with another configuration than the one given "
-            f"({', '.join(f'{k}={v}' for k, v in model.config.items() if k != 'model')}){_rule_hint(stream, model)}"
+            f"({', '.join(f'{k}={v}' for k, v in model.config.items() if k != 'model')})"
+            f"{model.stream_hint(model.config, stream.config_hash)}"
         )
     expected = decoder_fingerprint(model) if stream.version >= 2 else entropy_fingerprint(model)
     if stream.fingerprint != expected:
         what = "its decoder's weights differ" if stream.version >= 2 else "its entropy model differs"
         raise BitstreamError(f"{source}: written by another {stream.model_name} checkpoint ({what})")
-
-
-def _rule_hint(stream: Stream, model: LearnedCodec) -> str:
-    """When only GABIC's graph rule differs (a file written before the rule was an option, with a
-    released checkpoint, used the self-excluded graph), how to decode it."""
-    config = model.config
-    for rule in KNN_RULES:
-        if (
-            "knn_rule" in config
-            and rule != config["knn_rule"]
-            and model.identity_of({**config, "knn_rule": rule}) == stream.config_hash
-        ):
-            return f"; it was written with knn_rule={rule!r}: load the checkpoint with knn_rule={rule!r} (--knn-rule {rule})"
-    return ""
 
 
 @torch.no_grad()
@@ -296,7 +296,7 @@ def decode_image(model: LearnedCodec, data: bytes | Stream, source: str = "<byte
             f"{source}: decoding failed after the file's checks passed ({type(err).__name__}: {what}); "
             "a stream decodes only with the model, device type and PyTorch build that wrote it"
         ) from None
-    if stream.version >= 3 and out.get("symbols_crc") != stream.symbols_crc:
+    if stream.version >= 3 and stream.symbols_crc is not None and out.get("symbols_crc") != stream.symbols_crc:
         here = device_type(model_device(model))
         where = f"written and decoded on {here}" if stream.device == here else f"written on {stream.device}, decoded on {here}"
         advice = "decode it on the device type that wrote it" if stream.device != here else "another machine or PyTorch build wrote it"

@@ -29,10 +29,13 @@ import torch
 from gabic.device import resolve_device
 from gabic.errors import CheckpointError, first_line
 from gabic.files import atomic_open
-from gabic.models import MODELS, ChannelContextCodec, build_model, model_class
+from gabic.models import MODELS, LearnedCodec, build_model, model_class, recognise
 
 __all__ = [
+    "CHECKPOINT_SUFFIXES",
     "SAFE_GLOBALS",
+    "checkpoints_by_architecture",
+    "find_checkpoints",
     "build_checked",
     "checkpoint_config",
     "checkpoint_lambda",
@@ -46,12 +49,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: A key that only each architecture has.
-_SIGNATURES = {
-    "gabic": "g_a.4.conv_b.0.conv.qkv.weight",
-    "wacnn": "g_a.4.conv_b.0.attn.qkv.weight",
-    "stf": "patch_embed.proj.weight",
-}
+#: Checkpoint file endings looked for in a folder (:func:`find_checkpoints`).
+CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".ckpt")
 
 
 def _safe_globals() -> list[Any]:
@@ -168,38 +167,10 @@ def _first_line(err: BaseException) -> str:
     return first_line(err).split(". ")[0].rstrip(".") or type(err).__name__
 
 
-def _count(state_dict: dict, pattern: str) -> int:
-    rx = re.compile(pattern)
-    return len({m.group(1) for k in state_dict if (m := rx.match(k))})
-
-
 def detect_config(state_dict: dict[str, torch.Tensor]) -> dict[str, Any] | None:
-    """The architecture and the hyper-parameters that the keys and shapes reveal, or None."""
-    sd = state_dict
-    n_slices = _count(sd, r"cc_mean_transforms\.(\d+)\.")
-    if _SIGNATURES["stf"] in sd:
-        embed = sd["patch_embed.proj.weight"].shape[0]
-        depths = [_count(sd, rf"layers\.{i}\.blocks\.(\d+)\.") for i in range(4)]
-        heads = [sd[f"layers.{i}.blocks.0.attn.relative_position_bias_table"].shape[1] for i in range(4)]
-        n_rel = sd["layers.0.blocks.0.attn.relative_position_index"].shape[0]
-        hidden = sd["layers.0.blocks.0.mlp.fc1.weight"].shape[0]
-        return {
-            "model": "stf",
-            "embed_dim": embed,
-            "depths": depths,
-            "num_heads": heads,
-            "window_size": round(n_rel**0.5),
-            "patch_size": sd["patch_embed.proj.weight"].shape[-1],
-            "mlp_ratio": hidden / embed,
-            "num_slices": n_slices,
-        }
-    for name in ("gabic", "wacnn"):
-        if _SIGNATURES[name] in sd:
-            cfg = {"model": name, "N": sd["g_a.0.weight"].shape[0], "M": sd["g_a.7.weight"].shape[0], "num_slices": n_slices}
-            if name == "gabic":
-                cfg["use_edge_attr"] = "g_a.4.conv_b.0.conv.lin_edge.weight" in sd
-            return cfg
-    return None
+    """The architecture and the hyper-parameters that the keys and shapes reveal (the first registered
+    architecture that recognises them, :func:`gabic.models.recognise`), or None."""
+    return recognise(state_dict)
 
 
 _LEGACY_EB = re.compile(r"(entropy_bottleneck)\._(matrix|bias|factor)(\d+)$")
@@ -231,20 +202,20 @@ def load_checkpoint(
     device: str | torch.device = "auto",
     architecture: str | None = None,
     trust: bool = False,
-    **overrides: Any,
-) -> ChannelContextCodec:
-    """Load a released or gabic checkpoint into a ready model (CDFs updated, eval mode).
+    **options: Any,
+) -> LearnedCodec:
+    """Load a released, CompressAI zoo or gabic checkpoint into a ready model (CDFs updated, eval mode).
 
     Args:
         path: the checkpoint file.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
-        architecture: expect this architecture (``"gabic"``, ``"wacnn"``, ``"stf"``); a
+        architecture: expect this architecture (a name of :data:`gabic.models.MODELS`); a
             checkpoint of another one is refused naming the first missing and unexpected keys.
         trust: unpickle a file that holds more than data in full (it can run code; see
             :func:`read_checkpoint`). Default False: such a file is refused.
-        **overrides: hyper-parameters that the file cannot reveal or that should change,
-            e.g. ``backend="pyg"``, ``knn=6`` or ``knn_rule="self-excluded"`` for GABIC
-            (released checkpoints get the published graph rule; gabic's own the one they record).
+        **options: the architecture's inference options (:meth:`~gabic.models.LearnedCodec.options`
+            with ``inference=True``: for GABIC ``knn``, ``backend``, ``knn_rule``); an option the
+            architecture does not take on a loaded checkpoint is refused, naming both.
 
     The entropy models' CDF tables are recomputed on the CPU from the weights
     (``update(force=True)``) before the model moves to ``device``, so that they are the
@@ -252,20 +223,20 @@ def load_checkpoint(
     """
     dev = resolve_device(device)
     ckpt = read_checkpoint(path, trust=trust)
-    model = build_checked(checkpoint_config(ckpt, path, architecture, **overrides), path)
+    model = build_checked(checkpoint_config(ckpt, path, architecture, **options), path)
     return load_weights(model, ckpt, path, dev)
 
 
 def checkpoint_config(
-    ckpt: dict[str, Any], path: str | os.PathLike, architecture: str | None = None, **overrides: Any
+    ckpt: dict[str, Any], path: str | os.PathLike, architecture: str | None = None, **options: Any
 ) -> dict[str, Any]:
     """The configuration a checkpoint read with :func:`read_checkpoint` is loaded with.
 
     gabic's checkpoints carry it (:meth:`~gabic.models.LearnedCodec.upgrade_config` fills in what
-    older ones leave out); for released ones it is read off the keys (:func:`detect_config`),
-    the rest taking the paper's defaults. ``overrides`` are applied last. ``path`` names the file
-    in errors: :class:`~gabic.errors.CheckpointError` for a foreign checkpoint or one of another
-    ``architecture`` than expected.
+    older ones leave out); for released and zoo ones it is read off the keys (:func:`detect_config`),
+    the rest taking the paper's defaults. ``options`` (inference options of the architecture) are
+    applied last. ``path`` names the file in errors: :class:`~gabic.errors.CheckpointError` for a
+    foreign checkpoint, one of another ``architecture`` than expected or an option it does not take.
     """
     sd = ckpt["state_dict"]
     saved = ckpt.get("config")
@@ -278,26 +249,36 @@ def checkpoint_config(
         config = detect_config(sd)
         if config is None:
             raise CheckpointError(
-                f"{path}: not a GABIC, WACNN or STF checkpoint (none of {sorted(_SIGNATURES.values())} in its "
-                f"{len(sd)} keys; first key: {next(iter(sd), 'none')})"
+                f"{path}: not a checkpoint of a known architecture ({', '.join(MODELS)}): none recognises its "
+                f"{len(sd)} keys (first key: {next(iter(sd), 'none')})"
             )
     if architecture is not None:
         if architecture not in MODELS:
-            raise ValueError(f"architecture must be one of {sorted(MODELS)}, got {architecture!r}")
+            raise ValueError(f"architecture must be one of {', '.join(MODELS)}, got {architecture!r}")
         if config["model"] != architecture:
             raise CheckpointError(
                 f"{path}: a {config['model']} checkpoint, not {architecture}: {_architecture_report(architecture, config, sd)}"
             )
-    return {**config, **overrides}
+    try:
+        model_class(config).check_options(options, inference=True)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    return {**config, **options}
 
 
 def _architecture_report(architecture: str, config: dict[str, Any], state_dict: dict) -> str:
-    """The keys a checkpoint misses and has too many for ``architecture`` (built at its sizes)."""
-    shared = {k: config[k] for k in ("N", "M", "num_slices") if k in config and architecture != "stf"}
-    return _key_report(build_model({"model": architecture, **shared}), state_dict)
+    """The keys a checkpoint misses and has too many for ``architecture`` (built at the sizes the
+    two architectures share, its defaults otherwise)."""
+    cls = MODELS[architecture]
+    shared = {k: config[k] for k in cls.options() if k in config}
+    try:
+        model = build_model({"model": architecture, **shared})
+    except ValueError:
+        model = build_model({"model": architecture})
+    return _key_report(model, state_dict)
 
 
-def build_checked(config: dict[str, Any], path: str | os.PathLike) -> ChannelContextCodec:
+def build_checked(config: dict[str, Any], path: str | os.PathLike) -> LearnedCodec:
     """:func:`gabic.models.build_model`, a bad value reported as a :class:`~gabic.errors.CheckpointError` naming ``path``."""
     try:
         return build_model(config)
@@ -305,9 +286,7 @@ def build_checked(config: dict[str, Any], path: str | os.PathLike) -> ChannelCon
         raise CheckpointError(f"{path}: {err}") from None
 
 
-def load_weights(
-    model: ChannelContextCodec, ckpt: dict[str, Any], path: str | os.PathLike, device: torch.device
-) -> ChannelContextCodec:
+def load_weights(model: LearnedCodec, ckpt: dict[str, Any], path: str | os.PathLike, device: torch.device) -> LearnedCodec:
     """Put a checkpoint's weights into ``model`` (built for its configuration), recompute the
     entropy coder's tables on the CPU and move the model to ``device``, in eval mode.
 
@@ -336,7 +315,7 @@ def _describe(config: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in config.items() if k != "model")
 
 
-def save_checkpoint(model: ChannelContextCodec, path: str | os.PathLike, **extra: Any) -> Path:
+def save_checkpoint(model: LearnedCodec, path: str | os.PathLike, **extra: Any) -> Path:
     """Write ``{"state_dict", "config", **extra}`` atomically (a temporary file, then rename).
 
     ``extra`` can hold the lambda, optimiser state, step... anything ``torch.save`` takes.
@@ -346,3 +325,50 @@ def save_checkpoint(model: ChannelContextCodec, path: str | os.PathLike, **extra
     with atomic_open(path) as f:
         torch.save(payload, f)
     return path
+
+
+# -- finding checkpoints ------------------------------------------------------------------------------
+
+
+def find_checkpoints(paths: str | os.PathLike | list[str | os.PathLike]) -> list[Path]:
+    """Checkpoint files from files and folders: a folder stands for its files ending in one
+    of :data:`CHECKPOINT_SUFFIXES` (not recursive, sorted by name); files are kept in order.
+
+    Raises:
+        CheckpointError: a path that does not exist, or a folder without checkpoints.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and f.name.endswith(CHECKPOINT_SUFFIXES))
+            if not files:
+                raise CheckpointError(f"{p}: no checkpoints in this folder (files ending in {', '.join(CHECKPOINT_SUFFIXES)})")
+            found += files
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise CheckpointError(f"{p}: no such checkpoint file or folder")
+    if not found:
+        raise CheckpointError("no checkpoints given")
+    duplicates = sorted({str(p) for p in found if found.count(p) > 1})
+    if duplicates:
+        raise CheckpointError(f"checkpoints given twice: {', '.join(duplicates)}")
+    return found
+
+
+def checkpoints_by_architecture(paths: str | os.PathLike | list[str | os.PathLike], trust: bool = False) -> dict[str, list[Path]]:
+    """The checkpoints of ``paths`` (files and folders, as :func:`find_checkpoints`) grouped by
+    architecture (``{"gabic": [...], "wacnn": [...]}``), each file read as data (memory-mapped)
+    and its architecture taken from its config or keys (:func:`gabic.checkpoints.checkpoint_config`).
+
+    Raises:
+        CheckpointError: as :func:`find_checkpoints`, or a file that is not a checkpoint of a
+            known architecture (naming it).
+    """
+    groups: dict[str, list[Path]] = {}
+    for path in find_checkpoints(paths):
+        config = checkpoint_config(read_checkpoint(path, mmap=True, trust=trust), path)
+        groups.setdefault(config["model"], []).append(path)
+    return groups

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -33,9 +34,8 @@ from gabic.errors import GabicError
 from gabic.evaluate import evaluate_checkpoints, evaluate_codec, write_results
 from gabic.files import FIGURE_FORMATS, write_atomic
 from gabic.images import load_image
-from gabic.layers import BACKENDS, KNN_RULES
 from gabic.measurement import measure
-from gabic.models import MODELS
+from gabic.models import MODELS, option_owners
 from gabic.names import display_name
 from gabic.released import DEFAULT_DEST, LOCK_NAME, download, evaluate_released, local_status, missing
 from gabic.results import load, save, slug
@@ -85,17 +85,20 @@ def setup_args() -> argparse.ArgumentParser:
         "named FILE_<curve>.json",
     )
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    _graph_args(p)
-    p.add_argument("--knn", type=int, help="GABIC: use this many neighbours instead of the checkpoint's")
+    _option_args(p, inference=True)
     _trust_arg(p)
 
-    p = sub.add_parser("checkpoints", help="the released checkpoints of GABIC, WACNN and STF: list, download (verified)")
+    p = sub.add_parser("checkpoints", help="the catalogue of released checkpoints: list, download (verified)")
     what = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     q = what.add_parser("list", help="the catalogue, with what is already in --dest")
     q.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="the checkpoints folder (default: checkpoints)")
-    q = what.add_parser("download", help="download, verify (data only, keys and shapes, SHA-256 in checkpoints.lock) and unpack")
+    q = what.add_parser(
+        "download",
+        help="download, verify (data only, keys and shapes, the SHA-256 digits a CompressAI zoo file's name carries; "
+        "SHA-256 in checkpoints.lock) and unpack",
+    )
     q.add_argument(
-        "names", nargs="+", metavar="NAME", help="entries (gabic_q1, cnn_0018 ...), architectures (gabic, wacnn, stf) or all"
+        "names", nargs="+", metavar="NAME", help="entries or architectures of the catalogue (see gabic checkpoints list), or all"
     )
     q.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="the checkpoints folder (default: checkpoints)")
     q.add_argument("--accept-changed", action="store_true", help="take a file that changed upstream and record its new SHA-256")
@@ -169,13 +172,17 @@ def setup_args() -> argparse.ArgumentParser:
     return parser
 
 
-def _graph_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=BACKENDS, help="GABIC attention backend (default: dense)")
-    p.add_argument(
-        "--knn-rule",
-        choices=KNN_RULES,
-        help="GABIC graph: published (the released code's torch.topk; default for released checkpoints) or self-excluded",
-    )
+def _option_args(p: argparse.ArgumentParser, inference: bool) -> None:
+    """The model options of every registered architecture (:attr:`gabic.models.LearnedCodec.OPTIONS`;
+    with ``inference``: those a loaded checkpoint takes), each once, its help naming the
+    architectures that take it. A model refuses an option it does not take (one line)."""
+    for name, owners in option_owners(inference).items():
+        opt = owners[0].options()[name]
+        choices = sorted({c for cls in owners for c in (cls.options()[name].choices or ())}) or None
+        models = ", ".join(cls.name for cls in owners)
+        helps = {cls.options()[name].help for cls in owners}
+        text = opt.help if len(helps) == 1 else " / ".join(dict.fromkeys(re.sub(r"\s*\(.*\)$", "", h) for h in helps))
+        p.add_argument(opt.flag, dest=name, type=opt.type if opt.type is not bool else None, choices=choices, help=f"{models}: {text}")
 
 
 def _trust_arg(p: argparse.ArgumentParser) -> None:
@@ -187,15 +194,15 @@ def _trust_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", type=Path, required=True, help="released or gabic checkpoint")
+    p.add_argument("--checkpoint", type=Path, required=True, help="released, CompressAI zoo or gabic checkpoint")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    _graph_args(p)
+    _option_args(p, inference=True)
     _trust_arg(p)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    """The model overrides given on the command line (--backend, --knn-rule, --knn)."""
-    return {key: getattr(args, key) for key in ("backend", "knn_rule", "knn") if getattr(args, key, None) is not None}
+    """The inference options given on the command line (those of :func:`_option_args`)."""
+    return {key: getattr(args, key) for key in option_owners(inference=True) if getattr(args, key, None) is not None}
 
 
 def _load(args: argparse.Namespace):
@@ -205,19 +212,14 @@ def _load(args: argparse.Namespace):
 
 #: The options of ``gabic train`` that are :func:`gabic.train.fit` options of the same name: the
 #: fields of :class:`~gabic.train.TrainConfig` but the flag and what a run records by itself.
-_TRAIN_OPTIONS = tuple(f for f in TrainConfig.__dataclass_fields__ if f not in ("tensorboard", "extra"))
+_TRAIN_OPTIONS = tuple(f for f in TrainConfig.__dataclass_fields__ if f not in ("tensorboard", "extra", "options"))
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     """The options of ``gabic train`` (and ``python -m gabic.train``)."""
-    p.add_argument("--preset", choices=sorted(PRESETS), help="small-cpu (a reduced GABIC for a CPU) or paper")
-    p.add_argument("--model", choices=sorted(MODELS), help="architecture (default gabic)")
-    p.add_argument("--N", type=int, help="transform channels (paper 192)")
-    p.add_argument("--M", type=int, help="latent channels (paper 320)")
-    p.add_argument("--num-slices", type=int, help="slices of the channel-wise context (paper 10)")
-    p.add_argument("--knn", type=int, help="GABIC neighbours per node (paper 9)")
-    p.add_argument("--heads", type=int, help="GABIC attention heads (paper 8)")
-    _graph_args(p)
+    p.add_argument("--preset", choices=sorted(PRESETS), help="small-cpu (a reduced model for a CPU) or paper")
+    p.add_argument("--model", choices=sorted(MODELS), help=f"architecture (default {TrainConfig.model})")
+    _option_args(p, inference=False)
     p.add_argument("--lambda", dest="lmbda", type=float, help="rate-distortion trade-off (default 0.0130)")
     p.add_argument("--dataset", help="folder of training images (default: the sample photos)")
     p.add_argument("--val-dataset", help="folder of validation images (default: hold out a tenth of the training images)")
@@ -304,7 +306,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "config_hash": s.config_hash.hex(),
                 "fingerprint": s.fingerprint.hex(),
                 "fingerprint_of": "the decoder's weights" if s.version >= 2 else "the entropy tables (format 1)",
-                **({"written_on": s.device, "symbols_crc32": f"{s.symbols_crc:08x}"} if s.version >= 3 else {}),
+                **({"written_on": s.device, "symbols_crc32": _checksum(s.symbols_crc)} if s.version >= 3 else {}),
                 "image_size": [s.width, s.height],
                 "z_shape": list(s.shape),
                 "string_bytes": [[len(x) for x in g] for g in s.strings],
@@ -314,6 +316,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _checksum(crc: int | None) -> str:
+    return "none (the model reports no checksum of its symbols)" if crc is None else f"{crc:08x}"
 
 
 def cmd_evaluate_codec(args: argparse.Namespace) -> int:
@@ -367,11 +373,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_checkpoints(args: argparse.Namespace) -> int:
     if args.action == "list":
         rows = local_status(args.dest)
-        print(f"{'name':10} {'architecture':12} {'lambda':>7}  {'label':9} {'source':6} in {args.dest}")
+        wn, wa, wl, ws = (
+            max(len(title), *(len(value(r)) for r in rows))
+            for title, value in (
+                ("name", lambda r: r["name"]),
+                ("architecture", lambda r: display_name(r["architecture"])),
+                ("label", lambda r: r["quality"]),
+                ("source", lambda r: r["source"]),
+            )
+        )
+        print(f"{'name':{wn}} {'architecture':{wa}} {'lambda':>7}  {'label':{wl}} {'source':{ws}} in {args.dest}")
         for r in rows:
             lmbda = "-" if r["lambda"] is None else f"{r['lambda']:g}"
             here = "-" if r["file"] is None else f"{r['file'].name} ({r['lock']})"
-            print(f"{r['name']:10} {display_name(r['architecture']):12} {lmbda:>7}  {r['quality']:9} {r['source']:6} {here}")
+            print(f"{r['name']:{wn}} {display_name(r['architecture']):{wa}} {lmbda:>7}  {r['quality']:{wl}} {r['source']:{ws}} {here}")
         print("not released:", *(f"  {m}" for m in missing()), sep="\n")
         return 0
     if args.dest.exists() and not args.dest.is_dir():
@@ -400,7 +415,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         tile=args.tile,
         trust=args.trust_checkpoint,
     )
-    for name, curve in zip(report["names"], report["curves"], strict=True):
+    label = report["names"]  # {"first": ..., "second": ...}
+    for name, curve in zip((label["first"], label["second"]), report["curves"], strict=True):
         r = curve["results"]
         points = ", ".join(f"{b:.4f} bpp {p:.2f} dB" for b, p in zip(r["bpp"], r["psnr-rgb"], strict=True))
         print(f"{name}: {points}")
@@ -408,11 +424,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if bd["bd_rate"] is None:
         print(f"BD-rate: n/a ({bd['note']})")
     else:
-        print(f"BD-rate of {report['names'][0]} against {report['names'][1]}: {bd['bd_rate']:+.2f} % ({bd['method']})")
+        print(f"BD-rate of {label['first']} against {label['second']}: {bd['bd_rate']:+.2f} % ({bd['method']})")
     for pair in report["pairs"]:
         share = [a["summary"]["share_tiles_b_fewer_bits"] for a in pair["images"].values()]
         print(
-            f"{' vs '.join(checkpoint_labels(pair['first'], pair['second']))}: {report['names'][1]} spends fewer bits on "
+            f"{' vs '.join(checkpoint_labels(pair['first'], pair['second']))}: {label['second']} spends fewer bits on "
             f"{100 * sum(share) / len(share):.0f}% of the {args.tile}-pixel tiles (mean over {len(share)} image(s))"
         )
     written = save_report(report, args.out / "report.json", args.out / "report")
@@ -443,7 +459,7 @@ def cmd_rd(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    options = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k, None) is not None}
+    options = {k: getattr(args, k) for k in (*_TRAIN_OPTIONS, *option_owners()) if getattr(args, k, None) is not None}
     if args.resume and args.overwrite:
         raise GabicError("--resume continues a run and --overwrite deletes it: give one of them")
     history = run_distributed(

@@ -16,20 +16,27 @@ which have a known fingerprint.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from gabic.data import KODAK_NAMES, kodak_hashes, samples
-from gabic.errors import ImageError
+from gabic.data import KODAK_NAMES, kodak_hashes, list_images, samples
+from gabic.errors import DataError, ImageError
+from gabic.images import load_image, pixels_only
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "KODAK",
     "SAMPLES",
+    "Images",
+    "read_images",
     "describe",
     "fingerprint",
     "image_set",
@@ -135,3 +142,39 @@ def describe(image_set: dict[str, Any]) -> str:
     if ", " in text or Path(text).suffix:  # files, not a folder
         return text if n == 1 else f"{count} ({text})"
     return f"{count} of {Path(text).name or text}"
+
+
+@dataclass
+class Images:
+    """The images of an experiment: their names, dataset name, the image set they form, their
+    paths and, when asked for, their 8-bit RGB pixels."""
+
+    names: list[str]
+    dataset: str
+    image_set: dict[str, Any]
+    paths: list[Path]
+    pixels: list[Image.Image] = field(default_factory=list)
+
+
+def read_images(dataset: str | os.PathLike | Sequence[str | os.PathLike] | None, load: bool) -> Images:
+    """The images of ``dataset`` (a folder, a list of image files; None: the embedded samples),
+    every one read once so a bad file stops the experiment before any coding; their pixels kept
+    when ``load``. A list is named by its files (``"rocket.jpg"``, ``"a.png, b.png, c.png, ..."``)."""
+    if dataset is None:
+        paths, name = samples(), SAMPLES
+    elif isinstance(dataset, str | os.PathLike):
+        paths, name = list_images(dataset), str(dataset)
+    else:
+        paths = [Path(p) for p in dataset]
+        if not paths:
+            raise DataError("no images given: expected a folder or a list of image files")
+        name = ", ".join(p.name for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
+    pixels, sizes = [], []
+    for path in paths:
+        img, notes = load_image(path)
+        if notes:
+            log.warning("%s: %s", path, "; ".join(notes))
+        sizes.append((path.name, *img.size))
+        if load:
+            pixels.append(pixels_only(img))
+    return Images([p.name for p in paths], name, image_set_of_sizes(sizes, name), paths, pixels)

@@ -23,7 +23,6 @@ Definitions (CompressAI's ``eval_model`` and ``bench``):
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from gabic.bitstream import Stream, decode_image, encode_image, unpack
 from gabic.codecs import Codec, get_codec
 from gabic.device import model_device
 from gabic.errors import CodecError
-from gabic.images import as_rgb, crop, image_to_tensor, pad, tensor_to_image
+from gabic.images import ImageLike, as_rgb, crop, image_to_tensor, pad, tensor_to_image
 from gabic.metrics import MS_SSIM_MIN_SIDE, bpp_from_bytes, bpp_from_likelihoods, ms_ssim, ms_ssim_db, psnr
 from gabic.models import LearnedCodec
 
@@ -156,18 +155,18 @@ def forward_padded(model: LearnedCodec, x: Tensor, parameters: bool = False) -> 
     the model's device. Returns the model's output, its reconstruction cropped back to
     ``(1, 3, H, W)`` and clamped to [0, 1], and the likelihood estimate of the rate over the
     image's own ``H * W`` pixels (:func:`gabic.metrics.bpp_from_likelihoods`). With ``parameters``
-    the output is :meth:`~gabic.models.ChannelContextCodec.entropy_parameters`' (the same pass,
+    the output is :meth:`~gabic.models.LearnedCodec.forward_entropy`' (the same pass,
     with the latent and its Gaussian parameters).
     """
     xp, unpad = pad(x.to(model_device(model)))
-    out = model.entropy_parameters(xp) if parameters else model(xp)
+    out = model.forward_entropy(xp) if parameters else model(xp)
     x_hat = crop(out["x_hat"], unpad).clamp(0, 1)
     return out, x_hat, bpp_from_likelihoods(out["likelihoods"], x.shape[-2] * x.shape[-1])
 
 
 def measure(
     coder: LearnedCodec | Codec | str,
-    image: str | os.PathLike | Image.Image,
+    image: ImageLike,
     quality: int | None = None,
 ) -> Measurement:
     """Code ``image`` for real with ``coder``, decode it and measure it.
@@ -176,7 +175,8 @@ def measure(
         coder: a learned codec (a model from :func:`gabic.load_checkpoint` or
             :func:`gabic.models.build_model`, entropy tables updated), or a classical codec (a
             :class:`gabic.codecs.Codec` or its registered name).
-        image: a path or a PIL image; converted to 8-bit RGB, metadata dropped.
+        image: a path, a PIL image or a ``(1, 3, H, W)`` tensor in [0, 1] (:data:`gabic.images.ImageLike`);
+            converted to 8-bit RGB, metadata dropped.
         quality: the classical codec's quality setting (required for a classical codec; must be
             None for a learned one).
 

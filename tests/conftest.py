@@ -10,6 +10,7 @@ import torch
 from gabic import GABIC, STF, WACNN
 from gabic.checkpoints import save_checkpoint
 from gabic.data import samples
+from gabic.models import Cheng2020Anchor, Mbt2018Mean
 
 DATA = Path(__file__).parent / "data"
 
@@ -18,6 +19,8 @@ SMALL = {
     "gabic": lambda: GABIC(N=32, M=40, num_slices=4),
     "wacnn": lambda: WACNN(N=32, M=40, num_slices=4),
     "stf": lambda: STF(embed_dim=12, depths=(1, 1, 2, 1), num_heads=(1, 2, 2, 4), num_slices=4),
+    "mbt2018-mean": lambda: Mbt2018Mean(N=32, M=48),
+    "cheng2020-anchor": lambda: Cheng2020Anchor(N=32),
 }
 
 
@@ -43,6 +46,46 @@ def small_model(name: str, seed: int = 0):
     model = SMALL[name]()
     model.update(force=True)
     return model.eval()
+
+
+def sample_capture(crop: int | tuple[int, int], index: int = 0, name: str = "gabic"):
+    """The attention capture (:func:`gabic.viz.capture`) of the small model ``name`` on the centre
+    ``crop`` of sample photo ``index`` (a side or ``(height, width)``)."""
+    from gabic import viz
+    from gabic.images import as_rgb, center_crop
+
+    return viz.capture(small_model(name), center_crop(as_rgb(samples()[index]), crop))
+
+
+def synthetic_block(
+    kind: str, window_size: int, weights: torch.Tensor | None = None, idx: torch.Tensor | None = None, shift: int = 0, resolution=None
+):
+    """A :class:`gabic.viz.BlockCapture` built by hand with only what the geometry and the measures
+    read: one ``resolution`` map (default one window) of 2 zero channels at 1/4, padded to the
+    window side, ``weights`` (default none: ``torch.zeros(0)``, one head) and ``idx`` (default None)."""
+    from gabic import viz
+
+    weights = torch.zeros(0) if weights is None else weights
+    H, W = resolution or (window_size, window_size)
+    Hp, Wp = -(-H // window_size) * window_size, -(-W // window_size) * window_size
+    x = torch.zeros(1, 2, H, W)
+    return viz.BlockCapture(
+        name="synthetic",
+        kind=kind,
+        scale=4,
+        resolution=(H, W),
+        padded_size=(Hp, Wp),
+        window_size=window_size,
+        knn=None if idx is None else idx.shape[-1],
+        heads=weights.shape[1] if weights.dim() == 4 else 1,
+        input=x,
+        output=x,
+        idx=idx,
+        weights=weights,
+        edge_bias=None,
+        shift=shift,
+        image_size=(4 * H, 4 * W),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -128,7 +128,8 @@ def test_not_a_checkpoint(tmp_path):
         load_checkpoint(bad)
     other = tmp_path / "other.pt"
     torch.save({"state_dict": {"encoder.weight": torch.zeros(2)}}, other)
-    with pytest.raises(CheckpointError, match="other.pt: not a GABIC, WACNN or STF checkpoint"):
+    known = r"\(wacnn, gabic, stf, mbt2018-mean, cheng2020-anchor\)"
+    with pytest.raises(CheckpointError, match=rf"other.pt: not a checkpoint of a known architecture {known}"):
         load_checkpoint(other)
     lst = tmp_path / "list.pt"
     torch.save([1, 2, 3], lst)
@@ -160,8 +161,12 @@ def test_state_dict_that_does_not_fit(tmp_path):
 
 
 def test_bad_override_is_named(gabic_ckpt):
-    with pytest.raises(CheckpointError, match="bad hyper-parameters for gabic"):
+    with pytest.raises(CheckpointError, match=r"gabic.pth.tar: kn: not an option of the gabic model \(its options: knn, backend"):
         load_checkpoint(gabic_ckpt, kn=3)
+    with pytest.raises(CheckpointError, match=r"N: not an option of the gabic model on a loaded checkpoint"):
+        load_checkpoint(gabic_ckpt, N=3)
+    with pytest.raises(CheckpointError, match=r"knn: the gabic model expects int, got '3'"):
+        load_checkpoint(gabic_ckpt, knn="3")
     with pytest.raises(CheckpointError, match="small-gabic.pth.tar: knn must be an integer in 1..15"):
         load_checkpoint(gabic_ckpt, knn=40)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import gabic.evaluate as evaluate_mod
+import gabic.evaluate.codecs as evaluate_mod
 import gabic.results
 from gabic.codecs import BPG, CODECS, HEIF, JPEGXL, get_codec, list_codecs
 from gabic.data import samples

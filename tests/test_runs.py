@@ -59,7 +59,7 @@ def test_resume_takes_the_recorded_settings_and_records_itself(tmp_path, capsys)
     code, out, _ = run_cli(capsys, "train", "--runs-dir", tmp_path, "--name", "r", "--resume", "--steps", "4", "--val-interval", "4")
     assert code == 0 and "step 4: validation" in out
     config = json.loads((tmp_path / "r" / "config.json").read_text())
-    assert config["lmbda"] == 0.0067 and config["N"] == 32 and config["patch_size"] == 64 and config["steps"] == 4
+    assert config["lmbda"] == 0.0067 and config["options"]["N"] == 32 and config["patch_size"] == 64 and config["steps"] == 4
     ckpt = read_checkpoint(tmp_path / "r" / "last.pth.tar")
     assert ckpt["lmbda"] == 0.0067 and ckpt["train"]["step"] == 4
     (resume,) = ckpt["train"]["history"]["resumes"]
@@ -69,10 +69,12 @@ def test_resume_takes_the_recorded_settings_and_records_itself(tmp_path, capsys)
 
 def test_options_a_model_does_not_take_are_refused(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "--model", "wacnn", "--knn", "64", "--steps", "1", "--runs-dir", tmp_path, "--name", "w")
-    assert code == 1 and "gabic: error: knn: not an option of the wacnn model (of the model options it takes N, M, num_slices)" in err
+    assert code == 1 and "gabic: error: knn: not an option of the wacnn model (its options: N, M, num_slices)" in err
     assert not (tmp_path / "w").exists()
-    with pytest.raises(GabicError, match="N, M: not an option of the stf model"):
+    with pytest.raises(GabicError, match=r"N: not an option of the stf model \(its options: embed_dim, num_slices\)"):
         fit(steps=1, name="s", runs_dir=tmp_path, model="stf", N=32, M=40)
+    with pytest.raises(GabicError, match="unknown training options: neighbours"):
+        fit(steps=1, name="s", runs_dir=tmp_path, neighbours=3)
 
 
 def _train_cli(tmp_path, name: str, steps: int, *extra: str) -> subprocess.Popen:

@@ -74,12 +74,14 @@ def test_fit_like_trains_wacnn_with_every_setting_of_the_run(original, folders):
     for key in TRAINING_FIELDS:
         assert new_cfg[key] == old_cfg[key], key
     # the recipe as given, not the defaults
-    given = {k: v for k, v in RECIPE.items() if k not in ("model", "knn", "heads", "progress")}
+    given = {k: v for k, v in RECIPE.items() if k not in ("model", "N", "M", "num_slices", "knn", "heads", "progress")}
     assert {k: new_cfg[k] for k in given} == given
     assert (new_cfg["dataset"], new_cfg["val_dataset"]) == (str(folders["train"]), str(folders["val"]))
     assert new_cfg["extra"]["validation_images"] == old_cfg["extra"]["validation_images"] == [str(folders["val"] / "v.png")]
     assert (new_cfg["name"], new_cfg["runs_dir"]) == ("orig-wacnn", str(original.parent))
-    assert (new_cfg["knn"], new_cfg["heads"]) == (TrainConfig.knn, TrainConfig.heads)  # GABIC's graph settings stay behind
+    sizes = {k: RECIPE[k] for k in ("N", "M", "num_slices")}
+    assert old_cfg["options"] == {**sizes, "knn": RECIPE["knn"], "heads": RECIPE["heads"]}
+    assert new_cfg["options"] == sizes  # the sizes WACNN has too; GABIC's graph settings stay behind
     assert len(history["train"]) == 2 and [v["step"] for v in history["val"]] == [2]
     model = load_checkpoint(new / "last.pth.tar", device="cpu")
     assert model.name == "wacnn" and (model.config["N"], model.config["M"], model.config["num_slices"]) == (32, 40, 4)
@@ -88,8 +90,8 @@ def test_fit_like_trains_wacnn_with_every_setting_of_the_run(original, folders):
 def test_run_settings_are_the_training_fields(original):
     settings = run_settings(original)
     saved = _config(original)
-    assert set(settings) == set(TRAINING_FIELDS)
-    assert settings == {k: saved[k] for k in TRAINING_FIELDS}
+    assert set(settings) == {*TRAINING_FIELDS, "options"}
+    assert settings == {**{k: saved[k] for k in TRAINING_FIELDS}, "options": saved["options"]}
     assert run_settings(original / "config.json") == settings  # the folder or its config.json
 
 

@@ -145,7 +145,7 @@ class ChannelContextCodec(LearnedCodec):
         return y_hat_slice + 0.5 * torch.tanh(lrp)
 
     def _run(self, x: Tensor, keep_parameters: bool) -> dict[str, Any]:
-        """The forward pass of :meth:`forward` and :meth:`entropy_parameters` (one slice loop for both).
+        """The forward pass of :meth:`forward` and :meth:`forward_entropy` (one slice loop for both).
 
         With ``keep_parameters`` the per-slice means, scales (after the Gaussian's lower bound)
         and rounded slices are kept and concatenated over channels as well.
@@ -183,7 +183,7 @@ class ChannelContextCodec(LearnedCodec):
         """
         return self._run(x, keep_parameters=False)
 
-    def entropy_parameters(self, x: Tensor) -> dict[str, Any]:
+    def forward_entropy(self, x: Tensor) -> dict[str, Any]:
         """:meth:`forward` (the same pass, the same numbers) plus what the entropy model used on the way.
 
         Args:
@@ -205,6 +205,14 @@ class ChannelContextCodec(LearnedCodec):
             (bounded below by the likelihood bound).
         """
         return self._run(x, keep_parameters=True)
+
+    #: The name :meth:`forward_entropy` had before it was part of the contract.
+    entropy_parameters = forward_entropy
+
+    @staticmethod
+    def count_slices(state_dict: dict[str, Tensor]) -> int:
+        """The number of slices a state dict of a channel-context codec holds (its mean transforms)."""
+        return len({k.split(".")[1] for k in state_dict if k.startswith("cc_mean_transforms.")})
 
     def _cdf_tables(self):
         gc = self.gaussian_conditional

@@ -5,8 +5,12 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from gabic.layers import Backend, GatedAttentionBlock, KnnRule, WindowGraphAttention, check_knn
-from gabic.models.wacnn import WINDOW_SIZES, AttentionCNN
+from torch import Tensor
+
+from gabic.layers import BACKENDS, KNN_RULES, Backend, GatedAttentionBlock, KnnRule, WindowGraphAttention, check_knn
+from gabic.models.base import Option
+from gabic.models.registry import register
+from gabic.models.wacnn import SIZE_OPTIONS, WINDOW_SIZES, AttentionCNN
 
 #: Nodes in the smallest window: every block's k must fit it.
 SMALLEST_WINDOW_NODES = min(WINDOW_SIZES) ** 2
@@ -26,6 +30,7 @@ def graph_attention_block(dim: int, window_size: int, **graph: Any) -> GatedAtte
     return GatedAttentionBlock(dim, WindowGraphAttention(dim, window_size, **graph))
 
 
+@register
 class GABIC(AttentionCNN):
     """The GABIC codec: WACNN's backbone and entropy model with graph-based attention blocks.
 
@@ -48,6 +53,23 @@ class GABIC(AttentionCNN):
     """
 
     name = "gabic"
+    label = "GABIC"
+    OPTIONS = (
+        *SIZE_OPTIONS,
+        Option(
+            "knn", int, f"k, the number of neighbours per node (paper {PAPER_KNN}; 1..{SMALLEST_WINDOW_NODES - 1})", inference=True
+        ),
+        Option("heads", int, f"attention heads (paper {PAPER_HEADS})"),
+        Option("backend", str, "attention backend: dense (default) or pyg; same numbers", choices=BACKENDS, inference=True),
+        Option(
+            "knn_rule",
+            str,
+            "graph: published (the released code's torch.topk; default) or self-excluded",
+            choices=KNN_RULES,
+            inference=True,
+        ),
+    )
+    SIGNATURE = "g_a.4.conv_b.0.conv.qkv.weight"
     UNHASHED = frozenset({"backend"})  # both backends compute the same numbers up to float rounding
 
     def __init__(
@@ -73,6 +95,15 @@ class GABIC(AttentionCNN):
             knn_rule=knn_rule,
         )
         super().__init__(N, M, num_slices, block)
+
+    @classmethod
+    def recognise(cls, state_dict: dict[str, Tensor]) -> dict[str, Any] | None:
+        """As :meth:`AttentionCNN.recognise`, and ``use_edge_attr`` from the edge projection's presence
+        (k, heads and the graph rule are not in the keys: the paper's values)."""
+        config = super().recognise(state_dict)
+        if config is not None:
+            config["use_edge_attr"] = "g_a.4.conv_b.0.conv.lin_edge.weight" in state_dict
+        return config
 
     def graph_attentions(self) -> dict[str, WindowGraphAttention]:
         """The four graph attention modules by state_dict prefix (e.g. ``"g_a.4.conv_b.0"``)."""

@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gabic.layers import DropPath, WindowAttention
+from gabic.models.base import Option
 from gabic.models.channel_context import ChannelContextCodec, _widths
+from gabic.models.registry import register
 
 __all__ = ["STF"]
 
@@ -122,6 +124,7 @@ class PatchEmbed(nn.Module):
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+@register
 class STF(ChannelContextCodec):
     """SymmetricalTransFormer with the channel-wise entropy model (12 slices, 6 of support).
 
@@ -135,6 +138,11 @@ class STF(ChannelContextCodec):
     """
 
     name = "stf"
+    label = "STF"
+    OPTIONS = (
+        Option("embed_dim", int, "channels after the patch embedding (paper 48; y has 8x, z 4x)"),
+        Option("num_slices", int, "slices of the channel-wise context (paper 12)"),
+    )
     UNHASHED = frozenset({"drop_path_rate"})  # stochastic depth acts in training only
     ENCODER_ONLY = ("patch_embed.", "layers.", "h_a.")
 
@@ -209,6 +217,29 @@ class STF(ChannelContextCodec):
     @property
     def config(self) -> dict[str, Any]:
         return dict(self._config)
+
+    @classmethod
+    def recognise(cls, state_dict: dict[str, Tensor]) -> dict[str, Any] | None:
+        """Every hyper-parameter but the drop-path rate (training only: the paper's) from the keys and
+        shapes of a state dict with a patch embedding and Swin stages, else None."""
+        sd = state_dict
+        if "patch_embed.proj.weight" not in sd or "layers.0.blocks.0.attn.relative_position_index" not in sd:
+            return None
+        embed = sd["patch_embed.proj.weight"].shape[0]
+        depths = [len({k.split(".")[3] for k in sd if k.startswith(f"layers.{i}.blocks.")}) for i in range(4)]
+        heads = [sd[f"layers.{i}.blocks.0.attn.relative_position_bias_table"].shape[1] for i in range(4)]
+        n_rel = sd["layers.0.blocks.0.attn.relative_position_index"].shape[0]
+        hidden = sd["layers.0.blocks.0.mlp.fc1.weight"].shape[0]
+        return {
+            "model": cls.name,
+            "embed_dim": embed,
+            "depths": depths,
+            "num_heads": heads,
+            "window_size": round(n_rel**0.5),
+            "patch_size": sd["patch_embed.proj.weight"].shape[-1],
+            "mlp_ratio": hidden / embed,
+            "num_slices": cls.count_slices(sd),
+        }
 
     def analysis(self, x: Tensor) -> Tensor:
         t = self.patch_embed(x)

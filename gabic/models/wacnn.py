@@ -15,12 +15,21 @@ from compressai.models.utils import conv, deconv
 from torch import Tensor
 
 from gabic.layers import GatedAttentionBlock, SwinWindowAttention
+from gabic.models.base import Option
 from gabic.models.channel_context import ChannelContextCodec
+from gabic.models.registry import register
 
-__all__ = ["WACNN", "WINDOW_SIZES", "AttentionCNN", "window_attention_block"]
+__all__ = ["SIZE_OPTIONS", "WACNN", "WINDOW_SIZES", "AttentionCNN", "window_attention_block"]
 
 #: Window sides of the attention blocks: 8 at 1/4 resolution (g_a.4, g_s.5), 4 at 1/16 (g_a.8, g_s.0).
 WINDOW_SIZES = (8, 4)
+
+#: The sizes of WACNN and GABIC a user may set.
+SIZE_OPTIONS = (
+    Option("N", int, "transform channels (paper 192)"),
+    Option("M", int, "latent channels (paper 320)"),
+    Option("num_slices", int, "slices of the channel-wise context (paper 10)"),
+)
 
 #: Builds the gated attention block of ``dim`` channels with windows of side ``window_size``.
 BlockFactory = Callable[[int, int], nn.Module]
@@ -74,6 +83,23 @@ class AttentionCNN(ChannelContextCodec):
             deconv(N, 3, kernel_size=5, stride=2),
         )
 
+    #: A key only this architecture's state dicts have (the first attention block's), set by subclasses.
+    SIGNATURE = ""
+
+    @classmethod
+    def recognise(cls, state_dict: dict[str, Tensor]) -> dict[str, Any] | None:
+        """``{"model", "N", "M", "num_slices"}`` read off the transforms' shapes when :attr:`SIGNATURE`
+        is a key of ``state_dict``, else None."""
+        if not cls.SIGNATURE or cls.SIGNATURE not in state_dict or "g_a.7.weight" not in state_dict:
+            return None
+        sd = state_dict
+        return {
+            "model": cls.name,
+            "N": sd["g_a.0.weight"].shape[0],
+            "M": sd["g_a.7.weight"].shape[0],
+            "num_slices": cls.count_slices(sd),
+        }
+
     def analysis(self, x: Tensor) -> Tensor:
         return self.g_a(x)
 
@@ -81,6 +107,7 @@ class AttentionCNN(ChannelContextCodec):
         return self.g_s(y_hat)
 
 
+@register
 class WACNN(AttentionCNN):
     """The WACNN codec (window attention in the four blocks of :class:`AttentionCNN`).
 
@@ -91,6 +118,9 @@ class WACNN(AttentionCNN):
     """
 
     name = "wacnn"
+    label = "WACNN"
+    OPTIONS = SIZE_OPTIONS
+    SIGNATURE = "g_a.4.conv_b.0.attn.qkv.weight"
 
     def __init__(self, N: int = 192, M: int = 320, num_slices: int = 10):
         super().__init__(N, M, num_slices, window_attention_block)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import random
 import re
@@ -13,7 +12,7 @@ import numpy as np
 import torch
 
 from gabic.errors import GabicError
-from gabic.models import MODELS, ChannelContextCodec, build_model
+from gabic.models import MODELS, LearnedCodec, build_model, option_owners
 
 __all__ = [
     "PAPER_AUX_LR",
@@ -21,7 +20,6 @@ __all__ = [
     "PAPER_LR",
     "PLATEAU_FACTOR",
     "PLATEAU_PATIENCE",
-    "MODEL_OPTIONS",
     "PRECISIONS",
     "PRESETS",
     "RESUMABLE",
@@ -29,7 +27,7 @@ __all__ = [
     "TrainConfig",
     "experiment_settings",
     "initial_model",
-    "model_options",
+    "saved_options",
     "resolve_config",
     "resume_config",
 ]
@@ -48,26 +46,27 @@ RESUMABLE = ("steps", "epochs", "val_interval", "device", "workers", "tensorboar
 #: Where a run lives and what it records by itself: neither a setting of the experiment nor one to change.
 _PLACE = ("name", "runs_dir", "extra")
 
-#: The fields of :class:`TrainConfig` that are a model's constructor arguments, for the architectures that take them.
-MODEL_OPTIONS = ("N", "M", "num_slices", "knn", "heads", "backend", "knn_rule")
+#: The fields that runs recorded at the top of their settings before the model's options had
+#: their own entry (:func:`saved_options` reads them).
+_LEGACY_OPTION_FIELDS = ("N", "M", "num_slices", "knn", "heads", "backend", "knn_rule")
 
 #: Training precisions: fp32, or bf16 autocast on a GPU.
 PRECISIONS = ("fp32", "bf16")
 
 #: Named settings. "small-cpu" visibly learns on 2 CPU cores in a few minutes; "paper" is the
-#: published model and recipe (a GPU job).
+#: published recipe (a GPU job) with each architecture's published model (its defaults). A preset's
+#: ``options`` apply to the architectures that take them (a reduced GABIC or WACNN; STF keeps its
+#: sizes but the slices).
 PRESETS: dict[str, dict[str, Any]] = {
     "small-cpu": {
         "model": "gabic",
-        "N": 64,
-        "M": 96,
-        "num_slices": 8,
+        "options": {"N": 64, "M": 96, "num_slices": 8},
         "patch_size": 128,
         "batch_size": 4,
         "lr": 5e-4,
         "val_interval": 50,
     },
-    "paper": {"model": "gabic", "N": 192, "M": 320, "num_slices": 10, "patch_size": 256, "batch_size": 16, "lr": PAPER_LR},
+    "paper": {"model": "gabic", "patch_size": 256, "batch_size": 16, "lr": PAPER_LR},
 }
 
 
@@ -76,13 +75,7 @@ class TrainConfig:
     """Everything a run needs; stored in its checkpoints and in ``config.json``."""
 
     model: str = "gabic"
-    N: int | None = None
-    M: int | None = None
-    num_slices: int | None = None
-    knn: int = 9
-    heads: int = 8
-    backend: str = "dense"
-    knn_rule: str = "published"
+    options: dict[str, Any] = field(default_factory=dict)
     lmbda: float = 0.0130
     dataset: str | None = None
     val_dataset: str | None = None
@@ -107,16 +100,8 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def model_config(self) -> dict[str, Any]:
-        """The ``build_model`` config of the architecture and its hyper-parameters."""
-        cfg: dict[str, Any] = {"model": self.model}
-        for key in ("N", "M", "num_slices"):
-            if getattr(self, key) is not None:
-                cfg[key] = getattr(self, key)
-        if self.model == "gabic":
-            cfg.update(knn=self.knn, heads=self.heads, backend=self.backend, knn_rule=self.knn_rule)
-        elif self.model == "stf":
-            cfg = {"model": "stf", **({"num_slices": self.num_slices} if self.num_slices else {})}
-        return cfg
+        """The ``build_model`` config: the architecture and the options given (its defaults for the rest)."""
+        return {"model": self.model, **self.options}
 
 
 def experiment_settings() -> tuple[str, ...]:
@@ -125,10 +110,15 @@ def experiment_settings() -> tuple[str, ...]:
     return tuple(f for f in TrainConfig.__dataclass_fields__ if f not in RESUMABLE + _PLACE)
 
 
-def model_options(model: str) -> tuple[str, ...]:
-    """The :data:`MODEL_OPTIONS` that architecture ``model`` takes (its constructor's arguments)."""
-    params = inspect.signature(MODELS[model].__init__).parameters
-    return tuple(k for k in MODEL_OPTIONS if k in params)
+def saved_options(saved: dict[str, Any]) -> dict[str, Any]:
+    """The model options of recorded settings (a ``config.json`` or a checkpoint's ``train_config``):
+    their ``options``, or, for runs recorded before options had their own entry, the top-level
+    fields the architecture takes."""
+    if isinstance(saved.get("options"), dict):
+        return dict(saved["options"])
+    cls = MODELS.get(saved.get("model", ""))
+    takes = cls.options() if cls is not None else {}
+    return {k: saved[k] for k in _LEGACY_OPTION_FIELDS if k in takes and saved.get(k) is not None}
 
 
 def _check(cfg: TrainConfig) -> None:
@@ -162,15 +152,22 @@ def _check(cfg: TrainConfig) -> None:
 def resolve_config(preset: str | None = None, **options: Any) -> TrainConfig:
     """The :class:`TrainConfig` of a run: the preset's settings, then ``options`` (None ignored).
 
-    Checks every value (see :func:`gabic.train.fit`); 1000 steps when neither steps nor epochs is given.
+    ``options`` are fields of :class:`TrainConfig` and the model's options (``knn=6``, ``N=64``;
+    or all of them as ``options={...}``), which the architecture checks: one it does not take is
+    refused naming both. Checks every value (see :func:`gabic.train.fit`); 1000 steps when neither
+    steps nor epochs is given.
     """
     if preset and preset not in PRESETS:
         raise GabicError(f"unknown preset {preset!r}: {', '.join(PRESETS)}")
     base = dict(PRESETS[preset]) if preset else {}
-    base.update({k: v for k, v in options.items() if v is not None})
-    unknown = set(base) - set(TrainConfig.__dataclass_fields__)
+    preset_options = base.pop("options", {})
+    given = {k: v for k, v in options.items() if v is not None}
+    fields = set(TrainConfig.__dataclass_fields__) - {"options"}
+    model_options = {**given.pop("options", {}), **{k: given.pop(k) for k in list(given) if k not in fields}}
+    unknown = set(model_options) - set(option_owners())
     if unknown:
         raise GabicError(f"unknown training options: {', '.join(sorted(unknown))}")
+    base.update(given)
     cfg = TrainConfig(**base)
     for key in ("dataset", "val_dataset", "runs_dir"):  # folders as text: recorded in checkpoints and config.json
         if getattr(cfg, key) is not None:
@@ -178,10 +175,12 @@ def resolve_config(preset: str | None = None, **options: Any) -> TrainConfig:
     if cfg.steps is None and cfg.epochs is None:
         cfg.steps = 1000
     _check(cfg)
-    foreign = [k for k in MODEL_OPTIONS if options.get(k) is not None and k not in model_options(cfg.model)]
-    if foreign:
-        takes = ", ".join(model_options(cfg.model)) or "none of them"
-        raise GabicError(f"{', '.join(foreign)}: not an option of the {cfg.model} model (of the model options it takes {takes})")
+    cls = MODELS[cfg.model]
+    try:
+        cls.check_options(model_options)
+    except ValueError as err:
+        raise GabicError(str(err)) from None
+    cfg.options = {**{k: v for k, v in preset_options.items() if k in cls.options()}, **model_options}
     return cfg
 
 
@@ -194,10 +193,17 @@ def resume_config(cfg: TrainConfig, saved: dict[str, Any], given: set[str], sour
     either is given, so that resuming a pre-empted run needs nothing but its name. ``source`` names
     the checkpoint in errors.
     """
+    saved = {**saved, "options": saved_options(saved)}
+    for key, value in cfg.options.items():
+        if key in given and saved["options"].get(key, value) != value:
+            raise GabicError(
+                f"{source}: the run was trained with {key}={saved['options'].get(key)!r}, not {value!r}; a resumed run keeps the "
+                f"settings of its experiment (only {', '.join(RESUMABLE)} may change): leave the option out, or train another --name"
+            )
     for key in experiment_settings():
         if key not in saved:  # recorded before the setting existed: nothing to compare
             continue
-        if key in given and getattr(cfg, key) != saved[key]:
+        if key != "options" and key in given and getattr(cfg, key) != saved[key]:
             raise GabicError(
                 f"{source}: the run was trained with {key}={saved[key]!r}, not {getattr(cfg, key)!r}; a resumed run keeps the "
                 f"settings of its experiment (only {', '.join(RESUMABLE)} may change): leave the option out, or train another --name"
@@ -210,7 +216,7 @@ def resume_config(cfg: TrainConfig, saved: dict[str, Any], given: set[str], sour
     return cfg
 
 
-def initial_model(cfg: TrainConfig) -> ChannelContextCodec:
+def initial_model(cfg: TrainConfig) -> LearnedCodec:
     """The model a run starts from (seeded with ``cfg.seed``, then built), on the CPU, train mode.
 
     A bad hyper-parameter (``knn`` outside its window, ...) is a :class:`~gabic.errors.GabicError`

@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from gabic.errors import GabicError
-from gabic.train.config import MODEL_OPTIONS, TrainConfig, model_options
+from gabic.models import model_class
+from gabic.train.config import TrainConfig, saved_options
 from gabic.train.loop import fit
 
 __all__ = ["ARCHITECTURE_FIELDS", "fit_like", "held_out_images", "run_settings"]
 
-#: The settings of a run that describe its architecture, not its training: not carried over.
-ARCHITECTURE_FIELDS = ("model", "knn", "heads", "backend", "knn_rule", "name", "extra")
+#: The settings of a run that describe its architecture, not its training (and its name and what it
+#: recorded by itself): not carried over as they are. Of its model's options, those the other
+#: architecture takes too are carried over (sizes: a fair comparison at the same widths).
+ARCHITECTURE_FIELDS = ("model", "options", "name", "extra")
 #: Where the run was written: the new run goes beside the run's folder as it is now (the folder
 #: may have moved since, as ``gabic demo`` moves its work into place).
 _PLACE_FIELDS = ("runs_dir",)
@@ -29,7 +32,8 @@ _PLACE_FIELDS = ("runs_dir",)
 
 def run_settings(run: str | os.PathLike) -> dict[str, Any]:
     """The training settings of a run (its folder or its ``config.json``), without
-    :data:`ARCHITECTURE_FIELDS`, ready for :func:`gabic.train.fit`.
+    :data:`ARCHITECTURE_FIELDS` but with the run's model options (``options``), ready for
+    :func:`gabic.train.fit`.
 
     Raises:
         GabicError: no readable ``config.json``, or one that is not a gabic run's.
@@ -44,6 +48,7 @@ def run_settings(run: str | os.PathLike) -> dict[str, Any]:
         raise GabicError(f"{path}: not a gabic run's config.json (no 'model')")
     known = set(TrainConfig.__dataclass_fields__)
     settings = {k: v for k, v in saved.items() if k in known and k not in ARCHITECTURE_FIELDS + _PLACE_FIELDS}
+    settings["options"] = saved_options(saved)  # the run's model options, for fit_like to pick from
     if settings.get("epochs") is not None:
         settings.pop("steps", None)  # fit() wrote the steps its epochs came to: the epochs are the setting
     return settings
@@ -97,7 +102,7 @@ def fit_like(
     base = Path(run).resolve()
     base = base if base.is_dir() else base.parent
     settings["runs_dir"] = str(base.parent)
+    takes = model_class(model).options()
+    settings["options"] = {k: v for k, v in settings["options"].items() if k in takes}  # what the other architecture has too
     settings |= {k: v for k, v in overrides.items() if v is not None}
-    for key in set(MODEL_OPTIONS) - set(model_options(model)):  # sizes another architecture has not
-        settings.pop(key, None)
     return fit(None, progress=progress, callback=callback, model=model, name=name or f"{base.name}-{model}", **settings)

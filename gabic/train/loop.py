@@ -54,7 +54,7 @@ from gabic.errors import CheckpointError, DataError, GabicError
 from gabic.files import write_atomic
 from gabic.images import tensor_to_image
 from gabic.measurement import forward_padded, forward_psnr
-from gabic.models import ChannelContextCodec, config_identity
+from gabic.models import LearnedCodec, config_identity, model_class
 from gabic.train.config import (
     PLATEAU_FACTOR,
     PLATEAU_PATIENCE,
@@ -239,7 +239,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _optimizers(model: ChannelContextCodec, cfg: TrainConfig):
+def _optimizers(model: LearnedCodec, cfg: TrainConfig):
     main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(main, lr=cfg.lr)
@@ -249,7 +249,7 @@ def _optimizers(model: ChannelContextCodec, cfg: TrainConfig):
 
 
 @torch.no_grad()
-def validate(model: ChannelContextCodec, images: Dataset, lmbda: float, device: torch.device) -> dict[str, float]:
+def validate(model: LearnedCodec, images: Dataset, lmbda: float, device: torch.device) -> dict[str, float]:
     """Mean RD loss, MSE, bpp and PSNR over whole validation images, eval mode.
 
     Each image goes through :func:`gabic.measurement.forward_padded` (padded to 64, the
@@ -443,7 +443,8 @@ class _Run:
     def _stop_message(self, step: int, what: str) -> str:
         """The one line of a run stopped at step ``step`` because ``what``: where, what stays, what to try."""
         cfg = self.cfg
-        setting = cfg.precision + (f", backend {cfg.backend}" if "backend" in self.model.config else "")
+        config, cls = self.model.config, type(self.model)
+        setting = ", ".join([cfg.precision, *(f"{k} {config[k]}" for k in cls.options(inference=True) if k in cls.UNHASHED)])
         skipped = self.history.get("skipped", [])
         if skipped:
             setting += f", after {len(skipped)} skipped step{'s' * (len(skipped) > 1)}"
@@ -539,8 +540,10 @@ def fit(
             and without ``resume``, such a folder is refused).
         progress: show a progress bar with live loss, bpp and PSNR.
         callback: called with each step's metrics (``{"step", "loss", ...}``), e.g. to plot live.
-        **options: fields of :class:`~gabic.train.TrainConfig`: model ("gabic", "wacnn", "stf"),
-            N, M, num_slices, knn, heads, backend, knn_rule, lmbda, dataset (folder; default the
+        **options: fields of :class:`~gabic.train.TrainConfig`: model (a name of
+            :data:`gabic.models.MODELS`: "gabic", "wacnn", "stf", "mbt2018-mean" ...), the model's
+            options (its :attr:`~gabic.models.LearnedCodec.OPTIONS`: N, M, num_slices, knn, heads,
+            backend, knn_rule for GABIC; one it does not take is refused), lmbda, dataset (folder; default the
             sample photos), val_dataset (default: the last tenth of the training images, at least
             one), patch_size, batch_size (per process), steps or epochs, lr, aux_lr, clip,
             val_interval (steps), seed, device, precision ("fp32"; "bf16" autocast on a GPU),
@@ -570,8 +573,16 @@ def fit(
         ckpt = read_checkpoint(path)
         if not isinstance(ckpt.get("train"), dict) or not isinstance(ckpt.get("config"), dict):
             raise CheckpointError(f"{path}: not a gabic training checkpoint (no optimiser state to resume from)")
-        saved = {**ckpt["train"].get("train_config", {}), **checkpoint_config(ckpt, path)}  # the model's own config decides
-        given = set(PRESETS.get(preset, {}) if preset else {}) | {k for k, v in options.items() if v is not None}
+        model_config = checkpoint_config(ckpt, path)  # the model's own config decides
+        takes = model_class(model_config).options()
+        saved = {
+            **ckpt["train"].get("train_config", {}),
+            "model": model_config["model"],
+            "options": {k: v for k, v in model_config.items() if k in takes},
+        }
+        preset_settings = PRESETS.get(preset, {}) if preset else {}
+        given = set(preset_settings) | set(preset_settings.get("options", {})) | {k for k, v in options.items() if v is not None}
+        given |= set(options.get("options") or {})
         cfg = resume_config(cfg, saved, given, str(path))
         changed = {k: [saved[k], getattr(cfg, k)] for k in RESUMABLE if k in saved and saved[k] != getattr(cfg, k)}
     if not resume and not overwrite:  # refused before any work (checked again under the run's lock)
