@@ -183,17 +183,26 @@ def current_key(key: str) -> str:
 
 
 def _key_report(model: torch.nn.Module, state_dict: dict) -> str:
-    """``"N keys missing (first: ...), M unexpected (first: ...)"`` of a state_dict against a model."""
-    expected = list(model.state_dict())
-    expected_set = set(expected)
-    given = {current_key(k) for k in state_dict}
+    """``"N keys missing (first: ...), M unexpected (first: ...)"`` of a state_dict against a model,
+    or, where the keys agree, ``"N tensors of another shape (first: key (file) against (model))"``
+    (the entropy coder's tables, whose shapes follow ``update()``, left out)."""
+    expected = model.state_dict()
+    given = {current_key(k): v for k, v in state_dict.items()}
     missing = [k for k in expected if k not in given]
-    unexpected = [k for k in state_dict if current_key(k) not in expected_set]
+    unexpected = [k for k in state_dict if current_key(k) not in expected]
     parts = []
     if missing:
         parts.append(f"{len(missing)} keys missing (first: {missing[0]})")
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected (first: {unexpected[0]})")
+    if not parts:
+        tables = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+        shaped = [k for k, v in expected.items() if torch.is_tensor(given[k]) and given[k].shape != v.shape and not k.endswith(tables)]
+        if shaped:
+            k = shaped[0]
+            plural = "s" if len(shaped) > 1 else ""
+            first = f"{k} {tuple(given[k].shape)}, the model's {tuple(expected[k].shape)}"
+            parts.append(f"{len(shaped)} tensor{plural} of another shape (first: {first})")
     return ", ".join(parts)
 
 

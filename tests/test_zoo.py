@@ -62,6 +62,18 @@ def test_a_zoo_file_is_recognised_with_its_sizes(tmp_path, name):
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True))
 
 
+def test_a_tensor_of_another_shape_is_named(tmp_path):
+    sd = small_model("mbt2018-mean").state_dict()
+    sd["h_s.0.weight"] = torch.zeros(3, 3, 5, 5)
+    torch.save(sd, tmp_path / "edited.pth.tar")
+    with pytest.raises(
+        CheckpointError,
+        match=r"edited.pth.tar: does not fit a mbt2018-mean model with N=32, M=48: 1 tensor of another shape "
+        r"\(first: h_s.0.weight \(3, 3, 5, 5\), the model's \(32, 48, 5, 5\)\)",
+    ):
+        load_checkpoint(tmp_path / "edited.pth.tar", device="cpu")
+
+
 @pytest.mark.parametrize("name", ZOO)
 def test_measure_gives_exactly_compressai_own_coding(tmp_path, name, photo):
     """bpp and PSNR of gabic's measurement equal those of CompressAI's compress/decompress on the
