@@ -269,7 +269,7 @@ def checkpoint_config(
                 f"{path}: a {config['model']} checkpoint, not {architecture}: {_architecture_report(architecture, config, sd)}"
             )
     try:
-        model_class(config).check_options(options, inference=True)
+        options = model_class(config).check_options(options, inference=True)
     except ValueError as err:
         raise CheckpointError(f"{path}: {err}") from None
     return {**config, **options}

@@ -98,3 +98,21 @@ def test_old_gabic_checkpoints_keep_their_graph_rule(tmp_path):
     assert load_checkpoint(released, device="cpu").config["knn_rule"] == "published"
     new = save_checkpoint(model, tmp_path / "new.pth.tar")
     assert checkpoint_config(torch.load(new, weights_only=True), new)["knn_rule"] == "published"
+
+
+def test_options_are_checked_by_the_architecture_that_declares_them():
+    import numpy as np
+
+    assert GABIC.check_options({"knn": np.int64(3), "backend": "pyg"}, inference=True) == {"knn": 3, "backend": "pyg"}
+    assert type(GABIC.check_options({"knn": np.int64(3)})["knn"]) is int  # plain ints: configs go into JSON
+    for options, message in [
+        ({"knn": 3.0}, "knn: the gabic model expects int, got 3.0"),
+        ({"knn": True}, "knn: the gabic model expects int, got True"),
+        ({"knn_rule": "nearest"}, "knn_rule: the gabic model takes one of published, self-excluded, got 'nearest'"),
+        ({"embed_dim": 48}, r"embed_dim: not an option of the gabic model \(its options: N, M, num_slices, knn, heads, backend, knn_"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            GABIC.check_options(options)
+    with pytest.raises(ValueError, match=r"heads: not an option of the gabic model on a loaded checkpoint \(its options: knn, "):
+        GABIC.check_options({"heads": 4}, inference=True)
+    assert WACNN.options(inference=True) == {} and list(STF.options()) == ["embed_dim", "num_slices"]

@@ -48,6 +48,8 @@ from typing import Any, ClassVar
 import torch
 from compressai.models import CompressionModel
 
+from gabic.checks import is_int, is_number
+
 __all__ = ["LearnedCodec", "Option"]
 
 
@@ -74,6 +76,16 @@ class Option:
     def flag(self) -> str:
         """The command-line flag: ``--knn``, ``--knn-rule``, ``--num-slices``, ``--N``."""
         return "--" + self.name.replace("_", "-")
+
+
+def _is_a(value: Any, kind: type) -> bool:
+    """Whether ``value`` is of an option's type: an integer (NumPy's too, not a bool) for ``int``, a
+    real number for ``float``, an instance otherwise."""
+    if kind is int:
+        return is_int(value)
+    if kind is float:
+        return is_number(value)
+    return isinstance(value, kind)
 
 
 class LearnedCodec(CompressionModel, abc.ABC):
@@ -123,24 +135,25 @@ class LearnedCodec(CompressionModel, abc.ABC):
         return {o.name: o for o in cls.OPTIONS if o.inference or not inference}
 
     @classmethod
-    def check_options(cls, options: dict[str, Any], inference: bool = False) -> None:
-        """Refuse, in one line naming the model and the option, an option this architecture does
-        not take (with ``inference``: does not take on a loaded checkpoint), or a value of the wrong
-        type or outside its choices. ValueError."""
+    def check_options(cls, options: dict[str, Any], inference: bool = False) -> dict[str, Any]:
+        """``options`` with their values as plain Python values (a NumPy integer as ``int``), after
+        refusing, in one line naming the model and the option, an option this architecture does not
+        take (with ``inference``: does not take on a loaded checkpoint), or a value of the wrong type
+        or outside its choices. ValueError."""
         takes = cls.options(inference)
+        checked = {}
         for key, value in options.items():
             if key not in takes:
                 offered = ", ".join(takes) or "none"
                 when = " on a loaded checkpoint" if inference and key in cls.options() else ""
                 raise ValueError(f"{key}: not an option of the {cls.name} model{when} (its options: {offered})")
             opt = takes[key]
-            good = isinstance(value, opt.type) and not (opt.type is not bool and isinstance(value, bool))
-            if opt.type is float and isinstance(value, int) and not isinstance(value, bool):
-                good = True
-            if not good:
+            if not _is_a(value, opt.type):
                 raise ValueError(f"{key}: the {cls.name} model expects {opt.type.__name__}, got {value!r}")
             if opt.choices is not None and value not in opt.choices:
                 raise ValueError(f"{key}: the {cls.name} model takes one of {', '.join(opt.choices)}, got {value!r}")
+            checked[key] = opt.type(value)
+        return checked
 
     # ------------------------------------------------------------------ identity and decoding
     @classmethod

@@ -177,7 +177,7 @@ def resolve_config(preset: str | None = None, **options: Any) -> TrainConfig:
     _check(cfg)
     cls = MODELS[cfg.model]
     try:
-        cls.check_options(model_options)
+        model_options = cls.check_options(model_options)
     except ValueError as err:
         raise GabicError(str(err)) from None
     cfg.options = {**{k: v for k, v in preset_options.items() if k in cls.options()}, **model_options}
