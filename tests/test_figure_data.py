@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 import inspect
 import math
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -23,6 +26,9 @@ from gabic.train import figures as train_figures  # noqa: E402
 from gabic.viz import drawing  # noqa: E402
 from tests.conftest import sample_capture  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 #: The modules whose public functions draw matplotlib figures, and the functions this file checks.
 MODULES = (plots.figures, reconstructions, drawing, train_figures)
 CHECKED = {
@@ -36,6 +42,80 @@ CHECKED = {
     "draw_statistics",
     "plot_k_sweep",
     "training_figure",
+}
+
+
+# --- the inputs of each figure, and one way to build each figure from them ------------------------
+# Shared with tests/test_figure_fonts.py, which builds every figure again to check its type sizes.
+
+#: A measured curve, stored out of bpp order, drawn against two published ones.
+RD_OURS = {
+    "name": "gabic (ours)",
+    "results": {"bpp": [0.61, 0.18, 0.35], "psnr-rgb": [34.2, 29.1, 31.8]},  # stored out of bpp order
+    "meta": {"kind": "measured", "lambda": [0.025, 0.0067, 0.013]},
+}
+RD_CURVES = (RD_OURS, "jpeg", "stf_mse")
+#: The crop and rate of the reconstruction figure; the bpp of the comparison figure.
+BOX = (10, 5, 30, 25)
+RECONSTRUCTION_BPP = 0.42
+COMPARISON_BPP = {"before": 0.3}
+STREAM_PER_IMAGE = {
+    "a.png": {"bpp": [0.1, 0.2], "y_bytes": [100, 300], "z_bytes": [20, 30]},
+    "b.png": {"bpp": [0.1, 0.4], "y_bytes": [90, 310], "z_bytes": [10, 40]},
+}
+STREAM_RESULT = {"name": "GABIC", "results": {"bpp": [0.1, 0.3], "psnr-rgb": [30.0, 33.0]}, "meta": {"lambda": [0.0067, 0.013]}}
+K_SWEEP_KS = [1, 3, 6, 9, 12, 15]
+K_SWEEP = {
+    "name": "k sweep",
+    "results": {"bpp": [0.31, 0.305, 0.3, 0.302, 0.304, 0.306], "psnr-rgb": [30.1, 30.4, 30.6, 30.7, 30.65, 30.6]},
+    "meta": {"knn": K_SWEEP_KS, "trained_knn": 9, "estimate": "likelihoods"},
+}
+TRAINING_TITLE = "run: step 5 of 5"
+
+
+def make_pair() -> tuple[np.ndarray, np.ndarray]:
+    """A 56x40 RGB image and a noisy copy of it (seeded)."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
+    return a, b
+
+
+@cache
+def make_capture():
+    """The attention capture of the small GABIC on a 64x64 crop (built once, only read)."""
+    return sample_capture(64)
+
+
+def training_rows() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """Five training rows and one validation row of fit()'s history."""
+    train = [{"step": s, "loss": 10.0 / s, "mse": 0.01, "bpp": 0.5 + 0.01 * s, "psnr": 20.0 + s, "lr": 1e-4} for s in range(1, 6)]
+    val = [{"step": 5, "loss": 2.5, "mse": 0.005, "bpp": 0.52, "psnr": 24.5}]
+    return train, val
+
+
+def _comparison(**kwargs: Any) -> Figure:
+    a, b = make_pair()
+    return reconstructions.comparison_figure(a, {"before": b, "same": a}, bpp=COMPARISON_BPP, **kwargs)
+
+
+def _stream_sizes(**kwargs: Any) -> Figure:
+    return reconstructions.stream_size_figure({**STREAM_RESULT, "per_image": STREAM_PER_IMAGE}, point=1, **kwargs)
+
+
+#: Each checked figure function, built from the inputs above: ``BUILDERS[name](**kwargs)`` passes
+#: ``kwargs`` (e.g. ``width=``, ``head=``) on to the function.
+BUILDERS: dict[str, Callable[..., Figure]] = {
+    "rd_figure": lambda **kw: plots.rd_figure(list(RD_CURVES), **kw),
+    "reconstruction_figure": lambda **kw: reconstructions.reconstruction_figure(*make_pair(), box=BOX, bpp=RECONSTRUCTION_BPP, **kw),
+    "comparison_figure": _comparison,
+    "stream_size_figure": _stream_sizes,
+    "draw_window_grid": lambda **kw: viz.draw_window_grid(make_capture()["g_a.4"], 1, 10, **kw),
+    "draw_window": lambda **kw: viz.draw_window(make_capture()["g_a.8"], 0, 5, **kw),
+    "draw_attention_matrix": lambda **kw: viz.draw_attention_matrix(make_capture()["g_a.4"], 3, head=1, **kw),
+    "draw_statistics": lambda **kw: viz.draw_statistics(make_capture(), **kw),
+    "plot_k_sweep": lambda **kw: viz.plot_k_sweep(K_SWEEP, **kw),
+    "training_figure": lambda **kw: train_figures.training_figure(*training_rows(), title=TRAINING_TITLE, **kw),
 }
 
 
@@ -69,18 +149,15 @@ def test_every_figure_function_is_checked():
         if fn.__module__ == module.__name__ and not name.startswith("_") and str(inspect.signature(fn).return_annotation) == "Figure"
     }
     assert drawn == CHECKED, "a figure function without a data check here (or one gone)"
+    assert set(BUILDERS) == CHECKED, "a checked figure function without a builder (or one gone)"
 
 
 # --- RD figures ---------------------------------------------------------------------------------
 
 
 def test_rd_figure_data_are_the_results_points(tmp_path):
-    ours = {
-        "name": "gabic (ours)",
-        "results": {"bpp": [0.61, 0.18, 0.35], "psnr-rgb": [34.2, 29.1, 31.8]},  # stored out of bpp order
-        "meta": {"kind": "measured", "lambda": [0.025, 0.0067, 0.013]},
-    }
-    (table,) = save(plots.rd_figure([ours, "jpeg", "stf_mse"]), tmp_path, "rd").values()
+    ours = RD_OURS
+    (table,) = save(BUILDERS["rd_figure"](), tmp_path, "rd").values()
     assert list(table[0]) == ["curve", "method", "kind", "point", "bpp", "psnr_db", "lambda"]
     expected = [("GABIC (ours)", "measured", ours), ("JPEG (published)", "published", load("jpeg"))]
     expected.append(("STF (mse) (published)", "published", load("stf_mse")))
@@ -117,16 +194,14 @@ def test_rd_figure_into_given_axes_attaches_to_their_figure(tmp_path):
 
 @pytest.fixture
 def pair():
-    rng = np.random.default_rng(3)
-    a = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
-    b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
-    return a, b
+    return make_pair()
 
 
 def test_reconstruction_figure_data(pair, tmp_path):
     a, b = pair
     box = (10, 5, 30, 25)
-    (table,) = save(reconstructions.reconstruction_figure(a, b, box=box, bpp=0.42), tmp_path, "rec").values()
+    assert (box, RECONSTRUCTION_BPP) == (BOX, 0.42)
+    (table,) = save(BUILDERS["reconstruction_figure"](), tmp_path, "rec").values()
     err = ((a.astype(float) - b.astype(float)) ** 2).mean(axis=2)  # written out here, not error_map
     image, crop = table
     assert (image["region"], crop["region"]) == ("image", "crop")
@@ -142,7 +217,8 @@ def test_reconstruction_figure_data(pair, tmp_path):
 
 def test_comparison_figure_data(pair, tmp_path):
     a, b = pair
-    (table,) = save(reconstructions.comparison_figure(a, {"before": b, "same": a}, bpp={"before": 0.3}), tmp_path, "cmp").values()
+    assert COMPARISON_BPP == {"before": 0.3}
+    (table,) = save(BUILDERS["comparison_figure"](), tmp_path, "cmp").values()
     assert [r["panel"] for r in table] == ["original", "before", "same"]
     assert table[0]["psnr_db"] == "" and table[0]["bpp"] == ""
     assert float(table[1]["psnr_db"]) == psnr(a, b) and float(table[1]["bpp"]) == 0.3
@@ -151,12 +227,8 @@ def test_comparison_figure_data(pair, tmp_path):
 
 
 def test_stream_size_figure_data(tmp_path):
-    per_image = {
-        "a.png": {"bpp": [0.1, 0.2], "y_bytes": [100, 300], "z_bytes": [20, 30]},
-        "b.png": {"bpp": [0.1, 0.4], "y_bytes": [90, 310], "z_bytes": [10, 40]},
-    }
-    result = {"name": "GABIC", "results": {"bpp": [0.1, 0.3], "psnr-rgb": [30.0, 33.0]}, "meta": {"lambda": [0.0067, 0.013]}}
-    (table,) = save(reconstructions.stream_size_figure({**result, "per_image": per_image}, point=1), tmp_path, "sizes").values()
+    per_image = STREAM_PER_IMAGE
+    (table,) = save(BUILDERS["stream_size_figure"](), tmp_path, "sizes").values()
     assert [r["image"] for r in table] == ["a.png", "b.png"]
     for r in table:
         values = per_image[r["image"]]
@@ -171,12 +243,12 @@ def test_stream_size_figure_data(tmp_path):
 
 @pytest.fixture(scope="module")
 def cap():
-    return sample_capture(64)
+    return make_capture()
 
 
 def test_window_grid_data(cap, tmp_path):
     block = cap["g_a.4"]
-    (table,) = save(viz.draw_window_grid(block, 1, 10), tmp_path, "grid").values()
+    (table,) = save(BUILDERS["draw_window_grid"](), tmp_path, "grid").values()
     windows = [r for r in table if r["role"] == "window"]
     assert [int(r["window"]) for r in windows] == list(range(block.num_windows))
     for r in windows:
@@ -190,7 +262,7 @@ def test_window_grid_data(cap, tmp_path):
 @pytest.mark.parametrize("head", ["mean", 3])
 def test_window_data(cap, tmp_path, head):
     block = cap["g_a.8"]
-    (table,) = save(viz.draw_window(block, 0, 5, head=head), tmp_path, "window").values()
+    (table,) = save(BUILDERS["draw_window"](head=head), tmp_path, "window").values()
     query, *neighbours = table
     assert (query["role"], int(query["node"]), int(query["row"]), int(query["col"]), query["weight"]) == ("query", 5, 1, 1, "")
     w = block.weights[0, :, 5]
@@ -206,7 +278,7 @@ def test_window_data(cap, tmp_path, head):
 
 def test_attention_matrix_data(cap, tmp_path):
     block = cap["g_a.4"]
-    (table,) = save(viz.draw_attention_matrix(block, 3, head=1), tmp_path, "matrix").values()
+    (table,) = save(BUILDERS["draw_attention_matrix"](), tmp_path, "matrix").values()
     m = viz.attention_matrix(block, 3, head=1)
     assert len(table) == block.n**2
     got = np.full((block.n, block.n), -1.0)
@@ -216,7 +288,7 @@ def test_attention_matrix_data(cap, tmp_path):
 
 
 def test_statistics_data(cap, tmp_path):
-    tables = save(viz.draw_statistics(cap), tmp_path, "stats")
+    tables = save(BUILDERS["draw_statistics"](), tmp_path, "stats")
     assert sorted(tables) == sorted(["statistics"] + [f"frequency_{n.removesuffix('.conv_b.0')}" for n in cap.names()])
     for name, block in cap.items():
         stats = viz.block_statistics(block)
@@ -233,13 +305,8 @@ def test_statistics_data(cap, tmp_path):
 
 
 def test_k_sweep_data(tmp_path):
-    ks = [1, 3, 6, 9, 12, 15]
-    result = {
-        "name": "k sweep",
-        "results": {"bpp": [0.31, 0.305, 0.3, 0.302, 0.304, 0.306], "psnr-rgb": [30.1, 30.4, 30.6, 30.7, 30.65, 30.6]},
-        "meta": {"knn": ks, "trained_knn": 9, "estimate": "likelihoods"},
-    }
-    (table,) = save(viz.plot_k_sweep(result), tmp_path, "sweep").values()
+    ks, result = K_SWEEP_KS, K_SWEEP
+    (table,) = save(BUILDERS["plot_k_sweep"](), tmp_path, "sweep").values()
     assert [int(r["k"]) for r in table] == ks
     assert [float(r["bpp"]) for r in table] == result["results"]["bpp"]
     assert [float(r["psnr_db"]) for r in table] == result["results"]["psnr-rgb"]
@@ -250,9 +317,8 @@ def test_k_sweep_data(tmp_path):
 
 
 def test_training_figure_data(tmp_path):
-    train = [{"step": s, "loss": 10.0 / s, "mse": 0.01, "bpp": 0.5 + 0.01 * s, "psnr": 20.0 + s, "lr": 1e-4} for s in range(1, 6)]
-    val = [{"step": 5, "loss": 2.5, "mse": 0.005, "bpp": 0.52, "psnr": 24.5}]
-    fig = train_figures.training_figure(train, val, title="run: step 5 of 5")
+    train, val = training_rows()
+    fig = BUILDERS["training_figure"]()
     (table,) = save(fig, tmp_path, "training").values()
     assert [r["split"] for r in table] == ["train"] * 5 + ["validation"]
     for r, given in zip(table, train + val, strict=True):
