@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.patches import Circle
+from matplotlib.patches import Circle, FancyArrowPatch
 
 from gabic import viz
 from gabic.data import samples
@@ -19,8 +20,18 @@ from gabic.images import as_rgb, center_crop, crop, image_to_tensor, pad, tensor
 from gabic.measurement import measure
 from gabic.metrics import bpp_from_likelihoods, psnr
 from gabic.results import load, save, validate
-from gabic.viz.drawing import ARROW_GID, K_LABEL_GID, LABEL_GID, MAX_K_LABELS, MAX_K_TICKS, attention_matrix
-from tests.conftest import sample_capture, small_model
+from gabic.viz.drawing import (
+    ARROW_GID,
+    K_LABEL_GID,
+    LABEL_ALL_UP_TO,
+    LABEL_GID,
+    MAX_K_LABELS,
+    MAX_K_TICKS,
+    MAX_WEIGHT_LABELS,
+    NODE_GID,
+    attention_matrix,
+)
+from tests.conftest import sample_capture, small_model, synthetic_block
 
 BLOCKS = ["g_a.4.conv_b.0", "g_a.8.conv_b.0", "g_s.0.conv_b.0", "g_s.5.conv_b.0"]
 
@@ -277,26 +288,81 @@ def adjacent_graph(ws: int = 4) -> tuple[list[list[int]], list[list[float]]]:
     return idx, [[1 / 3] * 3 for _ in range(ws * ws)]
 
 
-def test_informative_node_picks_far_focused_attention():
+def local_share(block: viz.BlockCapture, window: int, node: int, head="mean") -> float:
+    """The documented score of :func:`gabic.viz.informative_node`, written out independently: the
+    attention of (window, node) on neighbours that cover the image and are not among the k nodes
+    nearest to it on the window's grid (every node as near as the k-th counted as near; the node
+    itself is near)."""
+    ws, k = block.window_size, block.knn
+    r0, c0 = divmod(node, ws)
+    dist = {j: math.dist((r0, c0), divmod(j, ws)) for j in range(block.n)}
+    kth = sorted(d for j, d in dist.items() if j != node)[k - 1]
+    valid = viz.valid_nodes(block)[window]
+    w = block.weights[window, :, node].double()
+    w = w.mean(0) if head == "mean" else w[head]
+    return sum(float(wj) for j, wj in zip(block.idx[window, node].tolist(), w, strict=True) if dist[j] > kth + 1e-9 and valid[j])
+
+
+def test_spatial_neighbourhood_and_nonlocal_share_by_hand():
+    from gabic.viz.statistics import nonlocal_share, spatial_neighbourhood
+
+    def near(ws, k, node):
+        return sorted(torch.nonzero(spatial_neighbourhood(ws, k)[node]).flatten().tolist())
+
+    assert near(4, 3, 0) == [0, 1, 4, 5]  # a corner: (0,1), (1,0) at 1 and (1,1) at sqrt 2
+    assert near(4, 3, 5) == [1, 4, 5, 6, 9]  # (1,1): four nodes at 1 tie for the 3 nearest, all kept
+    assert near(8, 8, 27) == [18, 19, 20, 26, 27, 28, 34, 35, 36]  # k = 8 inside: the 3x3 block
+    assert near(4, 20, 0) == list(range(16))  # k beyond the window: all of it
+    # window attention (k = 8), uniform over a 4x4 window whose last column is padding (a 4 x 3 map):
+    # node 5 = (1,1) is local to rows 0..2, columns 0..2; beyond: row 3 and column 3, of which
+    # only (3,0), (3,1), (3,2) cover the image
+    block = synthetic_block("window", 4, torch.full((1, 1, 16, 16), 1 / 16), resolution=(4, 3))
+    assert float(nonlocal_share(block)[0, 0, 5]) == pytest.approx(3 / 16)
+    assert float(nonlocal_share(block)[0, 0, 0]) == pytest.approx(3 / 16)  # the corner's 8 nearest reach (2,2): the same 3
+
+
+def test_informative_node_picks_attention_beyond_the_local_neighbourhood():
     idx, weights = adjacent_graph()
-    idx[5], weights[5] = [15, 12, 3], [0.7, 0.2, 0.1]  # (1,1): far neighbours, focused attention
-    idx[6], weights[6] = [12, 15, 0], [1 / 3] * 3  # (1,2): far neighbours, uniform attention
+    idx[5], weights[5] = [15, 12, 3], [0.7, 0.2, 0.1]  # (1,1): all its attention beyond its 3 nearest nodes
+    idx[6], weights[6] = [12, 15, 2], [0.45, 0.45, 0.1]  # (1,2): 0.9 beyond (node 2 touches it)
     idx[10], weights[10] = [9, 11, 6], [0.8, 0.1, 0.1]  # (2,2): adjacent neighbours, focused attention
     block = hand_built(idx, weights)
     assert viz.informative_node(block) == (0, 5)
-    # the score by hand: reach = sum w d, focus = 1 - H / log 3
-    d = [math.dist((1, 1), divmod(j, 4)) for j in (15, 12, 3)]
-    h = -sum(w * math.log(w) for w in (0.7, 0.2, 0.1))
-    score5 = sum(w * x for w, x in zip((0.7, 0.2, 0.1), d, strict=True)) * (1 - h / math.log(3))
-    h10 = -sum(w * math.log(w) for w in (0.8, 0.1, 0.1))
-    assert score5 > 1.0 * (1 - h10 / math.log(3)), "the far node beats the adjacent one by the documented score"
+    assert (local_share(block, 0, 5), local_share(block, 0, 6), local_share(block, 0, 10)) == pytest.approx((1.0, 0.9, 0.0))
     assert viz.informative_node(block, head=1, window=0) == (0, 5)
-    # uniform attention everywhere: the node whose neighbours are farthest
-    idx, weights = adjacent_graph()
-    idx[9] = [3, 15, 12]
-    assert viz.informative_node(hand_built(idx, weights)) == (0, 9)
+    # a corner reaching as far ties with node 5 and loses: the node nearer its window's centre wins
+    idx[0], weights[0] = [15, 10, 7], [1 / 3] * 3
+    assert local_share(hand_built(idx, weights), 0, 0) == pytest.approx(1.0)
+    assert viz.informative_node(hand_built(idx, weights)) == (0, 5)
+    # every node attends only to its 3 nearest nodes: all score 0, the central nodes tie, the first wins
+    ws = 4
+    near = [
+        sorted((j for j in range(16) if j != i), key=lambda j: (math.dist(divmod(i, ws), divmod(j, ws)), j))[:3] for i in range(16)
+    ]
+    local = hand_built(near, [[0.6, 0.3, 0.1]] * 16)
+    assert [local_share(local, 0, i) for i in range(16)] == [0.0] * 16
+    assert viz.informative_node(local) == (0, 5)
     with pytest.raises(ValueError, match="window must be in 0..0"):
         viz.informative_node(block, window=1)
+
+
+def test_informative_node_is_no_corner_by_default_on_the_sample_photos(model):
+    """On the 4 sample photos, in every block, the default node is the argmax of the documented
+    score (computed here on its own), and is not a window's corner everywhere (the distance-based
+    score picked corners: they are farthest from everything)."""
+    chosen = []
+    for index in range(len(samples())):
+        cap = viz.capture(model, center_crop(as_rgb(samples()[index]), 128))
+        for name, b in cap.items():
+            window, node = viz.informative_node(b)
+            valid = viz.valid_nodes(b)
+            scores = {(w, i): local_share(b, w, i) for w in range(b.num_windows) for i in range(b.n) if valid[w, i]}
+            assert scores[window, node] >= max(scores.values()) - 1e-6, (index, name)
+            ws = b.window_size
+            chosen.append((index, name, node, node in {0, ws - 1, b.n - ws, b.n - 1}))
+    assert len(chosen) == 16
+    corners = [c for c in chosen if c[3]]
+    assert len(corners) < len(chosen) / 2, f"mostly corners: {chosen}"
 
 
 def test_informative_node_is_valid_on_a_real_capture(odd):
@@ -366,6 +432,111 @@ def test_window_legend_and_own_neighbour_ring():
     assert rings[0].get_linewidth() == max(p.get_linewidth() for p in marks), "the heaviest weight: the widest mark"
     plain = viz.draw_window(hand_built(*adjacent_graph()), 0, 5)
     assert "node is its own neighbour" not in [t.get_text() for t in plain.legends[0].get_texts()]
+
+
+def _shafts(fig) -> list[tuple[np.ndarray, float]]:
+    """The drawn shafts of the arrows of :func:`gabic.viz.draw_window` (display pixels, one polyline
+    each, curves flattened) with their line widths in pixels."""
+    _renderer(fig)
+    ax = fig.axes[0]
+    out = []
+    for arrow in (p for p in ax.patches if p.get_gid() == ARROW_GID and isinstance(p, FancyArrowPatch)):
+        shaft = arrow.get_transform().transform_path(arrow.get_path()).to_polygons(closed_only=False)[0]
+        out.append((shaft, arrow.get_linewidth() * fig.dpi / 72))
+    return out
+
+
+def _middle(line: np.ndarray) -> np.ndarray:
+    """The point half-way along a polyline."""
+    steps = np.hypot(*np.diff(line, axis=0).T)
+    at = np.searchsorted(np.cumsum(steps), steps.sum() / 2)
+    return line[at + 1]
+
+
+def _distance(point: np.ndarray, line: np.ndarray) -> float:
+    """Distance from a point to a polyline."""
+    a, b = line[:-1], line[1:]
+    t = np.clip(((point - a) * (b - a)).sum(1) / np.maximum(((b - a) ** 2).sum(1), 1e-12), 0, 1)
+    return float(np.hypot(*(a + t[:, None] * (b - a) - point).T).min())
+
+
+def collinear_block() -> tuple[viz.BlockCapture, int]:
+    """An 8x8 window whose node 25 (row 3, col 1) has 9 neighbours on three lines through it: its
+    row (4 to the right), its column (2 below) and a diagonal (3 up-right), the farthest on a line
+    with the heaviest weight (the 0.37 arrow that covered the 0.00 ones); the other nodes attend
+    uniformly to the 9 nodes after them."""
+    n = 64
+    idx = [[(i + d) % n for d in range(1, 10)] for i in range(n)]
+    weights = [[1 / 9] * 9 for _ in range(n)]
+    idx[25], weights[25] = [26, 27, 28, 29, 33, 41, 18, 11, 4], [0.0, 0.0, 0.0, 0.37, 0.05, 0.2, 0.0, 0.01, 0.37]
+    return hand_built(idx, weights, ws=8), 25
+
+
+def test_collinear_arrows_stay_visible():
+    """Neighbours on one line with the query: no arrow lies on another. Each arrow's middle is
+    farther from every other arrow than half their widths together (so it shows there), and the
+    arrows keep inside the window."""
+    block, node = collinear_block()
+    fig = viz.draw_window(block, 0, node)
+    shafts = _shafts(fig)
+    assert len(shafts) == 9
+    box = fig.axes[0].get_window_extent()
+    for i, (line, width) in enumerate(shafts):
+        mid = _middle(line)
+        for j, (other, other_width) in enumerate(shafts):
+            if i != j:
+                assert _distance(mid, other) > (width + other_width) / 2, f"arrow {i} is under arrow {j} at its middle"
+        assert (line[:, 0] >= box.x0 - 1).all() and (line[:, 0] <= box.x1 + 1).all(), "an arrow bows out of the window"
+        assert (line[:, 1] >= box.y0 - 1).all() and (line[:, 1] <= box.y1 + 1).all(), "an arrow bows out of the window"
+    widths = {round(w, 6) for _, w in shafts}
+    assert len(widths) > 1, "line width follows the weight"
+
+
+def _circles(fig) -> list[tuple[float, float, float]]:
+    """``(x, y, radius)`` in display pixels of the neighbours' circles and the query's star."""
+    ax = fig.axes[0]
+    out = []
+    for line in ax.lines:
+        if line.get_gid() == NODE_GID or line.get_marker() == "*":
+            (x, y) = ax.transData.transform(np.column_stack(line.get_data())[0])
+            out.append((x, y, (line.get_markersize() + line.get_markeredgewidth()) / 2 * fig.dpi / 72))
+    return out
+
+
+def _on_circle(box, circle) -> bool:
+    x, y, r = circle
+    nx, ny = min(max(x, box.x0), box.x1), min(max(y, box.y0), box.y1)
+    return math.hypot(nx - x, ny - y) < r
+
+
+@pytest.mark.parametrize("k", [9, 20, 63])
+def test_weight_labels_beside_the_circles(cap, model, k):
+    """No weight label sits on a neighbour's circle, on the query's star or on another label; with
+    more than LABEL_ALL_UP_TO neighbours only the MAX_WEIGHT_LABELS largest weights are written."""
+    block = cap["g_a.4"] if k == 9 else viz.rebuild(cap["g_a.4"], model, k)
+    window, node = viz.informative_node(cap["g_a.4"])
+    figures = [viz.draw_window(block, window, node)]
+    if k == 9:
+        collinear, query = collinear_block()
+        figures.append(viz.draw_window(collinear, 0, query))
+    for fig in figures:
+        renderer = _renderer(fig)
+        labels = [t for t in fig.axes[0].texts if t.get_gid() == LABEL_GID]
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        circles = _circles(fig)
+        assert len(circles) >= len(labels) > 0
+        for i, box in enumerate(boxes):
+            assert not any(_on_circle(box, c) for c in circles), f"label {labels[i].get_text()} on a circle"
+            assert not any(box.overlaps(other) for other in boxes[i + 1 :]), f"label {labels[i].get_text()} on another label"
+    written = [t for t in figures[0].axes[0].texts if t.get_gid() == LABEL_GID]
+    if k <= LABEL_ALL_UP_TO:
+        assert len(written) == k
+    else:
+        weights = block.weights[window, :, node].mean(0)
+        assert len(written) == MAX_WEIGHT_LABELS
+        largest = sorted(round(float(w), 2) for w in weights.topk(MAX_WEIGHT_LABELS).values)
+        assert sorted(float(t.get_text()) for t in written) == pytest.approx(largest, abs=1e-9)
+        assert f"the {MAX_WEIGHT_LABELS} largest" in figures[0].axes[0].get_title()
 
 
 def test_attention_matrix_blanks_non_neighbours(cap):

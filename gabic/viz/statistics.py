@@ -1,4 +1,5 @@
-"""Statistics of the captured graphs and attention: neighbour distances, adjacency, entropy, in-degree."""
+"""Statistics of the captured graphs and attention: neighbour distances, adjacency, entropy, in-degree,
+and how much attention leaves each node's spatial neighbourhood (:func:`nonlocal_share`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,21 @@ from torch import Tensor
 from gabic.viz.capture import BlockCapture
 from gabic.viz.geometry import node_map, valid_nodes
 
-__all__ = ["attention_entropy", "block_statistics", "graph_statistics", "node_entropy", "node_grid", "weighted_distance"]
+__all__ = [
+    "LOCAL_NEIGHBOURS",
+    "attention_entropy",
+    "block_statistics",
+    "graph_statistics",
+    "node_entropy",
+    "node_grid",
+    "nonlocal_share",
+    "spatial_neighbourhood",
+    "weighted_distance",
+]
+
+#: The size of the local neighbourhood a window-attention block (WACNN) is measured against by
+#: :func:`nonlocal_share`: the 8 nodes around a node, those a 3x3 convolution reaches.
+LOCAL_NEIGHBOURS = 8
 
 
 def graph_statistics(idx: Tensor, window_size: int, weights: Tensor | None = None, valid: Tensor | None = None) -> dict[str, Any]:
@@ -97,6 +112,54 @@ def weighted_distance(block: BlockCapture) -> Tensor:
         Dg = D[torch.arange(block.n)[:, None], idx]  # (nW, n, k)
         return (w * Dg[:, None]).sum(-1)
     return (w * D).sum(-1)
+
+
+def spatial_neighbourhood(window_size: int, k: int) -> Tensor:
+    """Which nodes are spatially local to each node of a window: ``(n, n)`` bool, ``[i, j]`` True
+    when node j is node i itself or one of the ``k`` nodes nearest to i on the window's node grid
+    (Euclidean distance in node units), every node exactly as near as the k-th of them included (so
+    no tie is broken by the node order).
+
+    It is the neighbourhood a local operator with as many neighbours would use (``k = 8``: the 8
+    nodes around an interior node), for every position of the window alike: a corner's neighbourhood
+    reaches farther than a centre node's, so the positions are compared each with its own.
+
+    Args:
+        window_size: the window side ``ws`` (``n = ws**2`` nodes, node ``r * ws + c`` at ``(r, c)``).
+        k: neighbours per node, ``1 <= k``; capped at ``n - 1`` (the whole window).
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    D = _node_distances(window_size)
+    n = D.shape[0]
+    others = D + torch.diag(torch.full((n,), math.inf, dtype=D.dtype))
+    kth = others.sort(-1).values[:, min(k, n - 1) - 1]  # (n,) distance of the k-th nearest other node
+    return D <= kth[:, None] + 1e-9
+
+
+def nonlocal_share(block: BlockCapture) -> Tensor:
+    """Share of each node's attention that leaves its spatial neighbourhood: ``(nW, heads, n)`` float64,
+
+        share_i = sum_j w_ij [j not in S(i)] [j covers the image],
+
+    over the node's neighbours j (graph blocks: its k graph neighbours; window blocks: every node of
+    the window) with ``S(i)`` = :func:`spatial_neighbourhood` ``(ws, k)`` (``k = block.knn``; for
+    window-attention blocks :data:`LOCAL_NEIGHBOURS`) and "covers the image" as
+    :func:`~gabic.viz.geometry.valid_nodes` (attention to the zero padding is not counted). 0: the
+    node attends only where a local window of k neighbours would; 1: all its attention goes
+    beyond, to parts of the image that kNN attention reaches and a local one does not. Linear in
+    the weights, so the mean over heads is the share of the mean attention.
+    """
+    k = block.knn if block.kind == "graph" else LOCAL_NEIGHBOURS
+    local = spatial_neighbourhood(block.window_size, k)  # (n, n)
+    valid = valid_nodes(block)  # (nW, n)
+    w = block.weights.detach().double().cpu()
+    if block.kind == "graph":
+        idx = block.idx.cpu()
+        counted = ~local[torch.arange(block.n)[:, None], idx] & valid.gather(1, idx.reshape(block.num_windows, -1)).view_as(idx)
+    else:
+        counted = ~local[None] & valid[:, None, :]  # (nW, n, n)
+    return (w * counted[:, None].double()).sum(-1)
 
 
 def attention_entropy(weights: Tensor, valid: Tensor | None = None) -> Tensor:

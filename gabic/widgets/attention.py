@@ -7,14 +7,18 @@ arrows weighted by attention (:func:`gabic.viz.draw_window`) and the window's at
 each block opens on its most informative node (:func:`gabic.viz.informative_node`).
 The k slider rebuilds the selected block's graph with another k on the same weights
 (:func:`gabic.viz.rebuild`). The figure is rendered to PNG bytes in an ``ipywidgets.Image``
-(``explorer.image.value``). A window and node can also be picked by pixel with
-:meth:`AttentionExplorer.select_at`, or by clicking on the left panel when ``ipyevents`` is installed.
+(``explorer.image.value``) of :data:`FIGURE_SIZE` at :data:`DPI`, shown at the PNG's own size in
+CSS pixels: never stretched, nor squeezed to the output's width as ipywidgets' own CSS would
+(``max-width: 100%``); a narrower output area scrolls instead (JupyterLab's ``overflow: auto``).
+A window and node can also be picked by pixel with :meth:`AttentionExplorer.select_at`, or by
+clicking on the left panel when ``ipyevents`` is installed.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import struct
 from typing import Any
 
 import torch.nn as nn
@@ -31,6 +35,17 @@ __all__ = ["AttentionExplorer", "attention_explorer"]
 
 log = logging.getLogger(__name__)
 
+#: The explorer's figure (inches) and its resolution (dots per inch, one dot per CSS pixel): a PNG
+#: of 840 x 440 px shown at that size. 840 px fits JupyterLab's output area in a 1280 px wide
+#: browser window with the file browser open (848 px, measured in Chromium), and the smallest text
+#: of the drawings, :data:`gabic.viz.drawing.MIN_FONT_SIZE` (7 pt), is 7 * 100 / 72 = 9.7 px high,
+#: titles (8 pt) 11 px.
+FIGURE_SIZE = (8.4, 4.4)
+DPI = 100
+#: Widths of the explorer's three panels: the window grid, the enlarged window (the widest: its
+#: arrows and labels need the room), the attention matrix.
+PANEL_WIDTHS = (1.0, 1.3, 1.15)
+
 
 class AttentionExplorer(Redraws, widgets.VBox):
     """The explorer's container; its controls and output are attributes.
@@ -46,7 +61,7 @@ class AttentionExplorer(Redraws, widgets.VBox):
         capture: the :class:`~gabic.viz.AttentionCapture` shown.
     """
 
-    def __init__(self, model: nn.Module, capture: viz.AttentionCapture, dpi: int = 90):
+    def __init__(self, model: nn.Module, capture: viz.AttentionCapture, dpi: int = DPI):
         self.model, self.capture, self.dpi = model, capture, dpi
         self._rebuilt: dict[tuple[str, int], viz.BlockCapture] = {}
         first = capture[capture.names()[0]]
@@ -63,9 +78,9 @@ class AttentionExplorer(Redraws, widgets.VBox):
         self.image = widgets.Image(format="png")
         self.info = widgets.HTML()
         controls = [self.block, self.head, self.k, self.window_row, self.window_col, self.node_row, self.node_col]
-        super().__init__(
-            [widgets.HBox([self.block, self.head, self.k]), widgets.HBox(controls[3:]), self.info, self.image],
-        )
+        wrap = {"flex_flow": "row wrap"}  # the sliders go on a second line rather than past the output's edge
+        rows = [widgets.HBox(controls[:3], layout=wrap), widgets.HBox(controls[3:], layout=wrap)]
+        super().__init__([*rows, self.info, self.image])
         self._configure(first)
         self.block.observe(self._on_block, names="value")
         for w in controls[1:]:
@@ -154,20 +169,25 @@ class AttentionExplorer(Redraws, widgets.VBox):
 
     # ------------------------------------------------------------------ drawing
     def render(self) -> None:
-        """Redraw the figure into :attr:`image`."""
+        """Redraw the figure into :attr:`image`, sized to show at the PNG's own pixel size."""
         from matplotlib.figure import Figure  # the plots extra, as for every drawing
 
         block = self.current_block()
         window, node, head = self.selection()
-        fig = Figure(figsize=(11, 3.6), dpi=self.dpi, layout="constrained")
-        axes = [fig.add_subplot(1, 3, i + 1) for i in range(3)]
+        fig = Figure(figsize=FIGURE_SIZE, dpi=self.dpi, layout="constrained")
+        grid = fig.add_gridspec(1, 3, width_ratios=PANEL_WIDTHS)
+        axes = [fig.add_subplot(grid[i]) for i in range(3)]
         viz.draw_window_grid(block, window, node, ax=axes[0])
         viz.draw_window(block, window, node, head, ax=axes[1])
         viz.draw_attention_matrix(block, window, head, ax=axes[2])
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=self.dpi)
+        fig.savefig(buf, format="png", dpi=self.dpi, pil_kwargs={"compress_level": 1})  # fast: the bytes only go to the browser
         self._fig, self._grid_ax = fig, axes[0]
-        self.image.value = buf.getvalue()
+        png = buf.getvalue()
+        width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk: the PNG's own size
+        self.image.value = png
+        self.image.layout.width, self.image.layout.height = f"{width}px", f"{height}px"
+        self.image.layout.max_width = "none"  # ipywidgets' CSS would squeeze it to the output's width
         t, left, b, r = viz.node_patch(block, window, node)
         k = f"k={block.knn}" if block.kind == "graph" else "full window"
         self.info.value = (
@@ -177,11 +197,15 @@ class AttentionExplorer(Redraws, widgets.VBox):
 
 
 def attention_explorer(
-    model: nn.Module, image: viz.ImageLike | None = None, capture: viz.AttentionCapture | None = None, dpi: int = 90
+    model: nn.Module, image: viz.ImageLike | None = None, capture: viz.AttentionCapture | None = None, dpi: int = DPI
 ) -> AttentionExplorer:
     """An :class:`AttentionExplorer` of ``model`` on ``image`` (a :data:`gabic.images.ImageLike`: path, PIL
     image or tensor ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1]),
-    or on an existing ``capture`` of that model. Display it in a notebook as the cell's value."""
+    or on an existing ``capture`` of that model. Display it in a notebook as the cell's value.
+
+    ``dpi`` (default :data:`DPI`, 100) sets the figure's pixel size, :data:`FIGURE_SIZE` times
+    ``dpi``, which is shown as it is: at 100 an 840 x 440 px image whose smallest text is 9.7 px.
+    """
     if capture is None:
         if image is None:
             raise ValueError("attention_explorer needs an image or a capture")
