@@ -297,10 +297,10 @@ def test_same_label_twice_kept_apart():
 def test_missing_metric(caplog):
     with pytest.raises(ResultsError, match=r"STF \(mse\).*ms-ssim-rgb.*psnr-rgb"):
         plots.rd_figure("stf_mse", metric="ms-ssim-rgb")
-    with caplog.at_level(logging.WARNING, logger="gabic.plots"):
+    with caplog.at_level(logging.DEBUG, logger="gabic.plots"):
         fig = plots.rd_figure(["stf_mse", "jpeg"], metric="ms-ssim-rgb")
     assert list(lines_by_label(fig)) == ["JPEG (published)"]
-    assert "STF (mse)" in caplog.text
+    assert "STF (mse)" in caplog.text and all(r.levelno == logging.DEBUG for r in caplog.records), "logged, not a warning"
     assert [n for n in notes(fig) if n.startswith("no ")] == ["no MS-SSIM data: STF (mse) (published)"]
     three = plots.rd_figure(["stf_mse", "wacnn_mse", "jpeg", "webp"], metric="ms-ssim-db-rgb")
     assert notes(three)[-1] == "no MS-SSIM data: STF (mse) (published), WACNN (mse) (published)"
@@ -364,6 +364,39 @@ def test_plotly_hover_pairs_settings_with_points():
     assert fig.layout.xaxis.title.text == "Rate (bpp)" and fig.layout.yaxis.title.text == "PSNR (dB)"
 
 
+def test_plotly_layout_gives_the_plot_most_of_the_height_and_the_legend_rows_below():
+    """About 12 curves (notebook 03's): the plot area is PLOTLY_PLOT_HEIGHT px tall and most of the figure, the
+    legend lies in rows under the x-axis title, inside the bottom margin (no scrollbar of its own), margins tight."""
+    pytest.importorskip("plotly")
+    from gabic.plots.figures import PLOTLY_PLOT_HEIGHT
+
+    codecs = ["jpeg", "heif", "webp", "avif", "GABIC (N=192, M=320, num_slices=10, knn=9)"]
+    measured = [curve(name, ANCHOR_BPP, [p + i for p in ANCHOR_PSNR]) for i, name in enumerate(codecs)]
+    names = [*measured, "stf_mse", "wacnn_mse", "gabic_icip2024_digitized", "bpg444", "vtm", "jpeg", "jpeg2000"]
+    fig = plots.rd_plotly(names)
+    layout = fig.layout
+    assert len(fig.data) == 12
+    margin = layout.margin
+    plot_height = layout.height - margin.t - margin.b
+    assert plot_height == PLOTLY_PLOT_HEIGHT and plot_height >= 0.6 * layout.height, "the plot area dominates"
+    assert margin.t <= 50 and margin.l <= 70 and margin.r <= 20 and margin.autoexpand is False
+    legend = layout.legend
+    assert (legend.orientation, legend.x, legend.xanchor, legend.yanchor) == ("h", 0, "left", "top")
+    below_axis = -legend.y * PLOTLY_PLOT_HEIGHT  # pixels between the plot's bottom and the legend's top
+    assert 40 <= below_axis < margin.b, "under the x-axis title, inside the bottom margin"
+    legend_height = margin.b - below_axis - 16  # what the layout leaves the legend's rows
+    assert 3 * 17 <= legend_height <= 0.5 * layout.height, "room for 12 entries; plotly scrolls a horizontal legend taller than that"
+    assert all(max(map(len, trace.name.split("<br>"))) <= 32 for trace in fig.data), "long labels wrapped: the columns stay narrow"
+    long = fig.data[4]  # "GABIC (N=192, M=320, num_slices=10, knn=9)": two lines in the legend, one in the hover text
+    assert "<br>" in long.name and long.name.replace("<br>  ", " ") == "GABIC (N=192, M=320, num_slices=10, knn=9)"
+    assert "<b>GABIC (N=192, M=320, num_slices=10, knn=9)</b>" in long.text[0]
+    assert layout.height <= 700, "fits a 1280x800 screen"
+    # a title: the top margin makes room for it; none: a thin top margin
+    titled = plots.rd_plotly(["stf_mse", "jpeg"], title="Kodak").layout
+    assert titled.title.text == "Kodak" and titled.margin.t > plots.rd_plotly(["stf_mse", "jpeg"], title="").layout.margin.t
+    assert titled.height - titled.margin.t - titled.margin.b == PLOTLY_PLOT_HEIGHT
+
+
 def test_plotly_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "plotly", None)
     monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
@@ -391,7 +424,10 @@ def test_bd_table_hand_made():
         assert math.isnan(df.loc[label, "BD-rate (%)"]) and math.isnan(df.loc[label, "BD-PSNR (dB)"])
         assert why in df.loc[label, "note"]
     assert df.loc["cheaper", "note"] == "" and df.loc["cheaper", "points"] == 5 and df.loc["cheaper", "bpp range"] == "0.180–0.900"
-    assert df.attrs == {"anchor": "anchor", "metric": "psnr-rgb", "method": "cubic"}
+    assert df.attrs == {
+        **{"anchor": "anchor", "metric": "psnr-rgb", "method": "cubic", "anchor_set": None},
+        "n/a": {"overlap": ["apart"], "points": ["short"], "metric": ["STF (ms-ssim) (published)"]},  # what bd_caption counts
+    }
     # pchip needs 2 points: the short curve now has values
     assert not math.isnan(plots.bd_table([anchor, short], anchor, method="pchip").loc["short", "BD-rate (%)"])
 
@@ -502,7 +538,7 @@ def test_bd_markdown_and_latex():
 @pytest.mark.slow  # every figure of a report in every format: 3-5 s
 def test_write_report(tmp_path, caplog):
     names = ["jpeg", "stf_mse", "gabic_icip2024_digitized"]
-    with caplog.at_level(logging.WARNING, logger="gabic.plots"):
+    with caplog.at_level(logging.INFO, logger="gabic.plots"):
         paths = plots.write_report(names, tmp_path / "rd", anchor="jpeg", dpi=72)
     expected = {
         f"rd_{metric}_{width}.{fmt}"
@@ -512,7 +548,10 @@ def test_write_report(tmp_path, caplog):
     } | {f"bd_{metric}.{ext}" for metric in ("psnr-rgb", "ms-ssim-db-rgb") for ext in ("md", "tex", "csv")}
     assert {p.name for p in paths} == expected == {p.name for p in (tmp_path / "rd").iterdir()}
     assert all(p.parent == tmp_path / "rd" and p.stat().st_size > 0 for p in paths)
-    assert "STF (mse)" in caplog.text  # no MS-SSIM: left out of those figures, with a warning ...
+    lacking = [r.getMessage() for r in caplog.records if "left out of its figures" in r.getMessage()]
+    assert lacking == [  # no MS-SSIM: left out of those figures, one log line ...
+        "no ms-ssim-db-rgb in STF (mse) (published), GABIC (digitised from figure): left out of its figures (n/a in its BD table)"
+    ]
     points_drawn = pd.read_csv(tmp_path / "rd" / "rd_ms-ssim-db-rgb_single.csv")
     assert set(points_drawn["curve"]) == {"JPEG (published)"}  # ... and a note on them
     assert notes(plots.rd_figure(names, "ms-ssim-db-rgb")) == [
@@ -565,3 +604,90 @@ def test_anchor_by_published_name_finds_the_loaded_curve():
     table = plots.bd_table(curves, "bpg444")
     assert len(table) == 2 and not any("[anchor]" in label for label in table.index)
     assert table.loc[table.index[1], "BD-rate (%)"] == 0.0
+
+
+# --- default anchor, captions, no output --------------------------------------------------------------
+
+
+def sample_curves() -> list[dict]:
+    """Codecs and a GABIC measured on the embedded sample photos (as notebook 03 by default), beside the published Kodak curves."""
+    measured = [
+        curve(name, ANCHOR_BPP, [p + i for p in ANCHOR_PSNR], dataset="gabic samples")
+        for i, name in enumerate(["jpeg", "webp", "heif", "gabic"])
+    ]
+    return [*measured, "stf_mse", "bpg444", "vtm", "jpeg"]
+
+
+def test_default_anchor_is_on_the_image_set_of_the_measured_curves():
+    from gabic.image_sets import same_image_set
+
+    curves = plots.load_curves(sample_curves())
+    anchor = plots.default_anchor(curves)
+    assert anchor.label == "HEIF", "a classical codec measured on the photos, HEVC intra first; not the published BPG"
+    assert same_image_set(anchor.image_set, curves[0].image_set)
+    table = plots.bd_table(curves)  # no anchor named: the default one
+    assert table.attrs["anchor"] == "HEIF"
+    measured = ["JPEG", "WebP", "HEIF", "GABIC"]
+    assert table.loc[measured, "BD-rate (%)"].notna().all(), "every measured row has a value"
+    assert table.loc[["JPEG", "GABIC"], "BD-rate (%)"].tolist() == [
+        pytest.approx(v) for v in plots.bd_table(curves, "heif").loc[["JPEG", "GABIC"], "BD-rate (%)"]
+    ]
+    # measured on Kodak: the published BPG, as before
+    kodak = [curve("jpeg", ANCHOR_BPP, ANCHOR_PSNR, dataset="kodak"), "stf_mse", "bpg444"]
+    assert plots.default_anchor(kodak).label == "BPG 4:4:4 (x265) (published)"
+    # no known classical codec there: the first curve of the set; nothing measured: every curve counts
+    assert plots.default_anchor([curve("ours", ANCHOR_BPP, ANCHOR_PSNR), curve("theirs", ANCHOR_BPP, ANCHOR_PSNR)]).label == "ours"
+    assert plots.default_anchor(["stf_mse", "vtm", "bpg444"]).label == "BPG 4:4:4 (x265) (published)"
+    assert plots.default_anchor(["stf_mse", "jpeg"], metric="ms-ssim-rgb").label == "JPEG (published)", "one that has the metric"
+    with pytest.raises(ResultsError, match="no curve has the metric 'ms-ssim-rgb'"):
+        plots.default_anchor(["stf_mse"], metric="ms-ssim-rgb")
+
+
+def test_bd_caption_says_why_rows_are_na():
+    short = curve("short", ANCHOR_BPP[:3], ANCHOR_PSNR[:3], dataset="gabic samples")
+    table = plots.bd_table([*sample_curves(), short])
+    assert table.attrs["n/a"] == {
+        "image set": [f"{name} (published) (Kodak)" for name in ("STF (mse)", "BPG 4:4:4 (x265)", "VTM", "JPEG")],
+        "points": ["short"],
+    }
+    assert plots.bd_caption(table) == (
+        "BD against HEIF (PSNR, cubic fit; negative BD-rate: fewer bits). n/a: 4 curves measured on other images than the "
+        "anchor (the anchor: 4 sample photos; BD compares curves of one image set), 1 curve with too few points for the fit; "
+        "the notes say more."
+    )
+    clean = plots.bd_table([curve("a", ANCHOR_BPP, ANCHOR_PSNR), curve("b", ANCHOR_BPP, [p + 1 for p in ANCHOR_PSNR])], "a")
+    assert plots.bd_caption(clean) == "BD against a (PSNR, cubic fit; negative BD-rate: fewer bits)."
+    flat = curve("flat", ANCHOR_BPP, [28.0, 31.0, 31.0, 34.5, 35.5])
+    ms = plots.bd_table([curve("a", ANCHOR_BPP, ANCHOR_PSNR), flat, "stf_mse"], "a", metric="psnr-rgb", method="pchip")
+    assert "1 curve whose quality does not rise strictly with bpp" in plots.bd_caption(ms) and "pchip fit" in plots.bd_caption(ms)
+
+
+@pytest.mark.slow  # every figure of a report: 3-5 s
+def test_write_report_prints_nothing(tmp_path, capfd, monkeypatch):
+    """In a notebook the gabic loggers have no handler: Python's last-resort handler prints WARNING and above
+    to stderr (a pink box). With notebook 03's curves, write_report logs nothing that high and prints nothing."""
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in a fresh kernel (pytest's own capture handler removed)
+    written = plots.write_report(sample_curves(), tmp_path, widths=("single",), formats=("png",), dpi=50)
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", ""), "nothing printed"
+    assert {p.name for p in written} >= {"bd_psnr-rgb.md"}, "a BD table: the default anchor"
+    md = (tmp_path / "bd_psnr-rgb.md").read_text(encoding="utf-8")
+    assert "| HEIF " in md and "anchor" in md
+
+
+def test_write_report_logs_each_message_once(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="gabic.plots"):
+        plots.write_report(["jpeg", "stf_mse", "wacnn_mse"], tmp_path, widths=("single", "double"), formats=("png",), dpi=30)
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and not r.getMessage().startswith("wrote")]
+    assert len(messages) == len(set(messages)), "no message twice (not once per figure width)"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_title_too_wide_for_the_figure_is_wrapped_not_cut():
+    title = "GABIC (N=64, M=96, num_slices=8, knn=6), best.pth.tar against every codec: 0.512 bpp, 20.79 dB"
+    fig = plots.rd_figure("jpeg", width="single", title=title)
+    fig.draw_without_rendering()
+    box, edge = fig.axes[0].title.get_window_extent(), fig.bbox
+    assert edge.x0 <= box.x0 and box.x1 <= edge.x1, "inside the figure"
+    assert "\n" in fig.axes[0].title.get_text() and fig.axes[0].title.get_text().replace("\n", " ") == title
+    assert "\n" not in plots.rd_figure("jpeg", width="single", title="Kodak").axes[0].title.get_text()

@@ -9,7 +9,8 @@ from PIL import Image
 pytest.importorskip("ipywidgets")
 
 from gabic.analysis.report import analyse_image  # noqa: E402
-from gabic.widgets.compare import VIEWS, comparison_explorer  # noqa: E402
+from gabic.widgets._base import MAX_WIDTH_PX, png_size  # noqa: E402
+from gabic.widgets.compare import DISPLAY_DPI, VIEWS, comparison_explorer  # noqa: E402
 from tests.conftest import small_model  # noqa: E402
 
 
@@ -73,3 +74,15 @@ def test_block_and_head_choose_the_attention_maps(explorer):
 def test_no_images_is_refused():
     with pytest.raises(ValueError, match="at least one image"):
         comparison_explorer(small_model("gabic"), small_model("wacnn"), [])
+
+
+def test_every_view_is_shown_at_its_own_size(explorer):
+    """No view is stretched to the output's width: the Image's layout is the PNG's own size, at most MAX_WIDTH_PX wide."""
+    for view in VIEWS:
+        explorer.view.value = view
+        width, height = png_size(bytes(explorer.image.value))
+        assert (explorer.image.layout.width, explorer.image.layout.height) == (f"{width}px", f"{height}px"), view
+        assert width <= MAX_WIDTH_PX
+    # by default the smallest type of gabic.analysis.drawing (xx-small, 5.8 pt) is 9 px or more on screen,
+    # also where a page-wide figure is drawn at a lower resolution to fit MAX_WIDTH_PX
+    assert min(DISPLAY_DPI, MAX_WIDTH_PX / 7.16) * 5.79 / 72 >= 9

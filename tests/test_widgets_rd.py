@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import io
+import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 pytest.importorskip("ipywidgets")
+
+import ipywidgets  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from gabic import plots  # noqa: E402
 from gabic.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
@@ -16,6 +24,8 @@ from gabic.errors import CheckpointError, CodecError, ImageError, ResultsError  
 from gabic.images import load_image  # noqa: E402
 from gabic.measurement import measure  # noqa: E402
 from gabic.metrics import bpp_from_bytes, psnr  # noqa: E402
+from gabic.widgets import rd  # noqa: E402
+from gabic.widgets._base import MAX_WIDTH_PX, png_size, show_png  # noqa: E402
 from gabic.widgets.rd import quality_explorer, rd_explorer  # noqa: E402
 from tests.conftest import small_model  # noqa: E402
 
@@ -167,8 +177,8 @@ def test_rd_explorer_bad_input(curves):
 
 
 def test_quality_explorer_jpeg_matches_an_independent_computation(photo):
-    ex = quality_explorer(photo, codecs={"jpeg": [20, 60], "webp": [30]}, dpi=40)
-    assert ex.codec.options == ("jpeg", "webp")
+    ex = quality_explorer(photo, codecs={"jpeg": [20, 60], "webp": [30]})
+    assert ex.codec.options == (("JPEG", "jpeg"), ("WebP", "webp")), "display names shown, codec names as values"
     assert [v for _, v in ex.quality.options] == [20, 60] and ex.quality.value == 20
     first = bytes(ex.image.value)
     assert first.startswith(PNG)
@@ -181,6 +191,7 @@ def test_quality_explorer_jpeg_matches_an_independent_computation(photo):
         assert ex.current.bpp == bpp and ex.current.file_bytes == len(data)
         assert ex.current.psnr_rgb == pytest.approx(db, abs=1e-12)
         assert f"{bpp:.4f} bpp" in ex.info.value and f"PSNR {db:.2f} dB" in ex.info.value and f"quality {q}" in ex.info.value
+        assert f"JPEG, quality {q}: {bpp:.3f} bpp, {db:.2f} dB" in ex.titles.value
     assert bytes(ex.image.value) != first, "the image follows the slider"
 
     ex.quality.value = 20
@@ -189,7 +200,7 @@ def test_quality_explorer_jpeg_matches_an_independent_computation(photo):
     ex.codec.value = "webp"
     assert [v for _, v in ex.quality.options] == [30] and ("webp", 30) in ex.coded
     ex.details.value = True  # error map and crops
-    assert bytes(ex.image.value).startswith(PNG)
+    assert bytes(ex.image.value).startswith(PNG) and bytes(ex.detail_image.value).startswith(PNG)
 
 
 def test_quality_explorer_checkpoints(photo, tmp_path):
@@ -198,10 +209,10 @@ def test_quality_explorer_checkpoints(photo, tmp_path):
         save_checkpoint(small_model("gabic", seed=seed), path, lmbda=0.01 * (seed + 1))
     meta = {"checkpoint": [str(p) for p in paths]}
     result = {"name": "GABIC small", "results": {"bpp": [0.1, 0.2], "psnr-rgb": [20.0, 21.0]}, "meta": meta}
-    ex = quality_explorer(photo, codecs=[], checkpoints=[result], device="cpu", dpi=40)
-    assert ex.codec.options == ("GABIC small",)
-    assert [label for label, _ in ex.quality.options] == ["low.pth.tar", "high.pth.tar"]
-    assert ex.quality.description == "checkpoint"
+    ex = quality_explorer(photo, codecs=[], checkpoints=[result], device="cpu")
+    assert ex.codec.options == (("GABIC small", "GABIC small"),)
+    assert [label for label, _ in ex.quality.options] == ["low", "high"], "the file names, without .pth.tar"
+    assert ex.quality.description == "checkpoint" and ex.quality.layout.display is None
 
     expected = measure(load_checkpoint(paths[0], device="cpu"), photo)
     assert ex.current.bpp == expected.bpp, "bpp of the y and z strings, as the RD curves"
@@ -211,8 +222,8 @@ def test_quality_explorer_checkpoints(photo, tmp_path):
     ex.quality.value = paths[1]
     assert bytes(ex.image.value) != first and ex.current.psnr_rgb != pytest.approx(expected.psnr_rgb)
 
-    plain = quality_explorer(photo, codecs=["jpeg"], checkpoints=[paths[0]], device="cpu", dpi=40)
-    assert plain.codec.options == ("jpeg", "checkpoints")
+    plain = quality_explorer(photo, codecs=["jpeg"], checkpoints=[paths[0]], device="cpu", dpi=40)  # dpi: accepted, not used
+    assert plain.codec.options == (("JPEG", "jpeg"), ("checkpoints", "checkpoints"))
     plain.codec.value = "checkpoints"
     assert plain.current.psnr_rgb == expected.psnr_rgb
 
@@ -237,9 +248,222 @@ def test_quality_explorer_bad_input(photo, tmp_path):
 
 
 def test_quality_explorer_crop_and_defaults(photo):
-    ex = quality_explorer(photo, crop=32, dpi=30)
+    ex = quality_explorer(photo, crop=32)
     available = tuple(c for c in ("jpeg", "webp", "avif", "heif", "jpeg2000", "jpegxl", "bpg") if get_codec(c).available)
-    assert ex.codec.options == available
+    assert tuple(value for _, value in ex.codec.options) == available
     assert ex.original.size == (32, 32)
     assert [v for _, v in ex.quality.options] == list(get_codec(available[0]).default_qualities)
     assert not math.isnan(ex.current.psnr_rgb)
+
+
+# --- pictures at their own size, short names, the list, the anchor, saved notebooks ---------------
+
+
+def decoded(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(bytes(png))).convert("RGB"))
+
+
+def assert_own_size(image) -> tuple[int, int]:
+    """The Image's layout is its PNG's own size in px (no 100 %: the browser neither stretches nor squeezes it)."""
+    width, height = png_size(bytes(image.value))
+    assert (image.layout.width, image.layout.height) == (f"{width}px", f"{height}px")
+    assert image.layout.display is None
+    return width, height
+
+
+def test_show_png_sets_the_layout_to_the_png_size():
+    image = ipywidgets.Image(format="png")
+    buf = io.BytesIO()
+    Image.new("RGB", (37, 21)).save(buf, format="png")
+    assert show_png(image, buf.getvalue()) == (37, 21)
+    assert (image.layout.width, image.layout.height, image.layout.object_fit) == ("37px", "21px", "contain")
+    show_png(image, buf.getvalue(), pixels=True)
+    assert image.layout.object_fit == "none", "a photo is cut, never resampled, where the output is narrower"
+    assert show_png(image, b"") == (0, 0) and image.layout.display == "none" and bytes(image.value) == b""
+    with pytest.raises(ValueError, match="not PNG"):
+        show_png(image, b"GIF89a" + bytes(30))
+
+
+def test_rd_explorer_figure_is_shown_at_its_size_with_legible_type(curves):
+    ex = rd_explorer(curves)  # the defaults: the double-column figure at DISPLAY_DPI
+    width, height = assert_own_size(ex.image)
+    assert width == int(plots.COLUMN_WIDTHS["double"] * rd.DISPLAY_DPI) <= MAX_WIDTH_PX  # 787 px
+    assert height < 800
+    assert rd.DISPLAY_DPI * plots.NOTE_FONT_SIZE / 72 >= 9, "the smallest type (the notes) at least 9 px on screen"
+    assert decoded(ex.image.value).shape[:2] == (height, width)
+    ex.methods.value = ()
+    assert ex.image.layout.display == "none"
+    ex.methods.value = ("Anchor",)
+    assert_own_size(ex.image)
+    wide = rd_explorer(curves, width=12.0, dpi=110)  # wider than the output: the resolution is lowered, not the type cut
+    assert png_size(bytes(wide.image.value))[0] <= MAX_WIDTH_PX
+
+
+def test_rd_explorer_lists_every_curve_with_all_and_none_buttons():
+    many = [curve(f"ours {i}", [0.2, 0.4, 0.6, 0.8], [28 + i, 31 + i, 33 + i, 34 + i]) for i in range(11)]
+    ex = rd_explorer(many, width="single", dpi=40)
+    assert ex.methods.rows == 11, "every curve shown, no scrollbar"
+    ex.select_none.click()
+    assert ex.methods.value == () and ex.bd is None and "no curve selected" in ex.status.value
+    ex.select_all.click()
+    assert ex.methods.value == tuple(c["name"] for c in many) and ex.image.layout.display is None
+    more = [curve(f"ours {i}", [0.2, 0.4, 0.6, 0.8], [28 + i, 31 + i, 33 + i, 34 + i]) for i in range(30)]
+    assert rd_explorer(more, width="single", dpi=30).methods.rows == rd.MAX_LIST_ROWS
+
+
+def test_rd_explorer_default_anchor_is_measured_where_the_measured_curves_were(monkeypatch):
+    """The sample photos measured beside published Kodak curves: the anchor is one measured on the photos, so the
+    measured rows have values; the caption says why the published rows are n/a."""
+    photos = [
+        {**curve(name, [0.2, 0.4, 0.6, 0.8, 1.0], [28 + i, 31 + i, 33 + i, 34.5 + i, 35.5 + i]), "meta": {"dataset": "gabic samples"}}
+        for i, name in enumerate(["jpeg", "webp", "heif"])
+    ]
+    ex = rd_explorer([*photos, "bpg444", "vtm"], width="single", dpi=40)
+    assert ex.anchor.value == "HEIF"
+    assert ex.bd.loc[["JPEG", "WebP"], "BD-rate (%)"].notna().all()
+    assert "BD against HEIF" in ex.table.value and "2 curves measured on other images than the anchor" in ex.table.value
+    drawn = []
+    original = plots.rd_figure
+    monkeypatch.setattr(plots, "rd_figure", lambda *a, **k: drawn.append(1) or original(*a, **k))
+    ex.anchor.value = "JPEG"
+    ex.bd_method.value = "pchip"
+    assert drawn == [] and ex.bd.attrs["anchor"] == "JPEG", "the anchor and the fit change the table, not the figure"
+    ex.metric.value = "psnr-rgb"  # unchanged: nothing to do
+    ex.full_range.value = True
+    ex.full_range.value = False  # drawn before: from the cache
+    assert len(drawn) == 1
+
+
+def gabic_result(paths, lambdas, name="GABIC (N=32, M=40, num_slices=4)") -> dict:
+    meta = {"checkpoint": [str(p) for p in paths], "lambda": lambdas, "kind": "measured"}
+    results = {"bpp": [0.1 * (i + 1) for i in range(len(paths))], "psnr-rgb": [20.0] * len(paths)}
+    return {"name": name, "results": results, "meta": meta}
+
+
+def test_quality_explorer_names_are_short_and_one_checkpoint_hides_the_slider(photo, tmp_path):
+    run = tmp_path / "runs" / "notebook01"
+    run.mkdir(parents=True)
+    save_checkpoint(small_model("gabic"), run / "best.pth.tar", lmbda=0.013)
+    ex = quality_explorer(photo, codecs=["jpeg"], checkpoints=[gabic_result([run / "best.pth.tar"], [0.013])], device="cpu")
+    labels = [label for label, _ in ex.codec.options]
+    assert labels == ["JPEG", "GABIC"], "the architecture, not its configuration"
+    assert max(map(len, labels)) * 8 + 64 <= int(ex.codec.layout.width.removesuffix("px")), "the dropdown fits its labels"
+    ex.codec.value = "GABIC (N=32, M=40, num_slices=4)"
+    assert ex.quality.layout.display == "none" and ex.quality.disabled, "one checkpoint: no slider"
+    assert "GABIC · notebook01/best, λ=0.013: " in ex.titles.value, "the run and its lambda say which checkpoint"
+    assert "GABIC · notebook01/best, λ=0.013" in ex.info.value
+    controls = ex.children[0]
+    assert controls.layout.flex_flow == "row wrap", "controls wrap rather than overlap"
+    assert ex.details.layout.min_width and ex.quality.layout.min_width, "the readout and the checkbox keep their room"
+    # several checkpoints: their lambdas on the slider
+    other = tmp_path / "runs" / "lambda0.0067"
+    other.mkdir()
+    save_checkpoint(small_model("gabic", seed=1), other / "best.pth.tar", lmbda=0.0067)
+    two = quality_explorer(
+        photo, codecs=[], checkpoints=[gabic_result([other / "best.pth.tar", run / "best.pth.tar"], [0.0067, 0.013])], device="cpu"
+    )
+    assert [label for label, _ in two.quality.options] == ["λ=0.0067", "λ=0.013"] and two.quality.layout.display is None
+    # two configurations of one architecture: their full names tell them apart
+    both = quality_explorer(
+        photo,
+        codecs=[],
+        checkpoints=[gabic_result([run / "best.pth.tar"], [0.013]), gabic_result([other / "best.pth.tar"], [0.0067], "GABIC (N=64)")],
+        device="cpu",
+    )
+    assert [label for label, _ in both.codec.options] == ["GABIC (N=32, M=40, num_slices=4)", "GABIC (N=64)"]
+
+
+def test_quality_explorer_shows_the_pixels_one_to_one():
+    from gabic.data import samples
+
+    original = load_image(samples()[0])[0]  # 512x512: larger than a panel
+    ex = quality_explorer(original, codecs={"jpeg": [20]})
+    side, gap = rd.PANEL_PX, rd.PANEL_GAP
+    assert 2 * side + gap <= MAX_WIDTH_PX
+    left, top = (512 - side) // 2, (512 - side) // 2
+    assert ex.box == (left, top, left + side, top + side)
+    width, height = assert_own_size(ex.image)
+    assert (width, height) == (2 * side + gap, side) and ex.image.layout.object_fit == "none"
+    shown = decoded(ex.image.value)
+    crop = (slice(top, top + side), slice(left, left + side))
+    assert np.array_equal(shown[:, :side], np.asarray(original)[crop]), "the original, pixel for pixel"
+    assert np.array_equal(shown[:, side + gap :], np.asarray(ex.current.decoded)[crop]), "the decoded image, pixel for pixel"
+    assert f"the centre {side}x{side} of 512x512, 1:1" in ex.titles.value
+    assert ex.detail_image.layout.display == "none"
+
+    ex.details.value = True
+    width, height = assert_own_size(ex.detail_image)
+    size = rd.DETAIL_CROP * rd.DETAIL_ZOOM
+    assert (width, height) == (3 * size + 2 * gap, size) <= (MAX_WIDTH_PX, MAX_WIDTH_PX)
+    zoomed = decoded(ex.detail_image.value)
+    first = zoomed[:, :size]
+    assert np.array_equal(first[:: rd.DETAIL_ZOOM, :: rd.DETAIL_ZOOM].repeat(rd.DETAIL_ZOOM, 0).repeat(rd.DETAIL_ZOOM, 1), first), (
+        "an integer zoom: each pixel a 3x3 square"
+    )
+    outlined = decoded(ex.image.value)
+    assert (outlined == rd.OUTLINE).all(axis=2).any(), "the square outlined on the panels"
+    ex.details.value = False
+    assert np.array_equal(decoded(ex.image.value), shown) and ex.detail_image.layout.display == "none"
+
+
+def test_comparison_and_rd_explorers_share_the_helper():
+    import inspect
+
+    from gabic.widgets import compare
+
+    for module in (rd, compare):
+        source = inspect.getsource(module)
+        assert "show_png(" in source and ".value = _png(" not in source and "image.value =" not in source, module.__name__
+
+
+# --- the notebooks as committed, and the widget state JupyterLab saves ----------------------------
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+@pytest.mark.parametrize("name", ["01_train_small.ipynb", "03_rd_curves.ipynb"])
+def test_notebooks_are_committed_without_widget_outputs_or_state(name):
+    nb = json.loads((NOTEBOOKS / name).read_text(encoding="utf-8"))
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert [o for o in outputs if WIDGET_VIEW in o.get("data", {})] == [], "no widget views to be 'model not found' on reopening"
+    assert outputs == []
+    state = nb["metadata"].get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    assert state == {}, "no saved widget models"
+    if name == "03_rd_curves.ipynb":
+        assert "Save Widget State Automatically" in "".join(nb["cells"][0]["source"]), "the first cell says what to tick"
+    training = [c for c in nb["cells"] if c["cell_type"] == "code" and "= fit(" in "".join(c["source"])]
+    assert len(training) == (name == "01_train_small.ipynb")
+    for cell in training:  # its last statement is not an expression: nothing (a list of paths) shown under the live plot
+        source = "\n".join(line for line in "".join(cell["source"]).splitlines() if not line.startswith("%"))
+        assert not isinstance(ast.parse(source).body[-1], ast.Expr) or source.rstrip().endswith(";"), cell["source"]
+
+
+def test_saved_widget_state_restores_every_view(curves, photo):
+    """What JupyterLab writes into a notebook with "Save Widget State Automatically" (every live model's state, as
+    ipywidgets gives it) holds each model an explorer's view needs, pictures included: reopened, it shows no
+    "model not found"."""
+    for app in (rd_explorer(curves, width="single", dpi=40), quality_explorer(photo, codecs={"jpeg": [20]})):
+        view = app._repr_mimebundle_()[WIDGET_VIEW]
+        state = ipywidgets.Widget.get_manager_state(drop_defaults=True)["state"]
+        json.dumps(state)  # buffers base64-encoded: it goes into the .ipynb as it is
+        wanted, seen = [view["model_id"]], set()
+        while wanted:
+            model = wanted.pop()
+            if model in seen:
+                continue
+            seen.add(model)
+            assert model in state, f"{type(app).__name__}: model {model} not in the saved state"
+            wanted += [v[len("IPY_MODEL_") :] for v in _references(state[model]["state"])]
+        assert app.image.model_id in seen and state[app.image.model_id].get("buffers"), "the PNG is saved with the state"
+
+
+def _references(value) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value.startswith("IPY_MODEL_") else []
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _references(v)]
+    if isinstance(value, list | tuple):
+        return [r for v in value for r in _references(v)]
+    return []

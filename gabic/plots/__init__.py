@@ -17,15 +17,17 @@ file, the name of a published curve (``"jpeg"``, ``"stf_mse"``, ...), or a seque
   BPG and VTM reach 4.7 bpp, where learned codecs stop near 1 bpp) and says so on the figure;
   ``xlim="full"`` shows every point. Curves without the metric drawn are listed on the figure.
 - :func:`bd_table` gives BD-rate and BD-PSNR of each curve against an anchor as a DataFrame,
-  :func:`bd_markdown` / :func:`bd_latex` format it; :func:`write_report` writes all of it.
+  :func:`bd_markdown` / :func:`bd_latex` format it, :func:`bd_caption` says against what and why
+  rows are n/a; :func:`write_report` writes all of it. Without a named anchor,
+  :func:`default_anchor` picks one on the image set of the measured curves.
 
 Curves know their image set (:mod:`gabic.image_sets`): when curves of several sets are drawn
 together, those not on the set of the majority get it in their label ("jpeg (4 sample
 photos)" beside published Kodak curves), and a BD value between curves of different sets is
 n/a with that reason unless ``across_image_sets=True`` asks for it.
 
-A curve without the metric asked for is left out of a figure with a logged warning and a note on
-the figure; when no curve has it, :class:`~gabic.errors.ResultsError` names each curve and the
+A curve without the metric asked for is left out of a figure with a note on the figure (and a log
+line at DEBUG: nothing is printed); when no curve has it, :class:`~gabic.errors.ResultsError` names each curve and the
 metrics it has. In a BD table such a curve gets NaN and a note, as does one whose quality does not
 rise strictly with its bpp (BD assumes it does): the note names the curve and the first step
 where it falls or stays (:func:`gabic.metrics.bd_rate`).
@@ -44,8 +46,8 @@ The submodules, each name importable from :mod:`gabic.plots` itself:
   their points and the data table a figure carries (:func:`data_column`);
 - :mod:`gabic.plots.figures`: :func:`rd_figure`, :func:`save_figure` and :func:`rd_plotly`, with
   their x- and y-ranges, notes and legend;
-- :mod:`gabic.plots.tables`: BD tables (:func:`find_anchor`, :func:`bd_table`,
-  :func:`bd_markdown`, :func:`bd_latex`);
+- :mod:`gabic.plots.tables`: BD tables (:func:`default_anchor`, :func:`find_anchor`, :func:`bd_table`,
+  :func:`bd_caption`, :func:`bd_markdown`, :func:`bd_latex`);
 - :mod:`gabic.plots.report`: :func:`write_report`, the figures and tables of ``gabic rd``.
 """
 
@@ -69,9 +71,10 @@ from gabic.plots.styles import MARKERS as MARKERS
 from gabic.plots.styles import NOTE_FONT_SIZE as NOTE_FONT_SIZE
 from gabic.plots.styles import REFERENCE_ALPHA as REFERENCE_ALPHA
 from gabic.plots.styles import REFERENCE_LINE_WIDTH as REFERENCE_LINE_WIDTH
-from gabic.plots.tables import bd_latex, bd_markdown, bd_table, find_anchor
+from gabic.plots.tables import ANCHOR_METHODS, bd_caption, bd_latex, bd_markdown, bd_table, default_anchor, find_anchor
 
 __all__ = [
+    "ANCHOR_METHODS",
     "CLASSICAL_METHODS",
     "COLUMN_WIDTHS",
     "Curve",
@@ -79,10 +82,12 @@ __all__ = [
     "METHOD_STYLES",
     "METRIC_LABELS",
     "PALETTE",
+    "bd_caption",
     "bd_latex",
     "bd_markdown",
     "bd_table",
     "data_column",
+    "default_anchor",
     "display_name",
     "figure_width",
     "find_anchor",

@@ -84,8 +84,10 @@ def load_curves(results: Curves) -> list[Curve]:
 
 
 def _with_metric(curves: list[Curve], metric: str) -> list[tuple[Curve, list[tuple[float, float]]]]:
-    """The curves that have ``metric`` with their (bpp, value) pairs; the others are skipped with a warning.
-    When none has it, ResultsError names each curve and the metrics it has."""
+    """The curves that have ``metric`` with their (bpp, value) pairs; the others are skipped, with a
+    log line at DEBUG: the figure notes them (:func:`gabic.plots.rd_figure`), and a warning would
+    print into a notebook once per figure drawn. When none has it, ResultsError names each curve
+    and the metrics it has."""
     have, missing = [], []
     for curve in curves:
         try:
@@ -94,8 +96,8 @@ def _with_metric(curves: list[Curve], metric: str) -> list[tuple[Curve, list[tup
             missing.append(str(err))
     if not have:
         raise ResultsError(f"no curve has the metric {metric!r}: " + "; ".join(missing))
-    for message in missing:
-        log.warning("left out of the %s figure: %s", metric, message)
+    if missing:
+        log.debug("left out of the %s figure: %s", metric, "; ".join(missing))
     return have
 
 

@@ -206,7 +206,7 @@ def rd_figure(
 
     Raises:
         ResultsError: a curve is not in the results schema, or no curve has ``metric`` (curves
-            lacking it while others have it are left out, with a note and a logged warning).
+            lacking it while others have it are left out, with a note and a log line at DEBUG).
         ValueError: a bad ``width`` or ``xlim``, or no curves.
     """
     curves = load_curves(results)
@@ -268,8 +268,26 @@ def rd_figure(
         lines = math.ceil(sum(label.count("\n") + 1 for label in labels) / ncols) + (ncols - 1)
         fig.set_size_inches(fig.get_figwidth(), fig.get_figheight() + 0.15 + lines * _LEGEND_LINE_IN)
         fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=LEGEND_FONT_SIZE, frameon=False)
+    if title and own:
+        _fit_title(fig, ax)
     attach_data(fig, _rd_table(drawn, metric), name="rd")
     return fig
+
+
+def _fit_title(fig: Figure, ax: Axes) -> None:
+    """Wrap the title of ``ax`` where it would run past the figure's edges (cut off in the PNG):
+    its extent is checked on the laid-out figure when a rough estimate says it may not fit."""
+    text = ax.title.get_text()
+    if len(text) * 0.55 * ax.title.get_fontsize() / 72 < 0.8 * fig.get_figwidth():
+        return  # fits by far: no layout needed
+    for _ in range(3):
+        fig.draw_without_rendering()
+        box, edge = ax.title.get_window_extent(), fig.bbox
+        if box.x0 >= edge.x0 - 0.5 and box.x1 <= edge.x1 + 0.5:
+            return
+        longest = max(map(len, ax.title.get_text().splitlines()))
+        chars = max(10, int(longest * 0.95 * edge.width / box.width))
+        ax.title.set_text(textwrap.fill(text, chars))
 
 
 def save_figure(fig: Figure, stem: str | os.PathLike, formats: Sequence[str] = _FORMATS, dpi: int = 300) -> list[Path]:
@@ -370,7 +388,7 @@ def rd_plotly(results: Curves, metric: str = "psnr-rgb", title: str | None = Non
                 x=[r[0] for r in rows],
                 y=[r[1] for r in rows],
                 mode="lines+markers",
-                name=s["label"],
+                name=_legend_name(s["label"]),
                 line={"color": s["color"], "dash": _PLOTLY_DASH[s["linestyle"]], "width": 2 * s["linewidth"] / LINE_WIDTH},
                 opacity=s["alpha"],
                 marker={"symbol": symbol, "color": s["color"], "size": 8, "line": {"color": s["color"], "width": 1.5}},
@@ -379,6 +397,53 @@ def rd_plotly(results: Curves, metric: str = "psnr-rgb", title: str | None = Non
             )
         )
     title = _auto_title([c for c, _ in drawn]) if title is None else title
-    layout = {"xaxis_title": "Rate (bpp)", "yaxis_title": axis_label, "template": "plotly_white", "hovermode": "closest"}
-    fig.update_layout(title=title or None, **layout)
+    fig.update_layout(**plotly_layout([_legend_name(c.label) for c, _ in drawn], title, axis_label))
     return fig
+
+
+#: The plot area of :func:`rd_plotly` (pixels tall) and the width its legend is laid out for
+#: (a notebook's output on a 1280x800 screen: 848 px with JupyterLab's file browser open).
+PLOTLY_PLOT_HEIGHT, PLOTLY_WIDTH = 420, 840
+_PLOTLY_FONT, _PLOTLY_LINE = 12, 17  # legend type size and line height (px)
+_PLOTLY_LEGEND_CHARS = 32  # longer legend labels are wrapped
+
+
+def _legend_name(label: str) -> str:
+    """A legend label of :func:`rd_plotly`, wrapped (``<br>``) after about 32 characters, so that
+    one long label does not widen every column of the legend."""
+    return "<br>".join(textwrap.wrap(label, _PLOTLY_LEGEND_CHARS, subsequent_indent="  ")) or label
+
+
+def plotly_layout(labels: Sequence[str], title: str | None, axis_label: str) -> dict[str, Any]:
+    """The layout of :func:`rd_plotly` for legend entries ``labels`` (``<br>`` between lines): a
+    plot :data:`PLOTLY_PLOT_HEIGHT` pixels tall, tight margins, and the legend in rows below the
+    x-axis title, as wide as the figure, so that it never needs a scrollbar of its own (plotly
+    scrolls a legend taller than the plot beside it). The figure's height is the plot's plus the
+    margins and the legend's rows, estimated for a :data:`PLOTLY_WIDTH`-pixel output: plotly lays
+    a legend of several rows out in columns as wide as its widest entry (a character about 0.6 em,
+    the symbol and gaps 48 px), each row as tall as its tallest entry."""
+    top = 44 if title else 12
+    lines = [label.split("<br>") for label in labels]
+    entry = max((max(map(len, parts)) * 0.6 * _PLOTLY_FONT + 48 for parts in lines), default=0.0)
+    columns = max(1, int((PLOTLY_WIDTH - 64) // entry)) if entry else 1
+    legend = sum(max(len(parts) for parts in lines[i : i + columns]) * _PLOTLY_LINE + 4 for i in range(0, len(lines), columns))
+    axis = 56  # tick labels and the x-axis title under the plot
+    legend_y = -axis / PLOTLY_PLOT_HEIGHT  # paper coordinates: the legend's top just under the axis title
+    return {
+        "title": {"text": title, "x": 0.01, "xanchor": "left", "y": 0.98, "yanchor": "top", "font": {"size": 15}} if title else None,
+        "xaxis_title": "Rate (bpp)",
+        "yaxis_title": axis_label,
+        "template": "plotly_white",
+        "hovermode": "closest",
+        "height": PLOTLY_PLOT_HEIGHT + top + axis + legend + 16,
+        "margin": {"l": 64, "r": 16, "t": top, "b": axis + legend + 16, "autoexpand": False},
+        "legend": {
+            "orientation": "h",
+            "x": 0,
+            "xanchor": "left",
+            "y": legend_y,
+            "yanchor": "top",
+            "font": {"size": _PLOTLY_FONT},
+            "itemsizing": "constant",
+        },
+    }

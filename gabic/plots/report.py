@@ -14,7 +14,7 @@ from gabic.metrics import BD_METHODS
 from gabic.plots.curves import Curves, load_curves
 from gabic.plots.figures import _FORMATS, rd_figure, save_figure
 from gabic.plots.styles import figure_width
-from gabic.plots.tables import bd_latex, bd_markdown, bd_table, find_anchor
+from gabic.plots.tables import bd_latex, bd_markdown, bd_table, default_anchor, find_anchor
 from gabic.results import has_metric
 
 log = logging.getLogger(__name__)
@@ -37,16 +37,19 @@ def write_report(
     For each metric that at least one curve has (the others are skipped with a log line):
     ``rd_<metric>_<width>.<format>`` per width and format with the figure's data beside it as
     ``rd_<metric>_<width>.csv`` (:func:`rd_figure`), and ``bd_<metric>.md``, ``.tex`` and
-    ``.csv`` (full precision). Curves lacking a metric are left out of its figures with a warning
-    and a note on the figure (their BD rows say why). Bad widths, method or anchor fail before
-    anything is written.
+    ``.csv`` (full precision). Curves lacking a metric are left out of its figures with a note on
+    the figure (their BD rows say why) and one log line at INFO per metric. Nothing is printed:
+    messages go to :mod:`logging` (``gabic.plots``), at INFO but for a named anchor without a
+    metric. Bad widths, method or anchor fail before anything is written.
 
     Args:
         results: one curve or a sequence (results dicts, paths, published names).
         out_dir: the output folder, created when missing.
         anchor: the BD anchor, as for :func:`bd_table` (one not among ``results`` is drawn
-            too); None (default): the first curve that has the metric. When the anchor lacks a
-            metric, that metric gets figures but no BD table (warning).
+            too); None (default): per metric, the :func:`default_anchor` of the curves that have
+            it (on the image set of the measured curves). When a named anchor lacks a metric,
+            that metric gets figures but no BD table (a warning: the one line the report may log
+            above INFO).
         metrics: default ``("psnr-rgb", "ms-ssim-db-rgb")`` (the dB form puts linear and dB
             MS-SSIM files on one axis).
         widths: ``"single"``, ``"double"`` or inches (file tag ``<w>in``); default both columns.
@@ -77,14 +80,14 @@ def write_report(
         if not have:
             log.info("no curve has %s: no figure or BD table for it", metric)
             continue
-        for c in curves:
-            if c not in have:
-                log.warning("%s has no %s: left out of its figures (n/a in its BD table)", c.label, metric)
+        lacking = [c.label for c in curves if c not in have]
+        if lacking:  # one line, at INFO: the figures note them and the BD table says n/a
+            log.info("no %s in %s: left out of its figures (n/a in its BD table)", metric, ", ".join(lacking))
         for w in widths:
             tag = w if isinstance(w, str) else f"{float(w):g}in"
             fig = rd_figure(curves, metric, width=w, xlim=xlim)  # those without the metric: a note on the figure
             written += save_figure(fig, out_dir / f"rd_{metric}_{tag}", formats, dpi=dpi)
-        base = anchor_curve or have[0]
+        base = anchor_curve or default_anchor(have, metric)
         if base not in have:
             log.warning("the anchor %s has no %s: no BD table for it", base.label, metric)
             continue

@@ -26,7 +26,7 @@ LINE_WIDTH = 1.2
 REFERENCE_LINE_WIDTH = 0.8
 REFERENCE_ALPHA = 0.75
 MARKER_SIZE = 4.0
-NOTE_FONT_SIZE = 6.0
+NOTE_FONT_SIZE = 7.0
 #: Margin around the fitted axis ranges, as a fraction of the data's span.
 AXIS_MARGIN = 0.05
 

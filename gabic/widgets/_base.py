@@ -1,9 +1,31 @@
-"""What the widget apps share: redraw on a user's change, not on the app's own updates."""
+"""What the widget apps share: redraw on a user's change, not on the app's own updates; pictures
+shown at their own pixel size.
+
+A picture in an ``ipywidgets.Image`` is stretched by the browser to the output's width unless its
+layout says otherwise (ipywidgets' style sheet gives images ``max-width: 100%; height: auto``):
+a figure drawn 716 px wide is shown 1004 px wide, soft, and a decoded photo is resampled, which
+hides the very artefacts a researcher looks for. :func:`show_png` sets an image's PNG and its
+layout to the PNG's own width and height in CSS pixels; every app of :mod:`gabic.widgets` shows
+its pictures through it, and draws its matplotlib figures with :func:`figure_png`, at a
+resolution that keeps them within :data:`MAX_WIDTH_PX`.
+"""
 
 from __future__ import annotations
 
+import io
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["MAX_WIDTH_PX", "Redraws", "figure_png", "png_size", "show_png"]
+
+#: The widest picture (CSS pixels) an app shows: a notebook's output in JupyterLab 4.6 on a
+#: 1280x800 screen is 848 px wide with the file browser open (as JupyterLab starts), about 1000 px
+#: with it closed.
+MAX_WIDTH_PX = 840
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class Redraws:
@@ -28,3 +50,63 @@ class Redraws:
     def _on_change(self, change) -> None:
         if not self._quiet:
             self.redraw()
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """``(width, height)`` in pixels of PNG bytes, read from the header (nothing decoded).
+
+    Raises:
+        ValueError: the bytes are not a PNG.
+    """
+    data = bytes(png[:24])
+    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        raise ValueError(f"not PNG bytes (they start with {data[:8]!r})")
+    return struct.unpack(">II", data[16:24])
+
+
+def show_png(image: Any, png: bytes, pixels: bool = False) -> tuple[int, int]:
+    """Show ``png`` in ``image`` (an ``ipywidgets.Image``) at its own size: the image's ``value``
+    becomes ``png`` and its layout's ``width`` and ``height`` the PNG's, in CSS pixels, so the
+    browser neither stretches nor squeezes it to the output's width. Empty bytes hide the image.
+
+    Where the output is narrower than the picture (ipywidgets' ``max-width: 100%`` applies), a
+    figure (default) shrinks as a whole, keeping its proportions (``object-fit: contain``); a
+    photo (``pixels=True``) is cut at its sides instead and keeps its pixels 1:1
+    (``object-fit: none``), never resampled.
+
+    Args:
+        image: the ``ipywidgets.Image`` (format ``"png"``).
+        png: the PNG bytes (``b""``: nothing to show).
+        pixels: the PNG holds image pixels to be seen 1:1 (a decoded photo, a crop zoomed by an
+            integer factor), not a figure. Default False.
+
+    Returns:
+        ``(width, height)`` of the PNG in pixels, ``(0, 0)`` for empty bytes.
+
+    Raises:
+        ValueError: ``png`` is neither empty nor PNG bytes.
+    """
+    if not png:
+        image.value = b""
+        image.layout.display = "none"
+        return 0, 0
+    width, height = png_size(png)
+    image.value = png
+    layout = image.layout
+    layout.width, layout.height = f"{width}px", f"{height}px"
+    layout.object_fit = "none" if pixels else "contain"
+    layout.flex = "0 0 auto"  # not squeezed by a box beside it
+    layout.display = None
+    return width, height
+
+
+def figure_png(fig: Any, dpi: float, max_width: int = MAX_WIDTH_PX) -> bytes:
+    """The PNG bytes of a matplotlib figure at ``dpi`` dots per inch, lowered where needed so that
+    the PNG is at most ``max_width`` pixels wide (default :data:`MAX_WIDTH_PX`).
+
+    At 1:1 on screen a point of type is ``dpi / 72`` pixels: 6 pt notes need ``dpi >= 108`` to be
+    9 px tall."""
+    dpi = min(float(dpi), max_width / fig.get_figwidth())
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})  # shown, not kept: fast over small
+    return buf.getvalue()

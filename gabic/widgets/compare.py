@@ -5,12 +5,12 @@
 :mod:`gabic.analysis.drawing`: where the bits go (both maps and their difference), the tiles
 against texture, the attention measures as maps over the image (one block, one head or the mean),
 their distributions at every block, and the redundancy before and after every block. The figure
-is rendered to PNG bytes in an ``ipywidgets.Image`` (``explorer.image.value``).
+is rendered to PNG bytes at :data:`DISPLAY_DPI` (at most 840 px wide) and shown at its own size
+in an ``ipywidgets.Image`` (:func:`gabic.widgets._base.show_png`; ``explorer.image.value``).
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,9 +24,14 @@ from gabic.analysis import drawing
 from gabic.analysis.compare import pair_names
 from gabic.analysis.report import ImageAnalysis, analyse_image
 from gabic.models import LearnedCodec
-from gabic.widgets._base import Redraws
+from gabic.widgets._base import Redraws, figure_png, show_png
 
-__all__ = ["VIEWS", "ComparisonExplorer", "comparison_explorer"]
+__all__ = ["DISPLAY_DPI", "VIEWS", "ComparisonExplorer", "comparison_explorer"]
+
+#: Resolution of the figures on screen (shown at their own size): the smallest type of
+#: :mod:`gabic.analysis.drawing` (``xx-small``, 5.8 pt) is 9.7 px; a page-wide figure (7.16 in) is
+#: drawn at 117 dpi instead, to be 840 px wide (:func:`gabic.widgets._base.figure_png`), its type 9.4 px.
+DISPLAY_DPI = 120
 
 #: The views of the explorer: label -> what it draws.
 VIEWS = {
@@ -46,7 +51,7 @@ class ComparisonExplorer(Redraws, widgets.VBox):
         view: ToggleButtons of :data:`VIEWS`.
         block: Dropdown of the attention blocks (the "attention maps" view).
         head: Dropdown, ``"mean"`` or a head index (the "attention maps" view).
-        image: ``ipywidgets.Image`` holding the PNG of the current figure.
+        image: ``ipywidgets.Image`` holding the PNG of the current figure, at its own size.
         info: HTML line: the image's numbers for both models.
     """
 
@@ -56,7 +61,7 @@ class ComparisonExplorer(Redraws, widgets.VBox):
         images: Sequence[str | os.PathLike],
         names: tuple[str, str] | None = None,
         tile: int = 64,
-        dpi: int = 90,
+        dpi: int = DISPLAY_DPI,
     ):
         if not images:
             raise ValueError("comparison_explorer needs at least one image")
@@ -117,10 +122,7 @@ class ComparisonExplorer(Redraws, widgets.VBox):
 
     def render(self) -> None:
         """Redraw the current view into :attr:`image` and the numbers into :attr:`info`."""
-        fig = self.figure()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=self.dpi)
-        self.image.value = buf.getvalue()
+        show_png(self.image, figure_png(self.figure(), self.dpi))
         s = self.analysis().comparison.summary()
         parts = [
             f"<b>{s[k]['name']}</b> {s[k]['bpp']:.4f} bpp ({s[k]['bpp_likelihoods']:.4f} likelihoods), {s[k]['psnr_rgb']:.2f} dB"
@@ -135,10 +137,12 @@ def comparison_explorer(
     images: Sequence[str | os.PathLike] | str | os.PathLike,
     names: tuple[str, str] | None = None,
     tile: int = 64,
-    dpi: int = 90,
+    dpi: int = DISPLAY_DPI,
 ) -> ComparisonExplorer:
     """A :class:`ComparisonExplorer` of two models (labels by default their architectures' names) over
-    ``images`` (paths, or one path). Display it in a notebook as the cell's value."""
+    ``images`` (paths, or one path), its figures drawn at ``dpi`` (default :data:`DISPLAY_DPI`; lowered
+    where a figure would be wider than 840 px) and shown at their own size. Display it in a
+    notebook as the cell's value."""
     if isinstance(images, str | os.PathLike):
         images = [images]
     return ComparisonExplorer((model_a, model_b), list(images), names, tile, dpi)

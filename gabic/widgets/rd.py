@@ -1,19 +1,29 @@
 """ipywidgets explorers of rate-distortion results: RD curves with a BD table, and decoded images.
 
 ``rd_explorer(curves)`` shows an RD figure (:func:`gabic.plots.rd_figure`) of the curves ticked
-in a list, for a metric picked in a dropdown, and the BD table (:func:`gabic.plots.bd_table`)
-of those curves against an anchor picked in another dropdown; a checkbox widens the bpp axis
+in a list (every one shown, with "all" and "none" buttons), for a metric picked in a dropdown,
+and the BD table (:func:`gabic.plots.bd_table`) of those curves against an anchor picked in
+another dropdown (by default :func:`gabic.plots.default_anchor`: one measured on the same images
+as the measured curves), its caption saying why rows are n/a; a checkbox widens the bpp axis
 from the learned codecs to every point; a button exports the figure for a paper
 (:func:`gabic.plots.save_figure`: PDF, SVG and PNG, one and two columns wide, with the plotted
-points as CSV) and the BD table as Markdown.
+points as CSV) and the BD table as Markdown. The figure is the exported one, drawn at
+:data:`DISPLAY_DPI` and shown at its own size (7.16 in: 787 px wide, its smallest type 9 px).
 
 ``quality_explorer(image, codecs=..., checkpoints=...)`` codes one image with a classical codec
 (:mod:`gabic.codecs`) at the quality picked on a slider, or with a learned-codec checkpoint
-picked on the slider, and shows the decoded image beside the original with its bpp and PSNR.
-Each (codec, quality) is coded once, when first shown, and cached; checkpoints are loaded once.
+picked on the slider, and shows the decoded image beside the original, pixel for pixel (a crop
+of at most :data:`PANEL_PX` pixels a side of each, never resampled: compression artefacts are
+seen as they are), with its bpp and PSNR; ticked, "error map and crops" adds the square where
+the codec errs most, zoomed by an integer factor, and its error map. Each (codec, quality) is
+coded once, when first shown, and cached; checkpoints are loaded once. Names are short: the
+codec's display name, the architecture without its configuration, the checkpoints' lambdas or
+run folders (:func:`gabic.names.checkpoint_labels`); the slider is hidden where there is one
+checkpoint.
 
-Both render matplotlib figures to PNG bytes in an ``ipywidgets.Image`` (``explorer.image.value``);
-their controls are attributes, so they can be driven from code and tests.
+Both show PNG bytes in ``ipywidgets.Image`` widgets at the PNG's own size
+(:func:`gabic.widgets._base.show_png`; ``explorer.image.value``); their controls are
+attributes, so they can be driven from code and tests.
 """
 
 from __future__ import annotations
@@ -23,11 +33,13 @@ import io
 import logging
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 try:
@@ -36,16 +48,17 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("gabic.widgets.rd needs ipywidgets: pip install 'gabic[notebooks]' (or ipywidgets)") from err
 
 from gabic import plots
-from gabic.checkpoints import load_checkpoint
+from gabic.checkpoints import CHECKPOINT_SUFFIXES, load_checkpoint
 from gabic.codecs import get_codec, list_codecs
 from gabic.errors import GabicError, ResultsError
 from gabic.evaluate import find_checkpoints
 from gabic.files import write_atomic
 from gabic.images import ImageLike, as_rgb, center_crop
 from gabic.measurement import Measurement, measure
-from gabic.reconstructions import comparison_figure, reconstruction_figure
+from gabic.names import checkpoint_labels, display_name, short_name
+from gabic.reconstructions import error_map, worst_crop
 from gabic.results import has_metric
-from gabic.widgets._base import Redraws
+from gabic.widgets._base import MAX_WIDTH_PX, Redraws, figure_png, show_png
 
 __all__ = ["QualityExplorer", "RDExplorer", "bd_html", "quality_explorer", "rd_explorer"]
 
@@ -59,12 +72,24 @@ EXPORT_WIDTHS = ("single", "double")
 #: The figure formats written by :meth:`RDExplorer.export`.
 EXPORT_FORMATS = ("pdf", "svg", "png")
 
+#: Resolution of the RD explorer's figure on screen (shown at its own size): the smallest type of
+#: :func:`gabic.plots.rd_figure`, its 7 pt notes and legend, is 10.7 px; the double-column figure 787 px wide.
+DISPLAY_DPI = 110
+#: The most curves the RD explorer's list shows without a scrollbar.
+MAX_LIST_ROWS = 16
+#: Figures the RD explorer keeps drawn (selection, metric, bpp range), so going back is instant.
+FIGURE_CACHE = 16
 
-def _png(fig, dpi: int) -> bytes:
-    """The PNG bytes of a matplotlib figure."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+#: Gap between the quality explorer's panels, pixels.
+PANEL_GAP = 12
+#: The largest side, in pixels, of the quality explorer's 1:1 panels: two of them and their gap
+#: fit a notebook's output on a 1280x800 screen (:data:`gabic.widgets._base.MAX_WIDTH_PX`, 840 px).
+PANEL_PX = (MAX_WIDTH_PX - PANEL_GAP) // 2
+#: Side of the square where a codec errs most (:func:`gabic.reconstructions.worst_crop`) and its
+#: integer zoom (nearest neighbour) in the quality explorer's details: three of them fit 840 px.
+DETAIL_CROP, DETAIL_ZOOM = 88, 3
+#: Colour of the outline of that square on the 1:1 panels (drawn outside it).
+OUTLINE = (0, 255, 255)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,15 +101,18 @@ class RDExplorer(Redraws, widgets.VBox):
 
     Attributes:
         methods: SelectMultiple of the curve labels (:func:`gabic.plots.method_style` labels,
-            made unique); the figure and the BD table show the selected ones.
+            made unique), one row per curve (up to :data:`MAX_LIST_ROWS`); the figure and the
+            BD table show the selected ones.
+        select_all, select_none: Buttons that select every curve, or none.
         metric: Dropdown of the metrics some curve has (value ``"psnr-rgb"``, ``"ms-ssim-rgb"``
             or ``"ms-ssim-db-rgb"``).
         anchor: Dropdown of the labels of the curves that have the metric: the BD anchor.
         bd_method: Dropdown, ``"cubic"`` or ``"pchip"`` (:func:`gabic.metrics.bd_rate`).
         full_range: Checkbox: every point on the bpp axis (``xlim="full"`` of
             :func:`gabic.plots.rd_figure`); unticked (default): the axis fits the learned codecs.
-        image: ``ipywidgets.Image`` holding the PNG of the RD figure (empty when nothing is drawn).
-        table: HTML of the BD table against the anchor.
+        image: ``ipywidgets.Image`` holding the PNG of the RD figure, at its own size (hidden
+            when nothing is drawn).
+        table: HTML of the BD table against the anchor, its caption saying why rows are n/a.
         export_stem: Text, the path without extension of the exported files.
         export_button: writes :meth:`export`.
         status: HTML line: curves left out, files written, errors.
@@ -98,7 +126,7 @@ class RDExplorer(Redraws, widgets.VBox):
         anchor: str | os.PathLike | dict[str, Any] | None = None,
         export_stem: str | os.PathLike = "rd",
         width: str | float = "double",
-        dpi: int = 100,
+        dpi: int = DISPLAY_DPI,
         across_image_sets: bool = False,
     ):
         self.across_image_sets = across_image_sets
@@ -111,6 +139,7 @@ class RDExplorer(Redraws, widgets.VBox):
         plots.figure_width(width)
         self.width, self.dpi = width, dpi
         self.bd = None
+        self._figures: OrderedDict[tuple, bytes] = OrderedDict()
         metrics = [m for m in METRIC_NAMES if any(has_metric(c.result, m) for c in loaded)]
         if metric not in metrics and any(has_metric(c.result, metric) for c in loaded):
             metrics.append(metric)  # another metric of the files, e.g. "psnr-y"
@@ -122,33 +151,51 @@ class RDExplorer(Redraws, widgets.VBox):
 
         style = {"description_width": "initial"}
         labels = list(self._curves)
+        list_width = min(480, max(400, 80 + round(7.5 * max(map(len, labels))) + 24))  # the labels whole where they fit
+        rows = min(len(labels), MAX_LIST_ROWS)
         self.methods = widgets.SelectMultiple(
-            options=labels, value=labels, rows=min(len(labels), 10), description="curves", layout={"width": "420px"}
+            options=labels, value=labels, rows=rows, description="curves", layout={"width": f"{list_width}px"}
         )
-        self.metric = widgets.Dropdown(options=[(METRIC_NAMES.get(m, m), m) for m in metrics], value=metric, description="metric")
-        self.anchor = widgets.Dropdown(description="BD anchor", style=style)
-        self.bd_method = widgets.Dropdown(options=["cubic", "pchip"], value="cubic", description="BD fit", style=style)
-        self.full_range = widgets.Checkbox(value=False, description="full bpp range", indent=False)
+        small = {"width": "64px", "min_width": "64px"}
+        self.select_all = widgets.Button(description="all", tooltip="select every curve", layout=small)
+        self.select_none = widgets.Button(description="none", tooltip="select no curve", layout=small)
+        hint = widgets.HTML("<small>Ctrl/⌘-click: one more or one less</small>", layout={"margin": "0 0 0 8px"})
+        wide = {"width": "320px"}  # beside the list in an 848 px output
+        self.metric = widgets.Dropdown(
+            options=[(METRIC_NAMES.get(m, m), m) for m in metrics], value=metric, description="metric", style=style, layout=wide
+        )
+        self.anchor = widgets.Dropdown(description="BD anchor", style=style, layout=wide)
+        self.bd_method = widgets.Dropdown(options=["cubic", "pchip"], value="cubic", description="BD fit", style=style, layout=wide)
+        self.full_range = widgets.Checkbox(value=False, description="full bpp range", indent=False, layout={"width": "auto"})
         self.image = widgets.Image(format="png")
         self.table = widgets.HTML()
         self.status = widgets.HTML()
         self.export_stem = widgets.Text(value=os.fspath(export_stem), description="export to", style=style, layout={"width": "420px"})
         self.export_button = widgets.Button(description="export", tooltip="PDF, SVG and PNG, single and double column; BD table")
         self._set_anchors(anchor_curve.label if anchor_curve is not None else None)
+        wrap = {"flex_flow": "row wrap", "align_items": "flex-start"}
         super().__init__(
             [
-                widgets.HBox([self.methods, widgets.VBox([self.metric, self.anchor, self.bd_method, self.full_range])]),
+                widgets.HBox(
+                    [
+                        widgets.VBox([self.methods, widgets.HBox([self.select_all, self.select_none, hint], layout=wrap)]),
+                        widgets.VBox([self.metric, self.anchor, self.bd_method, self.full_range]),
+                    ],
+                    layout=wrap,
+                ),
                 self.image,
                 self.table,
-                widgets.HBox([self.export_stem, self.export_button]),
+                widgets.HBox([self.export_stem, self.export_button], layout=wrap),
                 self.status,
             ]
         )
         self.methods.observe(self._on_change, names="value")
         self.metric.observe(self._on_metric, names="value")
-        self.anchor.observe(self._on_change, names="value")
-        self.bd_method.observe(self._on_change, names="value")
+        self.anchor.observe(self._on_table, names="value")
+        self.bd_method.observe(self._on_table, names="value")
         self.full_range.observe(self._on_change, names="value")
+        self.select_all.on_click(lambda _: self._select(list(self._curves)))
+        self.select_none.on_click(lambda _: self._select([]))
         self.export_button.on_click(self._on_export)
         self.render()
 
@@ -158,18 +205,28 @@ class RDExplorer(Redraws, widgets.VBox):
         chosen = set(self.methods.value)
         return [c for label, c in self._curves.items() if label in chosen]
 
+    def _select(self, labels: list[str]) -> None:
+        self.methods.value = tuple(labels)  # one redraw, through the list's observer
+
     def _set_anchors(self, keep: str | None = None) -> None:
-        """Offer the curves that have the metric as anchors; keep ``keep`` (or the current one) if it can be."""
-        options = [label for label, c in self._curves.items() if has_metric(c.result, self.metric.value)]
+        """Offer the curves that have the metric as anchors; keep ``keep`` (or the current one) if it
+        can be, else the default anchor (:func:`gabic.plots.default_anchor`) of those curves."""
+        have = [c for c in self._curves.values() if has_metric(c.result, self.metric.value)]
+        options = [c.label for c in have]
         keep = keep or self.anchor.value
         self.anchor.options = options
-        self.anchor.value = keep if keep in options else (options[0] if options else None)
+        self.anchor.value = keep if keep in options else (plots.default_anchor(have, self.metric.value).label if have else None)
 
     # ------------------------------------------------------------------ events
     def _on_metric(self, change) -> None:
         with self.quietly():
             self._set_anchors()
         self.redraw()
+
+    def _on_table(self, change) -> None:
+        """The anchor or the BD fit changed: the figure stays, the table is computed again."""
+        if not self._quiet:
+            self._render_table(self.selected(), self.metric.value)
 
     def _on_export(self, button) -> None:
         try:
@@ -196,13 +253,22 @@ class RDExplorer(Redraws, widgets.VBox):
         left_out = [c.label for c in selected if c not in drawn]
         if drawn and left_out:
             notes.append(f"left out (no {name}): " + ", ".join(left_out))
-        if drawn:  # the selected curves without the metric: left out, with a note on the figure
-            fig = plots.rd_figure(selected, metric, width=self.width, xlim=self._xlim())
-            self.image.value = _png(fig, self.dpi)
-        else:
-            self.image.value = b""
+        show_png(self.image, self._figure_png(selected, metric) if drawn else b"")
         self._render_table(selected, metric)
         self.status.value = html.escape("; ".join(notes))
+
+    def _figure_png(self, selected: list[Any], metric: str) -> bytes:
+        """The PNG of the figure of ``selected`` (the curves without the metric noted on it), drawn
+        once per selection, metric and bpp range (the last :data:`FIGURE_CACHE` kept)."""
+        key = (tuple(c.label for c in selected), metric, self._xlim())
+        if key in self._figures:
+            self._figures.move_to_end(key)
+        else:
+            fig = plots.rd_figure(selected, metric, width=self.width, xlim=self._xlim())
+            self._figures[key] = figure_png(fig, self.dpi)
+            while len(self._figures) > FIGURE_CACHE:
+                self._figures.popitem(last=False)
+        return self._figures[key]
 
     def _xlim(self) -> str | None:
         """The ``xlim`` of :func:`gabic.plots.rd_figure` that :attr:`full_range` asks for."""
@@ -253,17 +319,17 @@ class RDExplorer(Redraws, widgets.VBox):
 
 
 def bd_html(df, digits: int = 2) -> str:
-    """A BD table of :func:`gabic.plots.bd_table` as an HTML table: a caption naming the anchor,
-    metric and fit, BD values signed with ``digits`` decimals (default 2), NaN as ``n/a``."""
+    """A BD table of :func:`gabic.plots.bd_table` as an HTML table: its caption
+    (:func:`gabic.plots.bd_caption`: the anchor, metric and fit, and why rows are n/a), BD values
+    signed with ``digits`` decimals (default 2), NaN as ``n/a``."""
     formatters = {
         column: (lambda v: "n/a" if v != v else f"{0.0:.{digits}f}" if v == 0 else f"{v:+.{digits}f}")
         for column in df.columns
         if str(column).startswith("BD-")
     }
     body = df.rename_axis(None).to_html(formatters=formatters, na_rep="", border=0, escape=True)
-    anchor, metric, method = (html.escape(str(df.attrs.get(k, "?"))) for k in ("anchor", "metric", "method"))
-    caption = f"<p><b>BD against {anchor}</b> ({METRIC_NAMES.get(metric, metric)}, {method} fit; negative BD-rate: fewer bits)</p>"
-    return caption + body
+    title, na, why = plots.bd_caption(df).partition(" n/a: ")
+    return f"<p><b>{html.escape(title)}</b>{html.escape(na + why)}</p>" + body
 
 
 def rd_explorer(
@@ -272,7 +338,7 @@ def rd_explorer(
     anchor: str | os.PathLike | dict[str, Any] | None = None,
     export_stem: str | os.PathLike = "rd",
     width: str | float = "double",
-    dpi: int = 100,
+    dpi: int = DISPLAY_DPI,
     across_image_sets: bool = False,
 ) -> RDExplorer:
     """An :class:`RDExplorer` of ``curves``. Display it in a notebook as the cell's value.
@@ -281,10 +347,12 @@ def rd_explorer(
         curves: one curve or a sequence: results dicts, paths to results files, published names.
         metric: the metric shown first (default ``"psnr-rgb"``); some curve must have it.
         anchor: the BD anchor shown first, as for :func:`gabic.plots.bd_table` (one not among
-            ``curves`` is added to them); default None: the first curve that has the metric.
+            ``curves`` is added to them); default None: :func:`gabic.plots.default_anchor` (a
+            curve measured on the same images as the measured curves, a classical codec first).
         export_stem: the initial value of the export box (the path without extension, default ``"rd"``).
         width: width of the displayed figure: ``"single"``, ``"double"`` (default) or inches.
-        dpi: resolution of the displayed figure (default 100).
+        dpi: resolution of the displayed figure (default :data:`DISPLAY_DPI`, 110: the 7 pt notes
+            10.7 px tall); lowered where the figure would be wider than 840 px. Shown at its own size.
         across_image_sets: BD values between curves measured on different image sets too
             (default False: n/a with the reason, see :func:`gabic.plots.bd_table`).
 
@@ -305,10 +373,11 @@ def rd_explorer(
 class _Entry:
     """One choice of the codec dropdown: a classical codec and its qualities, or a group of checkpoints."""
 
-    key: str  # the dropdown's value: the codec's name or the checkpoint group's label
+    key: str  # the dropdown's value: the codec's name or the checkpoint group's name
     kind: str  # "codec" or "checkpoint"
     settings: list[tuple[str, Any]] = field(default_factory=list)  # slider (label, value): quality, or checkpoint path
     codec: Any = None  # a gabic.codecs.Codec
+    label: str = ""  # the dropdown's label: short (display name; the architecture without its configuration)
 
 
 def _codec_entries(codecs: Any) -> list[_Entry]:
@@ -341,14 +410,14 @@ def _codec_entries(codecs: Any) -> list[_Entry]:
         qs = list(codec.default_qualities) if qualities is None else [codec.check_quality(q) for q in qualities]
         if not qs:
             raise ValueError(f"codecs: no qualities given for {codec.name!r}")
-        entries.append(_Entry(codec.name, "codec", [(str(q), q) for q in qs], codec))
+        entries.append(_Entry(codec.name, "codec", [(str(q), q) for q in qs], codec, label=display_name(codec.name)))
     return entries
 
 
-def _checkpoint_settings(paths: Sequence[Path]) -> list[tuple[str, Any]]:
-    """Slider (label, path) pairs: the file names, with their folder where two names are the same."""
-    names = [p.name for p in paths]
-    return [(f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name, p) for p in paths]
+def _checkpoint_settings(paths: Sequence[Path], lambdas: Sequence[Any] | None = None) -> list[tuple[str, Any]]:
+    """Slider (label, path) pairs, labels saying what differs (:func:`gabic.names.checkpoint_labels`:
+    the lambdas, else the run folders or file names)."""
+    return list(zip(checkpoint_labels(paths, lambdas, CHECKPOINT_SUFFIXES), paths, strict=True))
 
 
 def _checkpoint_entries(checkpoints: Any) -> list[_Entry]:
@@ -358,71 +427,145 @@ def _checkpoint_entries(checkpoints: Any) -> list[_Entry]:
         return []
     if isinstance(checkpoints, (str, os.PathLike)):
         checkpoints = [checkpoints]
-    groups: list[tuple[str, list[Any]]] = []
+    groups: list[tuple[str, list[Any], list[Any] | None]] = []
     if isinstance(checkpoints, Mapping):
-        groups = [(str(k), [v] if isinstance(v, (str, os.PathLike)) else list(v)) for k, v in checkpoints.items()]
+        groups = [(str(k), [v] if isinstance(v, (str, os.PathLike)) else list(v), None) for k, v in checkpoints.items()]
     else:
         loose = []
         for item in checkpoints:
             if isinstance(item, dict):  # a curve from evaluate_checkpoints: its checkpoints, sorted by bpp
-                files = (item.get("meta") or {}).get("checkpoint")
+                meta = item.get("meta") or {}
+                files = meta.get("checkpoint")
                 if not isinstance(files, list) or not files:
                     what = repr(item.get("name", "a result"))
                     raise ValueError(f"checkpoints: {what} has no meta.checkpoint (not a result of evaluate_checkpoints)")
-                groups.append((str(item.get("name", "checkpoints")), files))
+                lambdas = meta.get("lambda") if isinstance(meta.get("lambda"), list) and len(meta["lambda"]) == len(files) else None
+                groups.append((str(item.get("name", "checkpoints")), files, lambdas))
             else:
                 loose.append(item)
         if loose:
-            groups.insert(0, ("checkpoints", loose))
+            groups.insert(0, ("checkpoints", loose, None))
     entries = []
-    for label, files in groups:
+    for name, files, lambdas in groups:
         paths = find_checkpoints(files)  # CheckpointError naming a missing file or an empty folder
-        entries.append(_Entry(label, "checkpoint", _checkpoint_settings(paths)))
+        if lambdas is not None and len(paths) != len(lambdas):
+            lambdas = None  # a folder among the files: no telling which lambda is whose
+        entries.append(_Entry(name, "checkpoint", _checkpoint_settings(paths, lambdas), label=short_name(name)))
     return entries
 
 
+def _unique_labels(entries: list[_Entry]) -> None:
+    """Entries whose short labels are the same (two configurations of one architecture) get their full display names."""
+    labels = [e.label or e.key for e in entries]
+    for e, label in zip(entries, labels, strict=True):
+        e.label = display_name(e.key) if labels.count(label) > 1 else label
+
+
+def _rgb_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes of ``(H, W, 3)`` uint8 pixels (fast zlib level: these are shown, not kept)."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="png", compress_level=1)
+    return buf.getvalue()
+
+
+def _side_by_side(panels: list[np.ndarray], gap: int = PANEL_GAP) -> np.ndarray:
+    """RGB panels of one height side by side, ``gap`` white pixels apart."""
+    height = max(p.shape[0] for p in panels)
+    width = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
+    out = np.full((height, width, 3), 255, dtype=np.uint8)
+    x = 0
+    for p in panels:
+        out[: p.shape[0], x : x + p.shape[1]] = p
+        x += p.shape[1] + gap
+    return out
+
+
+def _outline(pixels: np.ndarray, box: tuple[int, int, int, int], color: tuple[int, int, int] = OUTLINE) -> np.ndarray:
+    """A copy of ``pixels`` with a 1-pixel frame drawn just outside ``box`` (left, top, right, bottom)."""
+    out = pixels.copy()
+    h, w = out.shape[:2]
+    left, top, right, bottom = box
+    x0, x1, y0, y1 = max(left - 1, 0), min(right, w - 1), max(top - 1, 0), min(bottom, h - 1)
+    out[y0, x0 : x1 + 1] = out[y1, x0 : x1 + 1] = color
+    out[y0 : y1 + 1, x0] = out[y0 : y1 + 1, x1] = color
+    return out
+
+
+def _titles(texts: list[tuple[str, int]], gap: int = PANEL_GAP) -> str:
+    """HTML: one title per panel, each as wide as its panel (``(text, width)``), wrapped within it, never cut."""
+    style = "white-space:normal;overflow-wrap:anywhere;line-height:1.3"
+    cells = "".join(f"<div style='width:{width}px;flex:0 0 {width}px;{style}'>{html.escape(text)}</div>" for text, width in texts)
+    return f"<div style='display:flex;gap:{gap}px;align-items:flex-end'>{cells}</div>"
+
+
 class QualityExplorer(Redraws, widgets.VBox):
-    """One image decoded by a codec or checkpoint, beside the original; controls and output are attributes.
+    """One image decoded by a codec or checkpoint, beside the original, pixel for pixel; controls and
+    outputs are attributes.
+
+    The panels show the same crop of the original and of the decoded image (the whole image
+    where it is at most :data:`PANEL_PX` pixels a side; the measurement is always of the whole
+    image) at 1:1: each PNG pixel one pixel on screen, never resampled.
 
     Attributes:
-        codec: Dropdown of the classical codecs (value: the codec's name) and checkpoint groups
-            (value: the group's label).
-        quality: SelectionSlider of the codec's qualities, or of the group's checkpoints
-            (value: the quality, or the checkpoint's path).
-        details: Checkbox: add the error map and zoomed crops
-            (:func:`gabic.reconstructions.reconstruction_figure`).
-        image: ``ipywidgets.Image`` holding the PNG of the current figure.
+        codec: Dropdown of the classical codecs (value: the codec's name; label its display name)
+            and checkpoint groups (value: the group's name; label the architecture without its
+            configuration, :func:`gabic.names.short_name`).
+        quality: SelectionSlider of the codec's qualities, or of the group's checkpoints (value:
+            the quality, or the checkpoint's path; labels :func:`gabic.names.checkpoint_labels`);
+            hidden where there is one.
+        details: Checkbox: add the square where the decoded image errs most
+            (:func:`gabic.reconstructions.worst_crop`, :data:`DETAIL_CROP` pixels), outlined on the
+            panels, zoomed :data:`DETAIL_ZOOM` times (nearest neighbour): original, decoded and
+            squared error.
+        titles: HTML above the panels: what each shows (the decoded one: codec, setting, bpp, PSNR).
+        image: ``ipywidgets.Image`` of the panels (original | decoded), at its own size.
+        detail_titles, detail_image: the same for the details (hidden unless ticked).
         info: HTML line with the codec, setting, bytes, bpp and PSNR.
+        box: the crop the panels show, ``(left, top, right, bottom)`` in pixels of :attr:`original`.
         current: the :class:`~gabic.measurement.Measurement` shown (see :meth:`code`).
         coded: the cache, ``{(codec or group, quality or path): measurement}``.
         original: the RGB image coded.
     """
 
-    def __init__(
-        self, image: Image.Image, entries: list[_Entry], device: str = "auto", width: float = 10.0, dpi: int = 80, trust: bool = False
-    ):
+    def __init__(self, image: Image.Image, entries: list[_Entry], device: str = "auto", panel: int = PANEL_PX, trust: bool = False):
         if not entries:
             raise ValueError("quality_explorer: no codecs or checkpoints to show")
         keys = [e.key for e in entries]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
             raise ValueError(f"quality_explorer: two entries named {', '.join(map(repr, duplicates))} (codecs and checkpoint groups)")
-        self.original, self.device, self.width, self.dpi, self.trust = image, device, width, dpi, trust
+        if not isinstance(panel, int) or isinstance(panel, bool) or panel < 16:
+            raise ValueError(f"panel must be a number of pixels >= 16, got {panel!r}")
+        _unique_labels(entries)
+        self.original, self.device, self.trust = image, device, trust
+        self._pixels = np.asarray(image)
+        W, H = image.size
+        w, h = min(W, panel), min(H, panel)
+        self.box = ((W - w) // 2, (H - h) // 2, (W - w) // 2 + w, (H - h) // 2 + h)
         self._entries = {e.key: e for e in entries}
         self._models: dict[Path, Any] = {}
         self.coded: dict[tuple[str, Any], Measurement] = {}
         self.current: Measurement | None = None
         first = entries[0]
         style = {"description_width": "initial"}
-        self.codec = widgets.Dropdown(options=keys, value=first.key, description="codec")
+        longest = max(len(e.label) for e in entries)
+        self.codec = widgets.Dropdown(
+            options=[(e.label, e.key) for e in entries], value=first.key, description="codec", style=style,
+            layout={"width": f"{min(420, max(220, 64 + 8 * longest + 40))}px", "min_width": "220px"},
+        )  # fmt: skip
         self.quality = widgets.SelectionSlider(
             options=first.settings, value=first.settings[0][1], description="quality", continuous_update=False, style=style,
-            layout={"width": "480px"},
+            layout={"width": "400px", "min_width": "300px"},
         )  # fmt: skip
-        self.details = widgets.Checkbox(value=False, description="error map and crops", indent=False)
+        room = {"width": "auto", "min_width": "180px", "margin": "0 0 0 12px"}  # never under the slider's readout
+        self.details = widgets.Checkbox(value=False, description="error map and crops", indent=False, layout=room)
+        self.titles = widgets.HTML()
         self.image = widgets.Image(format="png")
+        self.detail_titles = widgets.HTML(layout={"display": "none", "margin": "8px 0 0 0"})
+        self.detail_image = widgets.Image(format="png", layout={"display": "none"})
         self.info = widgets.HTML()
-        super().__init__([widgets.HBox([self.codec, self.quality, self.details]), self.info, self.image])
+        controls = widgets.HBox([self.codec, self.quality, self.details], layout={"flex_flow": "row wrap", "align_items": "center"})
+        super().__init__([controls, self.info, self.titles, self.image, self.detail_titles, self.detail_image])
         self._configure(first)
         self.codec.observe(self._on_codec, names="value")
         self.quality.observe(self._on_change, names="value")
@@ -458,6 +601,7 @@ class QualityExplorer(Redraws, widgets.VBox):
         self.quality.value = entry.settings[0][1]
         self.quality.description = "quality" if entry.kind == "codec" else "checkpoint"
         self.quality.disabled = len(entry.settings) == 1
+        self.quality.layout.display = "none" if len(entry.settings) == 1 else None  # one checkpoint: nothing to slide
 
     def _on_codec(self, change) -> None:
         with self.quietly():
@@ -476,22 +620,58 @@ class QualityExplorer(Redraws, widgets.VBox):
     def _setting_label(self) -> str:
         entry = self._entries[self.codec.value]
         label = next(name for name, value in entry.settings if value == self.quality.value)
-        return f"{entry.key}, quality {label}" if entry.kind == "codec" else f"{entry.key}, {label}"
+        return f"{entry.label}, quality {label}" if entry.kind == "codec" else f"{entry.label} · {label}"
 
     def render(self) -> None:
-        """Code (or take from the cache) the current choice and redraw :attr:`image` and :attr:`info`."""
-
+        """Code (or take from the cache) the current choice and redraw the panels and :attr:`info`."""
         coded = self.code(self.codec.value, self.quality.value)
         self.current = coded
         what = self._setting_label()
         db = "∞" if math.isinf(coded.psnr_rgb) else f"{coded.psnr_rgb:.2f}"
-        title = f"{what}: {coded.bpp:.3f} bpp, {db} dB"
+        left, top, right, bottom = self.box
+        a = self._pixels[top:bottom, left:right]
+        b = np.asarray(coded.decoded)[top:bottom, left:right]
+        w, h = right - left, bottom - top
+        W, H = self.original.size
+        where = f"{W}x{H}" if (w, h) == (W, H) else f"the centre {w}x{h} of {W}x{H}"
+        titles = [(f"original: {where}, 1:1", w), (f"{what}: {coded.bpp:.3f} bpp, {db} dB", w)]
         if self.details.value:
-            fig = reconstruction_figure(self.original, coded.decoded, title=title, width=self.width, bpp=coded.bpp)
+            crop = worst_crop(a, b, DETAIL_CROP)
+            a_shown, b_shown = _outline(a, crop), _outline(b, crop)
+            self._render_details(a, b, crop, coded)
         else:
-            fig = comparison_figure(self.original, {what: coded.decoded}, bpp={what: coded.bpp}, width=self.width)
-        self.image.value = _png(fig, self.dpi)
+            a_shown, b_shown = a, b
+            show_png(self.detail_image, b"")
+            self.detail_titles.layout.display = "none"
+        self.titles.value = _titles(titles)
+        show_png(self.image, _rgb_png(_side_by_side([a_shown, b_shown])), pixels=True)
         self.info.value = html.escape(f"{what}: {coded.summary()}")
+
+    def _render_details(self, a: np.ndarray, b: np.ndarray, crop: tuple[int, int, int, int], coded: Measurement) -> None:
+        """The square where ``b`` errs most against ``a`` (``crop``, in the panels' pixels), zoomed:
+        original, decoded, squared error (colours saturating at the 99.5th percentile of the whole image's)."""
+        from matplotlib import colormaps
+
+        left, top, right, bottom = crop
+        err = error_map(self.original, coded.decoded)
+        vmax = max(float(np.percentile(err, 99.5)), 1.0)  # as gabic.reconstructions.reconstruction_figure
+        bl, bt = self.box[:2]
+        square = err[bt + top : bt + bottom, bl + left : bl + right]
+        colours = (colormaps["inferno"](np.clip(square / vmax, 0, 1))[..., :3] * 255).round().astype(np.uint8)
+        zoom = DETAIL_ZOOM
+        panels = [p.repeat(zoom, axis=0).repeat(zoom, axis=1) for p in (a[top:bottom, left:right], b[top:bottom, left:right], colours)]
+        size = panels[0].shape[1]
+        psnr_crop = 10 * math.log10(255**2 / m) if (m := float(square.mean())) > 0 else math.inf
+        x, y = bl + left, bt + top
+        self.detail_titles.value = _titles(
+            [
+                (f"original: the {right - left}x{bottom - top} square at ({x}, {y}) where it errs most, x{zoom}", size),
+                (f"decoded, x{zoom}: {'∞' if math.isinf(psnr_crop) else f'{psnr_crop:.2f}'} dB in the square", size),
+                (f"squared error, x{zoom} (black 0, yellow >= {vmax:.0f}: top 0.5 % of the image)", size),
+            ]
+        )
+        self.detail_titles.layout.display = None
+        show_png(self.detail_image, _rgb_png(_side_by_side(panels)), pixels=True)
 
 
 #: What :func:`quality_explorer` takes as ``codecs`` and ``checkpoints``.
@@ -505,9 +685,10 @@ def quality_explorer(
     checkpoints: CheckpointsArg = None,
     device: str = "auto",
     crop: int | None = None,
-    width: float = 10.0,
-    dpi: int = 80,
+    panel: int = PANEL_PX,
     trust: bool = False,
+    width: float | None = None,
+    dpi: int | None = None,
 ) -> QualityExplorer:
     """A :class:`QualityExplorer` of ``image``. Display it in a notebook as the cell's value.
 
@@ -522,21 +703,24 @@ def quality_explorer(
         checkpoints: learned codecs: paths of checkpoint files or folders (one group
             "checkpoints", a slider step per file); results dicts of
             :func:`gabic.evaluate.evaluate_checkpoints` (one group per curve, its checkpoints in
-            order of rate); or a mapping label -> paths. Default None: none.
+            order of rate, labelled by their lambdas); or a mapping label -> paths. Default None: none.
         device: where checkpoints run: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``.
         crop: code only the centre ``crop`` x ``crop`` pixels (default None: the whole image).
-        width: figure width in inches (default 10); dpi: its resolution (default 80).
+        panel: the largest side, in pixels, of the crop shown 1:1 (default :data:`PANEL_PX`, 414:
+            two panels fit an 840 px output); the whole image is coded and measured either way.
         trust: unpickle checkpoints that hold more than data in full (they can run code; see
             :func:`gabic.checkpoints.read_checkpoint`). Default False: such a file is refused.
+        width, dpi: not used (the images are shown pixel for pixel, not drawn as a figure); kept so
+            that calls written for earlier versions run.
 
     Raises:
         CodecError: an unknown or unavailable codec, or a quality outside its range (naming it).
         CheckpointError: a missing checkpoint file or a folder without checkpoints (naming it).
         ImageError: a missing or unreadable image file.
-        ValueError: nothing to show, or two entries with the same name.
+        ValueError: nothing to show, two entries with the same name, or a bad ``panel``.
     """
     img = center_crop(as_rgb(image), crop)
     entries = _codec_entries(codecs) + _checkpoint_entries(checkpoints)
     if not entries:
         raise ValueError("quality_explorer: no codecs or checkpoints to show (codecs=[] and no checkpoints)")
-    return QualityExplorer(img, entries, device=device, width=width, dpi=dpi, trust=trust)
+    return QualityExplorer(img, entries, device=device, panel=panel, trust=trust)
