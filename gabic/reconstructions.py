@@ -7,12 +7,17 @@ size; figures are :class:`matplotlib.figure.Figure` objects ready for ``savefig`
 numbers they show (:mod:`gabic.figure_data`; :func:`gabic.plots.save_figure` writes them as CSV).
 matplotlib (the ``plots`` extra) is imported by the drawing functions: the error maps and crops
 need only numpy.
+
+Type is set in points, as in the RD figures (:data:`gabic.plots.FONT_SIZE` for titles and axis
+labels, :data:`gabic.plots.LEGEND_FONT_SIZE`, 7 pt, for tick labels, legends and notes), so a
+figure drawn at the width it is printed at (``width="single"``, 3.5 in, or ``"double"``) keeps it
+at 7 pt or more; the panels are laid out for that width (fewer side by side on a narrow figure).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +32,64 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["comparison_figure", "error_map", "reconstruction_figure", "stream_size_figure", "worst_crop"]
+
+#: Figures at least this wide (inches) lay their panels out as on a page, side by side; narrower
+#: ones (a column, 3.5 in) in more rows: :func:`reconstruction_figure` (two rows of three, or three
+#: of two), the training figure (:mod:`gabic.train.figures`) and the drawings of :mod:`gabic.analysis`.
+WIDE_LAYOUT = 5.0
+
+# The helpers below fit type and ticks to a figure's width; they are shared by the figure modules
+# (gabic.train.figures and gabic.analysis.drawing import them) until gabic.plots.styles holds them.
+
+
+def _text_width(text: str, size: float) -> float:
+    """The width in inches of the widest line of ``text`` at ``size`` points in matplotlib's default type."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    font = FontProperties(size=size)
+    return max(text_to_path.get_text_width_height_descent(line, font, ismath=False)[0] for line in text.split("\n")) / 72
+
+
+def _fit_lines(pieces: Sequence[str], width: float, size: float) -> str:
+    """``pieces`` joined by spaces into lines no wider than ``width`` inches at ``size`` points, broken
+    between pieces (a piece wider than that alone is broken between its words)."""
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and _text_width(f"{lines[-1]} {piece}", size) <= width:
+            lines[-1] += " " + piece
+        elif " " in piece and _text_width(piece, size) > width:
+            lines += _fit_lines(piece.split(" "), width, size).split("\n")
+        else:
+            lines.append(piece)
+    return "\n".join(lines)
+
+
+def _log_ticks(axis: Any, values: Any) -> None:
+    """Ticks of a log-scaled ``axis`` over ``values`` that stay apart on a narrow axis, written plainly:
+    the powers of ten over two decades or more; 1, 2 and 5 times them over one or more; over less than
+    a decade, where no power of ten may fall, three evenly spaced values. No minor tick labels
+    (matplotlib writes them, as 4x10^2, 5x10^2..., where the axis spans less than a decade, and they
+    run into each other)."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = v[np.isfinite(v) & (v > 0)]
+    decades = math.log10(v.max() / v.min()) if v.size else 0.0
+    if decades >= 2:
+        locator = LogLocator(numticks=6)
+    elif decades >= 1:
+        locator = LogLocator(subs=(1.0, 2.0, 5.0))
+    else:
+        locator = MaxNLocator(nbins=3)
+    axis.set_major_locator(locator)
+    axis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _text_height(text: str, size: float) -> float:
+    """The height in inches of ``text``'s lines at ``size`` points (1.3 line spacing, with padding)."""
+    return (text.count("\n") + 1) * size * 1.3 / 72 + 0.06
 
 
 def _pixels(image: Image.Image | np.ndarray, name: str) -> np.ndarray:
@@ -90,14 +153,17 @@ def reconstruction_figure(
     title: str | None = None,
     box: tuple[int, int, int, int] | None = None,
     crop_size: int = 96,
-    width: float = 10.0,
+    width: str | float = 10.0,
     bpp: float | None = None,
 ) -> Figure:
     """The original and the reconstruction side by side, with the error map and zoomed crops.
 
-    Top row: original (the crop outlined), reconstruction with its PSNR (and bpp when given),
-    error map (squared error per pixel, mean over channels). Bottom row: the crop of each,
-    enlarged without interpolation, and the crop of the error map.
+    The original (the crop outlined), the reconstruction with its PSNR (and bpp when given) and
+    the error map (squared error per pixel, mean over channels), each beside or above the crop of
+    it, enlarged without interpolation: on a figure :data:`WIDE_LAYOUT` inches wide or more, the
+    whole images in the top row and their crops in the bottom row (colour bar on the right); on a
+    narrower one (one column), one row per image, the crop on the right (colour bar at the bottom).
+    The axes are made in the order original, reconstruction, error map, then their crops.
 
     The data attached to the figure (:mod:`gabic.figure_data`) has one row per region,
     ``image`` and ``crop``: ``region``, the box ``left, top, right, bottom`` (pixels, right and
@@ -111,12 +177,19 @@ def reconstruction_figure(
         box: the crop ``(left, top, right, bottom)``; default None: :func:`worst_crop` with
             ``crop_size``.
         crop_size: side of the automatic crop in pixels (default 96).
-        width: figure width in inches (default 10).
+        width: figure width: ``"single"`` (one column, 3.5 in), ``"double"`` (7.16 in) or inches
+            (default 10); the height follows the image's aspect.
         bpp: the reconstruction's rate, shown in its title and kept in the data; default None.
+
+    Raises:
+        ValueError: images not RGB or of different sizes, a box outside the image, a bad width.
     """
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
+    from gabic.plots.styles import FONT_SIZE, LEGEND_FONT_SIZE, figure_width
+
+    fig_width = figure_width(width)
     a, b = _pair(original, decoded)
     err = error_map(a, b)
     if box is None:
@@ -128,28 +201,45 @@ def reconstruction_figure(
     vmax = max(float(np.percentile(err, 99.5)), 1.0)  # the brightest 0.5 % saturate, so the rest stays visible
 
     h, w = a.shape[:2]
-    fig = Figure(figsize=(width, width * (h / w) * 2 / 3 + 0.8), layout="constrained")
-    axes = fig.subplots(2, 3)
+    wide = fig_width >= WIDE_LAYOUT
+    rows, cols = (2, 3) if wide else (3, 2)
+    bar = 0.8 if wide else 0.0  # the colour bar's width on the right (below, on a narrow figure)
+    panel = (fig_width - bar) / cols - 0.1
     rate = "" if bpp is None else f"{bpp:.3f} bpp, "
     panels = [
-        (a, "original"),
-        (b, f"reconstruction ({rate}{quality:.2f} dB)"),
-        (err, "squared error (top 0.5 % saturated)"),
-        (a[top:bottom, left:right], f"original, crop at ({left}, {top})"),
-        (b[top:bottom, left:right], "reconstruction, crop"),
-        (err[top:bottom, left:right], "squared error, crop"),
+        (a, ["original"]),
+        (b, ["reconstruction", f"({rate}{quality:.2f} dB)"]),
+        (err, ["squared error", "(top 0.5 % saturated)"]),
+        (a[top:bottom, left:right], ["original,", "crop", f"at ({left}, {top})"]),
+        (b[top:bottom, left:right], ["reconstruction,", "crop"]),
+        (err[top:bottom, left:right], ["squared error,", "crop"]),
     ]
-    for i, (ax, (pixels, label)) in enumerate(zip(axes.flat, panels, strict=True)):
+    labels = [_fit_lines(pieces, panel, FONT_SIZE) for _, pieces in panels]
+    title_height = max(_text_height(label, FONT_SIZE) for label in labels)
+    height = rows * (panel * h / w + title_height + 0.05) + (0 if wide else 0.75)
+    if title:
+        title = _fit_lines(title.split(" "), fig_width - 0.2, FONT_SIZE + 1)
+        height += _text_height(title, FONT_SIZE + 1)
+    fig = Figure(figsize=(fig_width, height + 0.1), layout="constrained")
+    grid = fig.add_gridspec(rows, cols)
+    places = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)] if wide else [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)]
+    axes = [fig.add_subplot(grid[r, c]) for r, c in places]
+    for i, (ax, (pixels, _), label) in enumerate(zip(axes, panels, labels, strict=True)):
         if pixels.ndim == 2:
             im = ax.imshow(pixels, cmap="inferno", vmin=0, vmax=vmax, interpolation="nearest")
         else:
             ax.imshow(pixels, interpolation="nearest")
-        ax.set(title=label, xticks=[], yticks=[])
+        ax.set(xticks=[], yticks=[])
+        ax.set_title(label, fontsize=FONT_SIZE)
         if i < 3:
             ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, ec="cyan", lw=1.2))
-    fig.colorbar(im, ax=axes[:, 2], shrink=0.8, label="squared error (8-bit levels²)")
+    errors = [axes[2], axes[5]]
+    bar_args = {"shrink": 0.8} if wide else {"location": "bottom", "shrink": 0.9, "aspect": 30}
+    colorbar = fig.colorbar(im, ax=errors, **bar_args)
+    colorbar.set_label("squared error (8-bit levels²)", fontsize=LEGEND_FONT_SIZE)
+    colorbar.ax.tick_params(labelsize=LEGEND_FONT_SIZE)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=FONT_SIZE + 1)
     rows = [_region_row("image", (0, 0, w, h), a, b, err, vmax), _region_row("crop", (left, top, right, bottom), a, b, err, vmax)]
     for row in rows:
         row["bpp"] = bpp if row["region"] == "image" else None
@@ -162,10 +252,13 @@ def comparison_figure(
     reconstructions: Mapping[str, Image.Image | np.ndarray],
     bpp: Mapping[str, float] | None = None,
     title: str | None = None,
-    width: float = 10.0,
+    width: str | float = 10.0,
 ) -> Figure:
     """The original and one or more reconstructions of it side by side, each titled with its
     label, bpp (when given) and PSNR, e.g. a model before and after training, or two codecs.
+
+    As many panels go side by side as leave each title room on one line (at least one); the
+    others follow in more rows, in order.
 
     The data attached to the figure (:mod:`gabic.figure_data`) has one row per panel:
     ``panel`` (``"original"`` or the label), ``width``, ``height`` (pixels), ``bpp`` (None for
@@ -177,46 +270,64 @@ def comparison_figure(
         reconstructions: ``{label: decoded RGB image}`` (same size as ``original``), in panel order.
         bpp: ``{label: bits per pixel}`` for some or all of the reconstructions; default None.
         title: figure title; default none.
-        width: figure width in inches (default 10); the height follows the image's aspect.
+        width: figure width: ``"single"`` (one column, 3.5 in), ``"double"`` (7.16 in) or inches
+            (default 10); the height follows the image's aspect and the rows.
 
     Raises:
-        ValueError: no reconstructions, or an image of another size or not RGB (naming it).
+        ValueError: no reconstructions, or an image of another size or not RGB (naming it), or a
+            bad width.
     """
     from matplotlib.figure import Figure
 
+    from gabic.plots.styles import FONT_SIZE, figure_width
+
     if not reconstructions:
         raise ValueError("comparison_figure: no reconstructions given")
+    fig_width = figure_width(width)
     bpp = dict(bpp or {})
     unknown = sorted(set(bpp) - set(reconstructions))
     if unknown:
         raise ValueError(f"comparison_figure: bpp given for {unknown}, which are not among the reconstructions")
     a = _pixels(original, "original")
     h, w = a.shape[:2]
-    n = len(reconstructions) + 1
-    fig = Figure(figsize=(width, width / n * h / w + 0.6 + (0.3 if title else 0)), layout="constrained")
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    axes[0].imshow(a, interpolation="nearest")
-    axes[0].set(title=f"original ({w}x{h})", xticks=[], yticks=[])
+    titles = [[f"original ({w}x{h})"]]
     rows = [{"panel": "original", "width": w, "height": h, "bpp": None, "psnr_db": None, "mse": None}]
-    for ax, (label, decoded) in zip(axes[1:], reconstructions.items(), strict=True):
+    decoded_images = []
+    for label, decoded in reconstructions.items():
         a, b = _pair(original, decoded)
         quality = psnr(a, b)
         rate = "" if bpp.get(label) is None else f"{bpp[label]:.3f} bpp, "
         db = "∞" if math.isinf(quality) else f"{quality:.2f}"
-        ax.imshow(b, interpolation="nearest")
-        ax.set(title=f"{label}: {rate}{db} dB", xticks=[], yticks=[])
+        titles.append([f"{label}:", f"{rate}{db} dB"])
+        decoded_images.append(b)
         rows.append(
             {"panel": label, "width": w, "height": h, "bpp": bpp.get(label), "psnr_db": quality, "mse": float(error_map(a, b).mean())}
         )
-    for ax in axes:
-        ax.title.set_fontsize("medium" if n <= 3 else "small")
+    n = len(titles)
+    needed = max(_text_width(" ".join(t), FONT_SIZE) for t in titles) + 0.1  # inches a title takes on one line, with a gap
+    cols = max(1, min(n, int(fig_width // needed)))
+    grid_rows = math.ceil(n / cols)
+    panel = fig_width / cols - 0.1
+    labels = [_fit_lines(t, panel, FONT_SIZE) for t in titles]
+    height = grid_rows * (panel * h / w + max(_text_height(label, FONT_SIZE) for label in labels) + 0.05)
     if title:
-        fig.suptitle(title)
+        title = _fit_lines(title.split(" "), fig_width - 0.2, FONT_SIZE + 1)
+        height += _text_height(title, FONT_SIZE + 1)
+    fig = Figure(figsize=(fig_width, height + 0.1), layout="constrained")
+    axes = fig.subplots(grid_rows, cols, squeeze=False).reshape(-1)
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    for ax, pixels, label in zip(axes, [a, *decoded_images], labels, strict=False):
+        ax.imshow(pixels, interpolation="nearest")
+        ax.set(xticks=[], yticks=[])
+        ax.set_title(label, fontsize=FONT_SIZE)
+    if title:
+        fig.suptitle(title, fontsize=FONT_SIZE + 1)
     attach_data(fig, rows, name="panels")
     return fig
 
 
-def stream_size_figure(result: dict[str, Any], point: int | None = None, width: float = 7.0) -> Figure:
+def stream_size_figure(result: dict[str, Any], point: int | None = None, width: str | float = 7.0) -> Figure:
     """Bytes of the y and z streams per image, stacked bars, for one point of a checkpoint
     evaluation (:func:`gabic.evaluate.evaluate_checkpoints`; its ``per_image`` holds
     ``y_bytes`` and ``z_bytes``).
@@ -229,10 +340,15 @@ def stream_size_figure(result: dict[str, Any], point: int | None = None, width: 
     Args:
         result: one curve from ``evaluate_checkpoints``.
         point: index of the RD point (checkpoint); default None: the last (highest rate).
-        width: figure width in inches.
+        width: figure width: ``"single"`` (one column, 3.5 in), ``"double"`` (7.16 in) or inches
+            (default 7); the height follows the number of images.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
+    from gabic.plots.styles import FONT_SIZE, LEGEND_FONT_SIZE, figure_width
+
+    fig_width = figure_width(width)
     per_image = result.get("per_image") or {}
     if not per_image or any("y_bytes" not in v or "z_bytes" not in v for v in per_image.values()):
         raise ValueError(f"{result.get('name', 'result')}: no y_bytes / z_bytes per image (not a checkpoint evaluation)")
@@ -244,15 +360,24 @@ def stream_size_figure(result: dict[str, Any], point: int | None = None, width: 
     names = list(per_image)
     y = np.array([per_image[k]["y_bytes"][point] for k in names], dtype=float)
     z = np.array([per_image[k]["z_bytes"][point] for k in names], dtype=float)
-    fig = Figure(figsize=(width, 0.35 * len(names) + 1.2), layout="constrained")
+    title = _fit_lines([f"{result.get('name', '')}:", "stream sizes,", f"point {point}"], fig_width - 0.2, FONT_SIZE)
+    height = max(0.2 * len(names), 0.6) + 1.0 + _text_height(title, FONT_SIZE)
+    fig = Figure(figsize=(fig_width, height), layout="constrained")
     ax = fig.subplots()
     ax.barh(names, y, label="y (latent)")
     ax.barh(names, z, left=y, label="z (hyper-latent)")
     for i, (yi, zi) in enumerate(zip(y, z, strict=True)):
-        ax.text(yi + zi, i, f"  {100 * zi / (yi + zi):.1f}% z", va="center", fontsize="small")
+        ax.text(yi + zi, i, f" {100 * zi / (yi + zi):.1f}% z", va="center", fontsize=LEGEND_FONT_SIZE)
     ax.invert_yaxis()
-    ax.set(xlabel="bytes", title=f"{result.get('name', '')}: stream sizes, point {point}", xlim=(0, 1.18 * float((y + z).max())))
-    fig.legend(loc="outside lower center", ncols=2)
+    # room on the right of the longest bar for its share: the label's width over the plot's (an estimate before layout)
+    plot_in = max(fig_width - max(_text_width(name, LEGEND_FONT_SIZE) for name in names) - 0.35, 0.5)
+    label_in = _text_width(" 100.0% z", LEGEND_FONT_SIZE) + 0.05
+    ax.set_xlim(0, float((y + z).max()) / max(1.0 - label_in / plot_in, 0.4))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=max(2, int(plot_in / 0.7)), integer=True))
+    ax.set_xlabel("bytes", fontsize=FONT_SIZE)
+    ax.set_title(title, fontsize=FONT_SIZE)
+    ax.tick_params(labelsize=LEGEND_FONT_SIZE)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=LEGEND_FONT_SIZE, frameon=False)
     setting = point_labels(result)[point]
     rows = []
     for name, yi, zi in zip(names, y, z, strict=True):

@@ -467,6 +467,11 @@ class NotebookPage:
         )
         return output, output.locator(slider).first, img
 
+    def layout_problems(self, output) -> list[str]:
+        """What the widget output shows badly at the page's present size (:data:`_LAYOUT_JS`): pictures
+        not at their own pixel size, clipped texts and options, controls overlapping each other."""
+        return output.evaluate(_LAYOUT_JS)
+
     def image_bytes(self, img) -> bytes:
         """The bytes of the picture an ``<img>`` shows (its ``blob:`` or ``data:`` source)."""
         data_url = img.evaluate(
@@ -505,6 +510,54 @@ class NotebookPage:
             timeout_s,
             arg=[img.element_handle(), old_src],
         )
+
+
+#: What a widget output shows badly (read by :meth:`NotebookPage.layout_problems`): pictures not shown at
+#: their own pixel size, controls whose text is clipped, controls that overlap one another.
+_LAYOUT_JS = """
+(output) => {
+  const problems = [];
+  const visible = (e) => { const r = e.getBoundingClientRect(); return e.offsetParent !== null && r.width > 0 && r.height > 0; };
+  const name = (e) =>
+    (e.innerText || e.value || e.getAttribute('aria-label') || e.className || e.tagName).toString().trim().slice(0, 40);
+  for (const img of output.querySelectorAll('img.widget-image')) {
+    if (!visible(img)) continue;
+    const dw = Math.abs(img.clientWidth - img.naturalWidth), dh = Math.abs(img.clientHeight - img.naturalHeight);
+    if (dw > 1 || dh > 1)
+      problems.push(`picture of ${img.naturalWidth}x${img.naturalHeight} px shown at ${img.clientWidth}x${img.clientHeight}`);
+  }
+  const canvas = document.createElement('canvas').getContext('2d');
+  const texts = Array.from(output.querySelectorAll('.widget-label, .widget-readout, button, .widget-checkbox label, label'));
+  for (const e of texts) {
+    if (!visible(e) || !e.innerText.trim()) continue;
+    if (e.scrollWidth > e.clientWidth + 1) problems.push(`text clipped: "${name(e)}" needs ${e.scrollWidth} px, has ${e.clientWidth}`);
+  }
+  for (const sel of output.querySelectorAll('select')) {
+    if (!visible(sel)) continue;
+    canvas.font = getComputedStyle(sel).font;
+    const shown = sel.multiple ? Array.from(sel.options) : [sel.options[sel.selectedIndex]].filter(Boolean);
+    for (const o of shown) {
+      const need = canvas.measureText(o.text).width + (sel.multiple ? 8 : 24);
+      if (need > sel.clientWidth + 1)
+        problems.push(`option clipped: "${o.text.slice(0, 40)}" needs ${Math.ceil(need)} px, has ${sel.clientWidth}`);
+    }
+    if (sel.multiple && sel.scrollHeight > sel.clientHeight + 1)
+      problems.push(`list shows ${Math.floor((sel.clientHeight * sel.options.length) / sel.scrollHeight)} of ${sel.options.length}`);
+  }
+  const boxes = Array.from(output.querySelectorAll(
+    '.widget-label, .widget-readout, select, button, input[type=checkbox], .widget-slider, .widget-html-content, img.widget-image'
+  )).filter(visible).map((e) => [e, e.getBoundingClientRect()]);
+  for (let i = 0; i < boxes.length; i++)
+    for (let j = i + 1; j < boxes.length; j++) {
+      const [a, ra] = boxes[i], [b, rb] = boxes[j];
+      if (a.contains(b) || b.contains(a)) continue;
+      const w = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left);
+      const h = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+      if (w > 2 && h > 2) problems.push(`"${name(a)}" and "${name(b)}" overlap by ${Math.round(w)}x${Math.round(h)} px`);
+    }
+  return problems;
+}
+"""
 
 
 def digest(data: bytes) -> str:

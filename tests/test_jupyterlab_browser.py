@@ -3,8 +3,11 @@
 For each notebook with an interactive figure: copy it, with its small parameters (those of
 ``tests/test_notebooks.py``), into an empty folder; serve that folder with ``jupyter lab`` on
 127.0.0.1 with a token; open the notebook in headless Chromium; run all cells; check that every code
-cell ran without an error; move the widget's slider with the keyboard and check that the figure
-(the PNG in the ``ipywidgets.Image``) changes. Screenshots of the page and the figure before and
+cell ran without an error; check, at 1280x800 and 1440x900, that the widget shows its pictures at their own
+pixel size (no stretching: the explorers' figures are drawn with text of 9 px or more, which their
+tests check, so it is 9 px or more on screen) and that no control's text is clipped and no two
+controls overlap (bounding boxes); move the widget's slider with the keyboard and check that the
+figure (the PNG in the ``ipywidgets.Image``) changes. Screenshots of the page and the figure before and
 after go to the test's ``tmp_path`` and, when the environment variable ``GABIC_SCREENSHOTS`` names
 a folder, there too.
 
@@ -37,6 +40,9 @@ SLIDERS = {
     "03_rd_curves.ipynb": "quality",
     "04_knn_attention.ipynb": "k",
 }
+
+#: The laptop screens a researcher reads the widgets on: CSS pixels of the browser's page.
+SCREENS = ((1280, 800), (1440, 900))
 
 #: Seconds allowed per step on a busy 2-core runner (each run takes far less).
 OPEN_TIMEOUT, RUN_TIMEOUT, IMAGE_TIMEOUT = 120, 300, 60
@@ -123,6 +129,17 @@ def test_widget_figure_follows_slider_in_jupyterlab(name, tmp_path, screenshots)
         assert all(isinstance(n, int) for n in ran["executionCounts"]), ran
 
         widget, slider, img = notebook.explorer(SLIDERS[name], IMAGE_TIMEOUT)
+        problems = {}
+        for width, height in SCREENS:  # the widget as a laptop shows it: pictures at their size, no clipped or overlapping control
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_timeout(500)  # JupyterLab lays the notebook out again
+            widgets = page.locator(".jp-OutputArea-output").filter(has=page.locator("img.widget-image"))
+            for i in range(widgets.count()):  # every explorer of the notebook (03: the RD and the quality explorer)
+                widgets.nth(i).evaluate("(e) => e.scrollIntoView({block: 'start'})")
+                page.screenshot(path=shot(f"{stem}-{width}x{height}-{i + 1}.png"))
+                if found := notebook.layout_problems(widgets.nth(i)):
+                    problems[f"{width}x{height}, widget {i + 1}"] = found
+        assert not problems, f"{name}: the widget at laptop sizes (screenshots {stem}-WxH-N.png): {problems}"
         widget.evaluate("(e) => e.scrollIntoView({block: 'center'})")  # the controls and the figure on the screenshots
         page.screenshot(path=shot(f"{stem}-1-executed.png"))
         widget.screenshot(path=shot(f"{stem}-widget-before.png"))

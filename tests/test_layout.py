@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "gabic"
 
 #: gabic modules that need an optional dependency (an extra of pyproject.toml): the only ones
-#: another gabic module may import inside a function.
+#: (with their submodules) another gabic module may import inside a function.
 OPTIONAL = {"gabic.plots", "gabic.demo", "gabic.notebooks", "gabic.widgets.rd", "gabic.widgets.attention"}
 
 
@@ -45,7 +45,7 @@ def _graph() -> tuple[dict[str, set[str]], list[str]]:
                 continue
             if target != name:
                 graph[name].add(target)
-            if in_function and target not in OPTIONAL:
+            if in_function and target not in OPTIONAL and not target.startswith(tuple(f"{o}." for o in OPTIONAL)):
                 late.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {target} inside a function")
     return graph, late
 
