@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import logging
-import struct
 from typing import Any
 
 import torch.nn as nn
@@ -29,7 +28,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("gabic.widgets.attention needs ipywidgets: pip install 'gabic[notebooks]' (or ipywidgets)") from err
 
 from gabic import viz
-from gabic.widgets._base import Redraws
+from gabic.widgets._base import Redraws, show_png
 
 __all__ = ["AttentionExplorer", "attention_explorer"]
 
@@ -183,11 +182,7 @@ class AttentionExplorer(Redraws, widgets.VBox):
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=self.dpi, pil_kwargs={"compress_level": 1})  # fast: the bytes only go to the browser
         self._fig, self._grid_ax = fig, axes[0]
-        png = buf.getvalue()
-        width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk: the PNG's own size
-        self.image.value = png
-        self.image.layout.width, self.image.layout.height = f"{width}px", f"{height}px"
-        self.image.layout.max_width = "none"  # ipywidgets' CSS would squeeze it to the output's width
+        show_png(self.image, buf.getvalue())  # at the PNG's own size (840 px fits the output at 1280x800)
         t, left, b, r = viz.node_patch(block, window, node)
         k = f"k={block.knn}" if block.kind == "graph" else "full window"
         self.info.value = (
