@@ -17,7 +17,7 @@ at 7 pt or more; the panels are laid out for that width (fewer side by side on a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from PIL import Image
 
 from gabic.checks import check_int
 from gabic.figure_data import attach_data
+from gabic.figure_layout import WIDE_LAYOUT, fit_lines, text_height, text_width
 from gabic.metrics import psnr
 from gabic.results import point_labels
 
@@ -32,64 +33,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["comparison_figure", "error_map", "reconstruction_figure", "stream_size_figure", "worst_crop"]
-
-#: Figures at least this wide (inches) lay their panels out as on a page, side by side; narrower
-#: ones (a column, 3.5 in) in more rows: :func:`reconstruction_figure` (two rows of three, or three
-#: of two), the training figure (:mod:`gabic.train.figures`) and the drawings of :mod:`gabic.analysis`.
-WIDE_LAYOUT = 5.0
-
-# The helpers below fit type and ticks to a figure's width; they are shared by the figure modules
-# (gabic.train.figures and gabic.analysis.drawing import them) until gabic.plots.styles holds them.
-
-
-def _text_width(text: str, size: float) -> float:
-    """The width in inches of the widest line of ``text`` at ``size`` points in matplotlib's default type."""
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import text_to_path
-
-    font = FontProperties(size=size)
-    return max(text_to_path.get_text_width_height_descent(line, font, ismath=False)[0] for line in text.split("\n")) / 72
-
-
-def _fit_lines(pieces: Sequence[str], width: float, size: float) -> str:
-    """``pieces`` joined by spaces into lines no wider than ``width`` inches at ``size`` points, broken
-    between pieces (a piece wider than that alone is broken between its words)."""
-    lines: list[str] = []
-    for piece in pieces:
-        if lines and _text_width(f"{lines[-1]} {piece}", size) <= width:
-            lines[-1] += " " + piece
-        elif " " in piece and _text_width(piece, size) > width:
-            lines += _fit_lines(piece.split(" "), width, size).split("\n")
-        else:
-            lines.append(piece)
-    return "\n".join(lines)
-
-
-def _log_ticks(axis: Any, values: Any) -> None:
-    """Ticks of a log-scaled ``axis`` over ``values`` that stay apart on a narrow axis, written plainly:
-    the powers of ten over two decades or more; 1, 2 and 5 times them over one or more; over less than
-    a decade, where no power of ten may fall, three evenly spaced values. No minor tick labels
-    (matplotlib writes them, as 4x10^2, 5x10^2..., where the axis spans less than a decade, and they
-    run into each other)."""
-    from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
-
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    v = v[np.isfinite(v) & (v > 0)]
-    decades = math.log10(v.max() / v.min()) if v.size else 0.0
-    if decades >= 2:
-        locator = LogLocator(numticks=6)
-    elif decades >= 1:
-        locator = LogLocator(subs=(1.0, 2.0, 5.0))
-    else:
-        locator = MaxNLocator(nbins=3)
-    axis.set_major_locator(locator)
-    axis.set_major_formatter(FormatStrFormatter("%g"))
-    axis.set_minor_formatter(NullFormatter())
-
-
-def _text_height(text: str, size: float) -> float:
-    """The height in inches of ``text``'s lines at ``size`` points (1.3 line spacing, with padding)."""
-    return (text.count("\n") + 1) * size * 1.3 / 72 + 0.06
 
 
 def _pixels(image: Image.Image | np.ndarray, name: str) -> np.ndarray:
@@ -214,12 +157,12 @@ def reconstruction_figure(
         (b[top:bottom, left:right], ["reconstruction,", "crop"]),
         (err[top:bottom, left:right], ["squared error,", "crop"]),
     ]
-    labels = [_fit_lines(pieces, panel, FONT_SIZE) for _, pieces in panels]
-    title_height = max(_text_height(label, FONT_SIZE) for label in labels)
+    labels = [fit_lines(pieces, panel, FONT_SIZE) for _, pieces in panels]
+    title_height = max(text_height(label, FONT_SIZE) for label in labels)
     height = rows * (panel * h / w + title_height + 0.05) + (0 if wide else 0.75)
     if title:
-        title = _fit_lines(title.split(" "), fig_width - 0.2, FONT_SIZE + 1)
-        height += _text_height(title, FONT_SIZE + 1)
+        title = fit_lines(title.split(" "), fig_width - 0.2, FONT_SIZE + 1)
+        height += text_height(title, FONT_SIZE + 1)
     fig = Figure(figsize=(fig_width, height + 0.1), layout="constrained")
     grid = fig.add_gridspec(rows, cols)
     places = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)] if wide else [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)]
@@ -304,15 +247,15 @@ def comparison_figure(
             {"panel": label, "width": w, "height": h, "bpp": bpp.get(label), "psnr_db": quality, "mse": float(error_map(a, b).mean())}
         )
     n = len(titles)
-    needed = max(_text_width(" ".join(t), FONT_SIZE) for t in titles) + 0.1  # inches a title takes on one line, with a gap
+    needed = max(text_width(" ".join(t), FONT_SIZE) for t in titles) + 0.1  # inches a title takes on one line, with a gap
     cols = max(1, min(n, int(fig_width // needed)))
     grid_rows = math.ceil(n / cols)
     panel = fig_width / cols - 0.1
-    labels = [_fit_lines(t, panel, FONT_SIZE) for t in titles]
-    height = grid_rows * (panel * h / w + max(_text_height(label, FONT_SIZE) for label in labels) + 0.05)
+    labels = [fit_lines(t, panel, FONT_SIZE) for t in titles]
+    height = grid_rows * (panel * h / w + max(text_height(label, FONT_SIZE) for label in labels) + 0.05)
     if title:
-        title = _fit_lines(title.split(" "), fig_width - 0.2, FONT_SIZE + 1)
-        height += _text_height(title, FONT_SIZE + 1)
+        title = fit_lines(title.split(" "), fig_width - 0.2, FONT_SIZE + 1)
+        height += text_height(title, FONT_SIZE + 1)
     fig = Figure(figsize=(fig_width, height + 0.1), layout="constrained")
     axes = fig.subplots(grid_rows, cols, squeeze=False).reshape(-1)
     for ax in axes[n:]:
@@ -360,8 +303,8 @@ def stream_size_figure(result: dict[str, Any], point: int | None = None, width: 
     names = list(per_image)
     y = np.array([per_image[k]["y_bytes"][point] for k in names], dtype=float)
     z = np.array([per_image[k]["z_bytes"][point] for k in names], dtype=float)
-    title = _fit_lines([f"{result.get('name', '')}:", "stream sizes,", f"point {point}"], fig_width - 0.2, FONT_SIZE)
-    height = max(0.2 * len(names), 0.6) + 1.0 + _text_height(title, FONT_SIZE)
+    title = fit_lines([f"{result.get('name', '')}:", "stream sizes,", f"point {point}"], fig_width - 0.2, FONT_SIZE)
+    height = max(0.2 * len(names), 0.6) + 1.0 + text_height(title, FONT_SIZE)
     fig = Figure(figsize=(fig_width, height), layout="constrained")
     ax = fig.subplots()
     ax.barh(names, y, label="y (latent)")
@@ -370,8 +313,8 @@ def stream_size_figure(result: dict[str, Any], point: int | None = None, width: 
         ax.text(yi + zi, i, f" {100 * zi / (yi + zi):.1f}% z", va="center", fontsize=LEGEND_FONT_SIZE)
     ax.invert_yaxis()
     # room on the right of the longest bar for its share: the label's width over the plot's (an estimate before layout)
-    plot_in = max(fig_width - max(_text_width(name, LEGEND_FONT_SIZE) for name in names) - 0.35, 0.5)
-    label_in = _text_width(" 100.0% z", LEGEND_FONT_SIZE) + 0.05
+    plot_in = max(fig_width - max(text_width(name, LEGEND_FONT_SIZE) for name in names) - 0.35, 0.5)
+    label_in = text_width(" 100.0% z", LEGEND_FONT_SIZE) + 0.05
     ax.set_xlim(0, float((y + z).max()) / max(1.0 - label_in / plot_in, 0.4))
     ax.xaxis.set_major_locator(MaxNLocator(nbins=max(2, int(plot_in / 0.7)), integer=True))
     ax.set_xlabel("bytes", fontsize=FONT_SIZE)

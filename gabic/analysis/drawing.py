@@ -29,8 +29,8 @@ from gabic.analysis.compare import ROLES, ModelComparison
 from gabic.analysis.latent import LatentCapture
 from gabic.checks import check_int
 from gabic.figure_data import attach_data, grid_table
+from gabic.figure_layout import WIDE_LAYOUT, fit_lines, log_ticks, text_height, text_width
 from gabic.image_sets import describe
-from gabic.reconstructions import WIDE_LAYOUT, _fit_lines, _log_ticks, _text_height, _text_width
 from gabic.viz.capture import BlockCapture
 from gabic.viz.geometry import node_map
 
@@ -92,15 +92,15 @@ def _title(ax: Axes, pieces: Sequence[str] | str, width: float | None = None) ->
     ``width`` inches (default: no breaks but the text's own)."""
     text, _ = _sizes()
     pieces = [pieces] if isinstance(pieces, str) else list(pieces)
-    ax.set_title(" ".join(pieces) if width is None else _fit_lines(pieces, width, text), fontsize=text)
+    ax.set_title(" ".join(pieces) if width is None else fit_lines(pieces, width, text), fontsize=text)
 
 
 def _suptitle(fig: Figure, pieces: Sequence[str], width: float) -> float:
     """The figure's title, in the title size, broken between ``pieces`` to fit ``width`` inches; its height in inches."""
     text, _ = _sizes()
-    title = _fit_lines(pieces, width - 0.2, text)
+    title = fit_lines(pieces, width - 0.2, text)
     fig.suptitle(title, fontsize=text)
-    return _text_height(title, text)
+    return text_height(title, text)
 
 
 def _colorbar(fig: Figure, mappable: Any, ax: Any, label: str | None = None, **kwargs: Any) -> Any:
@@ -154,11 +154,11 @@ def draw_bits_comparison(comparison: ModelComparison, width: str | float = "doub
         [(f"{cap.bpp:.3f} bpp", "likelihoods") for cap in (a, b)],
     ]
     lines = [
-        ["\n".join(pair) if max(_text_width(" ".join(p), text) for p in kind) > panel + 0.1 else " ".join(pair) for pair in kind]
+        ["\n".join(pair) if max(text_width(" ".join(p), text) for p in kind) > panel + 0.1 else " ".join(pair) for pair in kind]
         for kind in lines
     ]
     labels = [f"{coded}\n{likelihoods}" for coded, likelihoods in zip(*lines, strict=True)]
-    title_height = max(_text_height(label, text) for label in labels)
+    title_height = max(text_height(label, text) for label in labels)
     height = (1 if wide else 2) * (panel * H / W + title_height + 0.1) + 0.15
     fig = _new((fig_width, height))
     grid = fig.add_gridspec(1 if wide else 2, cols)
@@ -213,9 +213,9 @@ def draw_bits(capture: LatentCapture, coded_bpp: float | None = None, width: str
     coded = f", {coded_bpp:.4f} bpp coded" if coded_bpp is not None else ""
     text, _ = _sizes()
     pieces = [f"{capture.model_name}:", f"{capture.bpp:.4f} bpp from the likelihoods{coded};", "bits per pixel"]
-    title_height = _text_height(_fit_lines(pieces, fig_width - 0.2, text), text)
+    title_height = text_height(fit_lines(pieces, fig_width - 0.2, text), text)
     panel = fig_width / cols - 0.65  # the image, beside its colour bar
-    fig = _new((fig_width, rows * (panel * H / W + _text_height("x", text) + 0.1) + title_height + 0.1))
+    fig = _new((fig_width, rows * (panel * H / W + text_height("x", text) + 0.1) + title_height + 0.1))
     axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
     slice_max = max(float(m.max()) for _, m, _ in panels[2:]) or 1.0
     for ax, (label, m, level) in zip(axes.flat, panels, strict=False):
@@ -260,7 +260,7 @@ def draw_slice_bits(captures: Sequence[LatentCapture], names: Sequence[str] | No
         rows += [{"model": name, "part": lab, "bpp": v} for lab, v in zip(labels, values, strict=True)]
     n = max(c.num_slices for c in captures) + 1
     ax.set_xticks(range(n), [str(s) for s in range(n - 1)] + ["z"])
-    ax.set_xlabel(_fit_lines("latent slice (coding order) and hyper-latent".split(" "), fig_width - 0.6, text), fontsize=text)
+    ax.set_xlabel(fit_lines("latent slice (coding order) and hyper-latent".split(" "), fig_width - 0.6, text), fontsize=text)
     ax.set_ylabel("bpp", fontsize=text)
     _title(ax, "rate per slice (likelihoods)")
     ax.legend(fontsize=small)
@@ -283,10 +283,10 @@ def draw_tile_scatter(comparison: ModelComparison, width: str | float = "double"
     panel = (fig_width - 0.8) / (2 if wide else 1) - 0.5  # the plot, beside the colour bar and its y-axis labels
     share = comparison.summary()["share_tiles_b_fewer_bits"]
     titles = [
-        _fit_lines([f"{comparison.tile}x{comparison.tile}-pixel", "tiles of the image"], panel, text),
-        _fit_lines([f"{b} spends fewer bits", f"on {100 * share:.0f}% of the tiles"], panel, text),
+        fit_lines([f"{comparison.tile}x{comparison.tile}-pixel", "tiles of the image"], panel, text),
+        fit_lines([f"{b} spends fewer bits", f"on {100 * share:.0f}% of the tiles"], panel, text),
     ]
-    title_height = max(_text_height(t, text) for t in titles)
+    title_height = max(text_height(t, text) for t in titles)
     fig = _new((fig_width, fig_width * 0.3 + title_height if wide else 2 * (1.5 + title_height + 0.45)))
     left, right = fig.subplots(1, 2) if wide else fig.subplots(2, 1)
     energy = comparison.column("gradient_energy")
@@ -299,8 +299,8 @@ def draw_tile_scatter(comparison: ModelComparison, width: str | float = "double"
         points = ax.scatter(x[ok], y[ok], s=9, c=comparison.column("bpp_a")[ok], cmap="viridis", edgecolors="none")
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xscale("log")
-        _log_ticks(ax.xaxis, x[ok])
-        ax.set_xlabel(_fit_lines("texture: mean squared luma gradient".split(" "), panel, text), fontsize=text)
+        log_ticks(ax.xaxis, x[ok])
+        ax.set_xlabel(fit_lines("texture: mean squared luma gradient".split(" "), panel, text), fontsize=text)
         ax.set_ylabel(label, fontsize=text)
         _title(ax, title)
         _small(ax)
@@ -320,7 +320,7 @@ def draw_residual_correlation(correlations: Mapping[str, Tensor], width: str | f
     text, small = _sizes()
     count = max(1, len(correlations))
     side = max((c.shape[0] for c in correlations.values()), default=5)
-    cell = _text_width("-0.00", small) + 0.08  # a cell holds its value
+    cell = text_width("-0.00", small) + 0.08  # a cell holds its value
     panel = side * cell + 0.45  # the matrix, its tick labels and dy label
     fig_width = count * panel + 0.8 if width is None else _width(width)
     cols = max(1, min(count, int((fig_width - 0.8) // panel)))
@@ -422,7 +422,7 @@ def draw_redundancy(redundancy: Mapping[str, Mapping[str, Mapping[str, Any]]], w
             if m_row == 0:
                 _title(ax, block.removesuffix(".conv_b.0"))
             if col == 0:
-                ax.set_ylabel(_fit_lines(label.split(" "), 1.1, text), fontsize=text)  # no taller than the panel
+                ax.set_ylabel(fit_lines(label.split(" "), 1.1, text), fontsize=text)  # no taller than the panel
             _small(ax)
     for ax in axes.flat:
         if not ax.has_data() and not ax.texts:
@@ -494,7 +494,7 @@ def draw_attention_comparison(
             if m_row == 0:
                 _title(ax, f"{block.removesuffix('.conv_b.0')} (k={comp['k']})")
             if col == 0:
-                ax.set_ylabel(_fit_lines(label.split(" "), 1.1, text), fontsize=text)  # no taller than the panel
+                ax.set_ylabel(fit_lines(label.split(" "), 1.1, text), fontsize=text)  # no taller than the panel
             _small(ax)
     for ax in axes.flat:
         if not ax.has_data() and not ax.texts:
@@ -586,7 +586,7 @@ def draw_attention_maps(
             if (row if wide else col) == 0:  # the top row: titled by its column
                 _title(ax, label if wide else names[kind])
             if (col if wide else row) == 0:  # the left column: labelled by its row
-                ax.set_ylabel(names[kind] if wide else _fit_lines(label.split(" "), panel * H / W, text), fontsize=text)
+                ax.set_ylabel(names[kind] if wide else fit_lines(label.split(" "), panel * H / W, text), fontsize=text)
             attach_data(fig, grid_table(values[row], measure, _block_extent(block)), f"{names[kind]}_{measure}")
         bar = _colorbar(fig, im, list(axes[:, col]), location="bottom" if wide else "right")
         bar.locator = MaxNLocator(nbins=4)  # labels that stay apart under a narrow column
@@ -672,8 +672,8 @@ def draw_report(report: Mapping[str, Any], width: str | float = "double") -> Fig
     ax.scatter(np.maximum(x, 1e-3), y, s=5, color="gray", edgecolors="none")
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xscale("log")
-    _log_ticks(ax.xaxis, np.maximum(x, 1e-3)[np.isfinite(y)])
-    ax.set_xlabel(_fit_lines("tile texture (mean squared luma gradient)".split(" "), panel, text), fontsize=text)
+    log_ticks(ax.xaxis, np.maximum(x, 1e-3)[np.isfinite(y)])
+    ax.set_xlabel(fit_lines("tile texture (mean squared luma gradient)".split(" "), panel, text), fontsize=text)
     ax.set_ylabel(f"bpp {names['second']} − {names['first']}", fontsize=text)
     _title(ax, f"(b) {len(tiles)} tiles")
     attach_data(fig, tiles, "tiles")
@@ -695,7 +695,7 @@ def draw_report(report: Mapping[str, Any], width: str | float = "double") -> Fig
             label=names[role],
         )
     ax.set_xticks(range(len(report["pairs"])), [f"pair {i + 1}" for i in range(len(report["pairs"]))])
-    ax.set_ylabel(_fit_lines(["mean |ρ| at", "the 8 neighbours"], 1.5, text), fontsize=text)
+    ax.set_ylabel(fit_lines(["mean |ρ| at", "the 8 neighbours"], 1.5, text), fontsize=text)
     _title(ax, ["(c) residual", "(ŷ−μ)/σ correlation"], panel)
     attach_data(fig, corr_rows, "residual_correlation")
     # (d), (e) redundancy; (f) attention
@@ -733,7 +733,7 @@ def draw_report(report: Mapping[str, Any], width: str | float = "double") -> Fig
             ax.set_ylim(0, 1.05)
         ticks = [b.removesuffix(".conv_b.0") for b in blocks]
         ax.set_xticks(range(len(blocks)), ticks)
-        if len(ticks) * (max((_text_width(t, small) for t in ticks), default=0.0) + 0.1) > panel:
+        if len(ticks) * (max((text_width(t, small) for t in ticks), default=0.0) + 0.1) > panel:
             ax.tick_params(axis="x", labelrotation=90)  # too many block names to stand side by side
         _title(ax, [tag, *label.split(" ")], panel)
         if wide:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gabic.figure_data import attach_data
-from gabic.reconstructions import WIDE_LAYOUT, _fit_lines, _log_ticks, _text_height
+from gabic.figure_layout import WIDE_LAYOUT, fit_lines, log_ticks, text_height
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -62,7 +62,7 @@ def draw_training(axes: Sequence[Axes], train: Sequence[Mapping[str, Any]], val:
             ax.plot([r["step"] for r in val], [r[key] for r in val], "o-", ms=4, label="held-out images")
         if key == "loss" and train:
             ax.set_yscale("log")
-            _log_ticks(ax.yaxis, [r[key] for r in (*train, *val)])  # labels that stay apart on a narrow panel
+            log_ticks(ax.yaxis, [r[key] for r in (*train, *val)])  # labels that stay apart on a narrow panel
         ax.set_xlabel("step", fontsize=FONT_SIZE)
         ax.set_title(title, fontsize=FONT_SIZE)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # steps are whole; five labels fit a narrow panel
@@ -106,8 +106,8 @@ def training_figure(
     n = len(TRAINING_PANELS)
     height = max(fig_width / 4, 2.0) if wide else 1.5 * n
     if title:
-        title = _fit_lines(title.split(" "), fig_width - 0.2, FONT_SIZE + 1)
-        height += _text_height(title, FONT_SIZE + 1)
+        title = fit_lines(title.split(" "), fig_width - 0.2, FONT_SIZE + 1)
+        height += text_height(title, FONT_SIZE + 1)
     fig = Figure(figsize=(fig_width, height), layout="constrained")
     axes = fig.subplots(1, n) if wide else fig.subplots(n, 1)
     draw_training(axes, train, val)

@@ -1,0 +1,69 @@
+"""Fitting a figure's type and ticks to its width: what the figure modules (:mod:`gabic.reconstructions`,
+:mod:`gabic.train.figures`, :mod:`gabic.analysis.drawing`) share to lay their panels out at one
+column or across a page with text that neither overlaps nor leaves the figure. matplotlib is
+imported where it is used (the plots extra)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["WIDE_LAYOUT", "fit_lines", "log_ticks", "text_height", "text_width"]
+
+#: Figures at least this wide (inches) lay their panels out as on a page, side by side; narrower
+#: ones (a column, 3.5 in) in more rows: :func:`reconstruction_figure` (two rows of three, or three
+#: of two), the training figure (:mod:`gabic.train.figures`) and the drawings of :mod:`gabic.analysis`.
+WIDE_LAYOUT = 5.0
+
+
+def text_width(text: str, size: float) -> float:
+    """The width in inches of the widest line of ``text`` at ``size`` points in matplotlib's default type."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    font = FontProperties(size=size)
+    return max(text_to_path.get_text_width_height_descent(line, font, ismath=False)[0] for line in text.split("\n")) / 72
+
+
+def fit_lines(pieces: Sequence[str], width: float, size: float) -> str:
+    """``pieces`` joined by spaces into lines no wider than ``width`` inches at ``size`` points, broken
+    between pieces (a piece wider than that alone is broken between its words)."""
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and text_width(f"{lines[-1]} {piece}", size) <= width:
+            lines[-1] += " " + piece
+        elif " " in piece and text_width(piece, size) > width:
+            lines += fit_lines(piece.split(" "), width, size).split("\n")
+        else:
+            lines.append(piece)
+    return "\n".join(lines)
+
+
+def log_ticks(axis: Any, values: Any) -> None:
+    """Ticks of a log-scaled ``axis`` over ``values`` that stay apart on a narrow axis, written plainly:
+    the powers of ten over two decades or more; 1, 2 and 5 times them over one or more; over less than
+    a decade, where no power of ten may fall, three evenly spaced values. No minor tick labels
+    (matplotlib writes them, as 4x10^2, 5x10^2..., where the axis spans less than a decade, and they
+    run into each other)."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = v[np.isfinite(v) & (v > 0)]
+    decades = math.log10(v.max() / v.min()) if v.size else 0.0
+    if decades >= 2:
+        locator = LogLocator(numticks=6)
+    elif decades >= 1:
+        locator = LogLocator(subs=(1.0, 2.0, 5.0))
+    else:
+        locator = MaxNLocator(nbins=3)
+    axis.set_major_locator(locator)
+    axis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def text_height(text: str, size: float) -> float:
+    """The height in inches of ``text``'s lines at ``size`` points (1.3 line spacing, with padding)."""
+    return (text.count("\n") + 1) * size * 1.3 / 72 + 0.06
