@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,60 @@ def gabic_cap(small_captures):
 def wacnn_cap(small_captures):
     """The small WACNN's capture of :func:`smooth_image`."""
     return small_captures["wacnn"]
+
+
+# -- a local HTTP server of files (the released checkpoints' tests) -----------------------------------
+class _FileHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.files`` (path -> bytes) with byte ranges; a path in ``server.cut`` is cut
+    off after half its bytes once; every request is recorded in ``server.requests``."""
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        server = self.server
+        server.requests.append((self.path, self.headers.get("Range")))
+        data = server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if rng and rng.startswith("bytes="):
+            start = int(rng[6:].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        body = data[start:]
+        if self.path in server.cut:
+            server.cut.discard(self.path)
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class _FileServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # a client that hangs up: not an error here
+        pass
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server of ``server.files`` (path -> bytes) at ``server.base`` (see :class:`_FileHandler`),
+    standing in for the released checkpoints' hosts: the tests need no network."""
+    srv = _FileServer(("127.0.0.1", 0), _FileHandler)
+    srv.files, srv.cut, srv.requests = {}, set(), []
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    srv.base = f"http://127.0.0.1:{srv.server_port}"
+    yield srv
+    srv.shutdown()
+    srv.server_close()

@@ -6,10 +6,8 @@ an interrupted download that resumes, a server that is not there."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import json
-import threading
 import zipfile
 from pathlib import Path
 
@@ -21,61 +19,6 @@ from gabic.checkpoints import load_checkpoint
 from gabic.errors import CheckpointError, GabicError
 from gabic.models import build_model
 from tests.conftest import run_cli, small_model
-
-
-# --------------------------------------------------------------------------------------------- server
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.files`` (path -> bytes) with byte ranges; a path in ``server.cut`` is cut
-    off after half its bytes once; every request is recorded in ``server.requests``."""
-
-    def do_GET(self):  # noqa: N802 - http.server's name
-        server = self.server
-        server.requests.append((self.path, self.headers.get("Range")))
-        data = server.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        start = 0
-        rng = self.headers.get("Range")
-        if rng and rng.startswith("bytes="):
-            start = int(rng[6:].split("-")[0])
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        body = data[start:]
-        if self.path in server.cut:
-            server.cut.discard(self.path)
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):  # a client that hangs up: not an error here
-        pass
-
-
-@pytest.fixture
-def server():
-    srv = _Server(("127.0.0.1", 0), _Handler)
-    srv.files, srv.cut, srv.requests = {}, set(), []
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    srv.base = f"http://127.0.0.1:{srv.server_port}"
-    yield srv
-    srv.shutdown()
-    srv.server_close()
 
 
 # --------------------------------------------------------------------------------------------- files

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -22,21 +21,8 @@ from gabic.errors import CheckpointError, GabicError
 from gabic.measurement import measure
 from gabic.models import Mbt2018Mean, build_model
 from tests.conftest import run_cli, small_model
-from tests.test_released import _Handler, _Server
 
 ZOO = "compressai"
-
-
-@pytest.fixture
-def server():
-    srv = _Server(("127.0.0.1", 0), _Handler)
-    srv.files, srv.cut, srv.requests = {}, set(), []
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    srv.base = f"http://127.0.0.1:{srv.server_port}"
-    yield srv
-    srv.shutdown()
-    srv.server_close()
 
 
 def _sha(data: bytes) -> str:

@@ -41,7 +41,7 @@ class _Zoo(LearnedCodec):
         """CompressAI's loading, after the zoo's own renaming of older key names."""
         return super().load_state_dict(load_pretrained(dict(state_dict)), strict=strict)
 
-    def _entropy_pass(self, x: Tensor, y: Tensor, scales: Tensor, means: Tensor, y_hat: Tensor, z_hat: Tensor, z_lik: Tensor) -> dict:
+    def _entropy_pass(self, y: Tensor, scales: Tensor, means: Tensor, y_hat: Tensor, z_hat: Tensor, z_lik: Tensor) -> dict:
         """The dict of :meth:`forward_entropy` from the pieces of a forward pass."""
         gc = self.gaussian_conditional
         _, y_lik = gc(y, scales, means=means)
@@ -98,7 +98,7 @@ class Mbt2018Mean(MeanScaleHyperprior, _Zoo):
         z_hat, z_lik = self.entropy_bottleneck(self.h_a(y))
         scales, means = self.h_s(z_hat).chunk(2, 1)
         y_hat = quantize_ste(y - means) + means
-        return self._entropy_pass(x, y, scales, means, y_hat, z_hat, z_lik)
+        return self._entropy_pass(y, scales, means, y_hat, z_hat, z_lik)
 
 
 @register
@@ -140,4 +140,4 @@ class Cheng2020Anchor(_Cheng2020Anchor, _Zoo):
         y_hat = quantize_ste(y)
         ctx = self.context_prediction(y_hat)
         scales, means = self.entropy_parameters(torch.cat((params, ctx), dim=1)).chunk(2, 1)
-        return self._entropy_pass(x, y, scales, means, y_hat, z_hat, z_lik)
+        return self._entropy_pass(y, scales, means, y_hat, z_hat, z_lik)

@@ -100,13 +100,14 @@ def show_png(image: Any, png: bytes, pixels: bool = False) -> tuple[int, int]:
     return width, height
 
 
-def figure_png(fig: Any, dpi: float, max_width: int = MAX_WIDTH_PX) -> bytes:
+def figure_png(fig: Any, dpi: float, max_width: int | None = MAX_WIDTH_PX) -> bytes:
     """The PNG bytes of a matplotlib figure at ``dpi`` dots per inch, lowered where needed so that
-    the PNG is at most ``max_width`` pixels wide (default :data:`MAX_WIDTH_PX`).
+    the PNG is at most ``max_width`` pixels wide (default :data:`MAX_WIDTH_PX`; None: never lowered).
 
-    At 1:1 on screen a point of type is ``dpi / 72`` pixels: 6 pt notes need ``dpi >= 108`` to be
+    At 1:1 on screen a point of type is ``dpi / 72`` pixels: 7 pt type needs ``dpi >= 93`` to be
     9 px tall."""
-    dpi = min(float(dpi), max_width / fig.get_figwidth())
+    if max_width is not None:
+        dpi = min(float(dpi), max_width / fig.get_figwidth())
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})  # shown, not kept: fast over small
     return buf.getvalue()
