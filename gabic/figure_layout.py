@@ -1,7 +1,10 @@
-"""Fitting a figure's type and ticks to its width: what the figure modules (:mod:`gabic.reconstructions`,
+"""A paper's measures and fitting a figure's type and ticks to them: the column and page widths and
+the type sizes every figure of gabic is drawn with (:data:`COLUMN_WIDTHS`, :data:`FONT_SIZE`,
+:data:`LEGEND_FONT_SIZE`, :data:`NOTE_FONT_SIZE`; :mod:`gabic.plots` and :mod:`gabic.viz` both take
+them from here), and what the figure modules (:mod:`gabic.reconstructions`,
 :mod:`gabic.train.figures`, :mod:`gabic.analysis.drawing`) share to lay their panels out at one
 column or across a page with text that neither overlaps nor leaves the figure. matplotlib is
-imported where it is used (the plots extra)."""
+imported where it is used (the plots extra); importing this module needs only numpy."""
 
 from __future__ import annotations
 
@@ -11,7 +14,27 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["WIDE_LAYOUT", "fit_lines", "log_ticks", "text_height", "text_width"]
+__all__ = [
+    "COLUMN_WIDTHS",
+    "FONT_SIZE",
+    "LEGEND_FONT_SIZE",
+    "NOTE_FONT_SIZE",
+    "WIDE_LAYOUT",
+    "fit_lines",
+    "log_ticks",
+    "text_height",
+    "text_width",
+]
+
+#: Figure widths in inches: one column and the full page width of a two-column IEEE paper
+#: (IEEE Author Center, graphics guidelines: 3.5 in / 88.9 mm and 7.16 in / 181.9 mm).
+COLUMN_WIDTHS: dict[str, float] = {"single": 3.5, "double": 7.16}
+#: Type size in points of titles and axis labels: that of IEEEtran's figure captions (\\footnotesize
+#: in a 10 pt paper).
+FONT_SIZE = 8.0
+#: The smallest type in points a printed figure carries: legends, tick labels, notes, small labels.
+LEGEND_FONT_SIZE = 7.0
+NOTE_FONT_SIZE = LEGEND_FONT_SIZE
 
 #: Figures at least this wide (inches) lay their panels out as on a page, side by side; narrower
 #: ones (a column, 3.5 in) in more rows: :func:`reconstruction_figure` (two rows of three, or three

@@ -25,7 +25,7 @@ from PIL import Image
 
 from gabic.checks import check_int
 from gabic.figure_data import attach_data
-from gabic.figure_layout import WIDE_LAYOUT, fit_lines, text_height, text_width
+from gabic.figure_layout import FONT_SIZE, LEGEND_FONT_SIZE, WIDE_LAYOUT, fit_lines, text_height, text_width
 from gabic.metrics import psnr
 from gabic.results import point_labels
 
@@ -130,7 +130,7 @@ def reconstruction_figure(
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from gabic.plots.styles import FONT_SIZE, LEGEND_FONT_SIZE, figure_width
+    from gabic.plots.styles import figure_width
 
     fig_width = figure_width(width)
     a, b = _pair(original, decoded)
@@ -222,7 +222,7 @@ def comparison_figure(
     """
     from matplotlib.figure import Figure
 
-    from gabic.plots.styles import FONT_SIZE, figure_width
+    from gabic.plots.styles import figure_width
 
     if not reconstructions:
         raise ValueError("comparison_figure: no reconstructions given")
@@ -289,7 +289,7 @@ def stream_size_figure(result: dict[str, Any], point: int | None = None, width: 
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    from gabic.plots.styles import FONT_SIZE, LEGEND_FONT_SIZE, figure_width
+    from gabic.plots.styles import figure_width
 
     fig_width = figure_width(width)
     per_image = result.get("per_image") or {}

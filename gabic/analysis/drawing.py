@@ -29,7 +29,7 @@ from gabic.analysis.compare import ROLES, ModelComparison
 from gabic.analysis.latent import LatentCapture
 from gabic.checks import check_int
 from gabic.figure_data import attach_data, grid_table
-from gabic.figure_layout import WIDE_LAYOUT, fit_lines, log_ticks, text_height, text_width
+from gabic.figure_layout import FONT_SIZE, LEGEND_FONT_SIZE, WIDE_LAYOUT, fit_lines, log_ticks, text_height, text_width
 from gabic.image_sets import describe
 from gabic.viz.capture import BlockCapture
 from gabic.viz.geometry import node_map
@@ -60,7 +60,6 @@ PANEL = 1.6
 def _sizes() -> tuple[float, float]:
     """``(text, small)``: the type sizes in points of titles and axis labels, and of tick labels,
     legends, colour bars and numbers on a figure (:data:`gabic.plots.FONT_SIZE`, :data:`gabic.plots.LEGEND_FONT_SIZE`)."""
-    from gabic.plots.styles import FONT_SIZE, LEGEND_FONT_SIZE
 
     return FONT_SIZE, LEGEND_FONT_SIZE
 

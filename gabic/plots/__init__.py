@@ -53,6 +53,10 @@ The submodules, each name importable from :mod:`gabic.plots` itself:
 
 from __future__ import annotations
 
+from gabic.figure_layout import FONT_SIZE as FONT_SIZE
+from gabic.figure_layout import LEGEND_FONT_SIZE as LEGEND_FONT_SIZE
+from gabic.figure_layout import NOTE_FONT_SIZE as NOTE_FONT_SIZE
+
 # `X as X`: public names of the former gabic/plots.py that are not in __all__, re-exported as well
 from gabic.names import DISPLAY_NAMES, display_name
 from gabic.plots.curves import Curve, data_column, load_curves
@@ -62,13 +66,10 @@ from gabic.plots.figures import rd_figure, rd_plotly, save_figure
 from gabic.plots.report import write_report
 from gabic.plots.styles import AXIS_MARGIN as AXIS_MARGIN
 from gabic.plots.styles import CLASSICAL_METHODS, COLUMN_WIDTHS, METHOD_STYLES, METRIC_LABELS, PALETTE, figure_width, method_style
-from gabic.plots.styles import FONT_SIZE as FONT_SIZE
 from gabic.plots.styles import HEIGHT_RATIO as HEIGHT_RATIO
-from gabic.plots.styles import LEGEND_FONT_SIZE as LEGEND_FONT_SIZE
 from gabic.plots.styles import LINE_WIDTH as LINE_WIDTH
 from gabic.plots.styles import MARKER_SIZE as MARKER_SIZE
 from gabic.plots.styles import MARKERS as MARKERS
-from gabic.plots.styles import NOTE_FONT_SIZE as NOTE_FONT_SIZE
 from gabic.plots.styles import REFERENCE_ALPHA as REFERENCE_ALPHA
 from gabic.plots.styles import REFERENCE_LINE_WIDTH as REFERENCE_LINE_WIDTH
 from gabic.plots.tables import ANCHOR_METHODS, bd_caption, bd_latex, bd_markdown, bd_table, default_anchor, find_anchor

@@ -19,19 +19,17 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from gabic.figure_data import attach_data, write_figure_data
+from gabic.figure_layout import FONT_SIZE, LEGEND_FONT_SIZE, NOTE_FONT_SIZE
 from gabic.files import FIGURE_FORMATS, write_atomic
 from gabic.image_sets import describe
 from gabic.plots.curves import Curve, Curves, _rd_table, _set_key, _settings, _stored_points, _with_metric, load_curves
 from gabic.plots.styles import (
     _LEGEND_LINE_IN,
     AXIS_MARGIN,
-    FONT_SIZE,
     HEIGHT_RATIO,
-    LEGEND_FONT_SIZE,
     LINE_WIDTH,
     MARKER_SIZE,
     METRIC_LABELS,
-    NOTE_FONT_SIZE,
     figure_width,
 )
 from gabic.results import points

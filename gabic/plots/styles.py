@@ -10,23 +10,17 @@ import re
 from typing import Any
 
 from gabic.checks import is_number
+from gabic.figure_layout import COLUMN_WIDTHS, LEGEND_FONT_SIZE
 from gabic.names import display_name
 
-#: Figure widths in inches: one column and the full page width of a two-column IEEE paper
-#: (IEEE Author Center, graphics guidelines: 3.5 in / 88.9 mm and 7.16 in / 181.9 mm).
-COLUMN_WIDTHS: dict[str, float] = {"single": 3.5, "double": 7.16}
 #: Height / width of every figure.
 HEIGHT_RATIO = 0.75
-#: Type size in points: that of IEEEtran's figure captions (\\footnotesize in a 10 pt paper).
-FONT_SIZE = 8.0
-LEGEND_FONT_SIZE = 7.0
 _LEGEND_LINE_IN = LEGEND_FONT_SIZE * 1.4 / 72  # height of one legend entry, inches
 LINE_WIDTH = 1.2
 #: Line width and opacity of published and digitised curves: thinner and lighter than measured ones.
 REFERENCE_LINE_WIDTH = 0.8
 REFERENCE_ALPHA = 0.75
 MARKER_SIZE = 4.0
-NOTE_FONT_SIZE = 7.0
 #: Margin around the fitted axis ranges, as a fraction of the data's span.
 AXIS_MARGIN = 0.05
 

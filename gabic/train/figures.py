@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gabic.figure_data import attach_data
-from gabic.figure_layout import WIDE_LAYOUT, fit_lines, log_ticks, text_height
+from gabic.figure_layout import FONT_SIZE, LEGEND_FONT_SIZE, WIDE_LAYOUT, fit_lines, log_ticks, text_height
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -48,8 +48,6 @@ def draw_training(axes: Sequence[Axes], train: Sequence[Mapping[str, Any]], val:
     and axis labels in :data:`gabic.plots.FONT_SIZE`, tick labels and the legend in
     :data:`gabic.plots.LEGEND_FONT_SIZE` (points)."""
     from matplotlib.ticker import MaxNLocator
-
-    from gabic.plots.styles import FONT_SIZE, LEGEND_FONT_SIZE
 
     _check_rows(train, "train")
     _check_rows(val, "val")
@@ -99,7 +97,7 @@ def training_figure(
     """
     from matplotlib.figure import Figure
 
-    from gabic.plots.styles import FONT_SIZE, figure_width
+    from gabic.plots.styles import figure_width
 
     fig_width = figure_width(width)
     wide = fig_width >= WIDE_LAYOUT

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from gabic.checks import check_int
 from gabic.figure_data import attach_data, grid_table
+from gabic.figure_layout import COLUMN_WIDTHS, FONT_SIZE, LEGEND_FONT_SIZE
 from gabic.viz.capture import BlockCapture
 from gabic.viz.geometry import feature_position, node_patch, valid_nodes, window_box, window_pixels
 from gabic.viz.statistics import block_statistics, nonlocal_share
@@ -44,17 +45,14 @@ __all__ = [
     "plot_k_sweep",
 ]
 
-#: Width of one column of a two-column paper (inches), as ``gabic.plots.COLUMN_WIDTHS["single"]``
-#: (IEEE graphics guidelines: 3.5 in); kept here so that drawing needs no import of gabic.plots.
-COLUMN = 3.5
-#: Width of a full page (inches), as ``gabic.plots.COLUMN_WIDTHS["double"]``.
-PAGE = 7.16
-#: Type size (points) of titles and axis labels: IEEEtran's figure captions (\\footnotesize in a 10 pt
-#: paper), as ``gabic.plots.FONT_SIZE``.
-TEXT_SIZE = 8.0
+#: Width of one column and of a full page of a two-column paper (inches): ``gabic.figure_layout.COLUMN_WIDTHS``.
+COLUMN = COLUMN_WIDTHS["single"]
+PAGE = COLUMN_WIDTHS["double"]
+#: Type size (points) of titles and axis labels: ``gabic.figure_layout.FONT_SIZE``.
+TEXT_SIZE = FONT_SIZE
 #: The smallest type (points) any figure here writes: tick labels, legends, colour bars, weight and
-#: k labels. 7 pt is the least a printed figure should carry (``gabic.plots.LEGEND_FONT_SIZE``).
-MIN_FONT_SIZE = 7.0
+#: k labels (``gabic.figure_layout.LEGEND_FONT_SIZE``, the least a printed figure should carry).
+MIN_FONT_SIZE = LEGEND_FONT_SIZE
 #: Gid of the arrows of :func:`draw_window` (one per neighbour; a ring around the query node for
 #: a node that is its own neighbour), to find them in a figure.
 ARROW_GID = "attention-arrow"
