@@ -22,6 +22,7 @@ __all__ = [
     "WIDE_LAYOUT",
     "fit_lines",
     "log_ticks",
+    "smallest_type",
     "text_height",
     "text_width",
 ]
@@ -90,3 +91,14 @@ def log_ticks(axis: Any, values: Any) -> None:
 def text_height(text: str, size: float) -> float:
     """The height in inches of ``text``'s lines at ``size`` points (1.3 line spacing, with padding)."""
     return (text.count("\n") + 1) * size * 1.3 / 72 + 0.06
+
+
+def smallest_type(fig: Any) -> float:
+    """The size in points of the smallest text ``fig`` (a matplotlib Figure) writes: every visible,
+    non-blank text (titles, labels, tick labels, legends, colour bars, annotations) at the size it is
+    drawn in the figure; ``inf`` for a figure without text. A point is ``dpi / 72`` pixels in the
+    figure's PNG."""
+    from matplotlib.text import Text
+
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return float(min(sizes, default=math.inf))

@@ -257,6 +257,16 @@ class JupyterLab:
                 p.kill()
         self.process = None
 
+    def end_sessions(self) -> list[str]:
+        """Shut down every notebook session (and its kernel), as closing JupyterLab's tab and its kernel
+        does; the ids of the kernels ended."""
+        self.remember_children()
+        ended = []
+        for session in self.api("sessions"):
+            self.api(f"sessions/{session['id']}", method="DELETE")
+            ended.append(session["kernel"]["id"])
+        return ended
+
     def remember_children(self) -> None:
         """Note the server's current child processes (kernels), so that :meth:`stop` ends them even
         when the server has already gone."""
@@ -445,6 +455,52 @@ class NotebookPage:
             raise AssertionError(self.report("\n".join(problems), failure_shot))
         return state
 
+    def save(self, timeout_s: float = 60, failure_shot: Path | None = None) -> None:
+        """Save the notebook (``docmanager:save``, as Ctrl+S and autosave do) and wait until it is saved."""
+        self.page.evaluate(
+            """() => {
+                 window.__gabicSaved = 'saving';
+                 window.jupyterapp.commands.execute('docmanager:save').then(
+                   () => { window.__gabicSaved = 'done'; }, (err) => { window.__gabicSaved = 'error: ' + err; });
+               }"""
+        )
+        saved = self.wait_for(
+            """() => window.__gabicSaved !== 'saving' && !window.jupyterapp.shell.currentWidget.context.model.dirty
+                     && window.__gabicSaved""",
+            f"{self.path} to be saved",
+            timeout_s,
+            failure_shot=failure_shot,
+        )
+        if saved != "done":
+            raise AssertionError(self.report(f"saving {self.path} ended with {saved!r}", failure_shot))
+
+    def widget_outputs(self, timeout_s: float = 60, failure_shot: Path | None = None) -> dict:
+        """Wait until every widget output of the notebook (an output of MIME type
+        ``application/vnd.jupyter.widget-view+json`` in the notebook's model) shows its widget or an
+        error, and every visible picture (``img.widget-image``) has loaded; return the number of widget
+        outputs shown, the errors among them (such as "Error displaying widget: model not found") and
+        the number of visible pictures."""
+        return self.wait_for(
+            """() => {
+                 const notebook = window.jupyterapp.shell.currentWidget.content;
+                 const views = Array.from(notebook.model.cells).filter((c) => c.type === 'code')
+                   .flatMap((c) => c.outputs.toJSON())
+                   .filter((o) => o.data && o.data['application/vnd.jupyter.widget-view+json']).length;
+                 const error = (e) => e.innerText.trim().startsWith('Error displaying widget');
+                 const shown = Array.from(document.querySelectorAll('.jp-Notebook .jp-OutputArea-output'))
+                   .filter((e) => error(e) || Array.from(e.children).some((c) => c.classList.contains('jupyter-widgets')));
+                 const images = Array.from(document.querySelectorAll('.jp-Notebook img.widget-image'))
+                   .filter((i) => i.offsetParent !== null);
+                 if (!views || shown.length < views || images.some((i) => !(i.complete && i.naturalWidth > 0))) return false;
+                 return {outputs: shown.length, errors: shown.filter(error).map((e) => e.innerText.trim().slice(0, 200)),
+                         images: images.length};
+               }""",
+            f"the widget outputs of {self.path} to show",
+            timeout_s,
+            failure_shot=failure_shot,
+            polling=500,
+        )
+
     # ------------------------------------------------------------------ widgets
     def explorer(self, label: str | None = None, timeout_s: float = 60) -> tuple:
         """The widget output that holds an enabled slider described ``label`` (``None``: any slider) and an
@@ -471,6 +527,18 @@ class NotebookPage:
         """What the widget output shows badly at the page's present size (:data:`_LAYOUT_JS`): pictures
         not at their own pixel size, clipped texts and options, controls overlapping each other."""
         return output.evaluate(_LAYOUT_JS)
+
+    def smallest_text(self, img) -> float | None:
+        """The size in CSS pixels on the page of the smallest text in the figure an ``<img>`` shows: the
+        size the figure's PNG records in its pixels (``gabic.widgets._base.SMALLEST_TEXT_KEY``), times the
+        scale the page shows it at; None for a picture that records none (a photo)."""
+        from gabic.widgets._base import SMALLEST_TEXT_KEY, png_text
+
+        written = png_text(self.image_bytes(img)).get(SMALLEST_TEXT_KEY)
+        if written is None:
+            return None
+        scale = img.evaluate("(i) => Math.min(i.clientWidth / i.naturalWidth, i.clientHeight / i.naturalHeight)")
+        return float(written) * scale
 
     def image_bytes(self, img) -> bytes:
         """The bytes of the picture an ``<img>`` shows (its ``blob:`` or ``data:`` source)."""

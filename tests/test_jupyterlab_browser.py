@@ -44,6 +44,13 @@ SLIDERS = {
 #: The laptop screens a researcher reads the widgets on: CSS pixels of the browser's page.
 SCREENS = ((1280, 800), (1440, 900))
 
+#: The smallest text a widget's figure may show, in CSS pixels on the page.
+MIN_TEXT_PX = 9.0
+
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+#: Where gabic's install puts its JupyterLab default settings (pyproject.toml's shared data).
+OVERRIDES = Path(sys.prefix) / "share/jupyter/lab/settings/overrides.d/gabic.json"
+
 #: Seconds allowed per step on a busy 2-core runner (each run takes far less).
 OPEN_TIMEOUT, RUN_TIMEOUT, IMAGE_TIMEOUT = 120, 300, 60
 
@@ -129,7 +136,7 @@ def test_widget_figure_follows_slider_in_jupyterlab(name, tmp_path, screenshots)
         assert all(isinstance(n, int) for n in ran["executionCounts"]), ran
 
         widget, slider, img = notebook.explorer(SLIDERS[name], IMAGE_TIMEOUT)
-        problems = {}
+        problems, smallest = {}, {}
         for width, height in SCREENS:  # the widget as a laptop shows it: pictures at their size, no clipped or overlapping control
             page.set_viewport_size({"width": width, "height": height})
             page.wait_for_timeout(500)  # JupyterLab lays the notebook out again
@@ -137,9 +144,16 @@ def test_widget_figure_follows_slider_in_jupyterlab(name, tmp_path, screenshots)
             for i in range(widgets.count()):  # every explorer of the notebook (03: the RD and the quality explorer)
                 widgets.nth(i).evaluate("(e) => e.scrollIntoView({block: 'start'})")
                 page.screenshot(path=shot(f"{stem}-{width}x{height}-{i + 1}.png"))
-                if found := notebook.layout_problems(widgets.nth(i)):
+                found = notebook.layout_problems(widgets.nth(i))
+                for j, picture in enumerate(widgets.nth(i).locator("img.widget-image").all()):
+                    if picture.is_visible() and (px := notebook.smallest_text(picture)) is not None:
+                        smallest[f"{width}x{height}, widget {i + 1}, figure {j + 1}"] = px
+                        if px < MIN_TEXT_PX:
+                            found.append(f"figure {j + 1}: its smallest text is {px:.1f} px on screen, under {MIN_TEXT_PX}")
+                if found:
                     problems[f"{width}x{height}, widget {i + 1}"] = found
         assert not problems, f"{name}: the widget at laptop sizes (screenshots {stem}-WxH-N.png): {problems}"
+        assert len(smallest) >= len(SCREENS), f"{name}: no figure that records its text size was shown: {smallest}"
         widget.evaluate("(e) => e.scrollIntoView({block: 'center'})")  # the controls and the figure on the screenshots
         page.screenshot(path=shot(f"{stem}-1-executed.png"))
         widget.screenshot(path=shot(f"{stem}-widget-before.png"))
@@ -157,9 +171,28 @@ def test_widget_figure_follows_slider_in_jupyterlab(name, tmp_path, screenshots)
         assert after.startswith(b"\x89PNG")
         assert digest(after) != digest(before), f"the figure did not change when the slider moved from {old} to {new}"
         assert notebook.state()["errors"] == [], "an error appeared in the outputs after the slider moved"
+
+        # Saved, its kernel shut down, and opened again with a new kernel, as a researcher comes back to
+        # it: JupyterLab saves the widget state with the notebook (gabic's install sets this default,
+        # jupyter-config/lab-overrides.json), so the explorers show again, pictures and all, and no
+        # "Error displaying widget: model not found".
+        before_save = notebook.widget_outputs(IMAGE_TIMEOUT, failure_shot=failure)
+        notebook.save(IMAGE_TIMEOUT, failure_shot=failure)
+        saved = nbformat.read(root / name, as_version=4)
+        state = saved.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+        assert state, f"JupyterLab saved no widget state in {name}: is {OVERRIDES} installed (pip install -e .)?"
+        assert lab.end_sessions(), "the notebook's kernel was running"
+        clock.append(("save", time.monotonic()))
+        notebook.open(OPEN_TIMEOUT, failure_shot=failure)
+        reopened = notebook.widget_outputs(IMAGE_TIMEOUT, failure_shot=failure)
+        clock.append(("reopen", time.monotonic()))
+        page.screenshot(path=shot(f"{stem}-3-reopened.png"))
+        assert reopened["errors"] == [], f"{name} reopened: {reopened['errors']} (screenshot {stem}-3-reopened.png)"
+        assert (reopened["outputs"], reopened["images"]) == (before_save["outputs"], before_save["images"]), (before_save, reopened)
         print(
             f"{name}: " + ", ".join(f"{step} {t - clock[i][1]:.1f} s" for i, (step, t) in enumerate(clock[1:])),
-            f"slider {old} -> {new}",
+            f"slider {old} -> {new}, smallest text on screen {min(smallest.values()):.1f} px, "
+            f"{reopened['outputs']} widget outputs shown again after reopening",
         )
 
     left = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))

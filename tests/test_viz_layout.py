@@ -139,6 +139,7 @@ def test_explorer_shows_its_png_at_its_own_size_with_readable_text(cap):
     """The explorer's image is shown at the PNG's own pixel size (no stretching), fits JupyterLab's
     output at 1280 x 800, and every text in it is at least 9 CSS pixels high, at k = 9 and k = 63."""
     pytest.importorskip("ipywidgets")
+    from gabic.widgets._base import SMALLEST_TEXT_KEY, png_text
     from gabic.widgets.attention import DPI, FIGURE_SIZE, attention_explorer
 
     ex = attention_explorer(small_model("gabic"), capture=cap)
@@ -156,6 +157,9 @@ def test_explorer_shows_its_png_at_its_own_size_with_readable_text(cap):
             (t.get_text(), round(t.get_fontsize() * fig.dpi / 72, 1)) for t in texts if t.get_fontsize() * fig.dpi / 72 < MIN_SCREEN_PX
         ]
         assert small == [], f"k={k}: texts under {MIN_SCREEN_PX} px on screen"
+        # The PNG says the same, for the browser test to read off the page: its smallest text in its pixels.
+        written = float(png_text(png)[SMALLEST_TEXT_KEY])
+        assert written == pytest.approx(min(t.get_fontsize() for t in texts) * fig.dpi / 72, abs=0.006) and written >= MIN_SCREEN_PX
         labels = [t for t in fig.axes[1].texts if t.get_gid() == drawing.LABEL_GID]
         assert len(labels) == (k if k <= drawing.LABEL_ALL_UP_TO else drawing.MAX_WEIGHT_LABELS)
         assert _outside(fig, texts) == [], f"k={k}: texts cut by the image's edge"

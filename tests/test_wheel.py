@@ -1,8 +1,11 @@
 """gabic installed from a wheel (not editable) works from any folder: the published curves, the
-sample photos and the Kodak table ship as package data; the demo asks for the notebooks."""
+sample photos and the Kodak table ship as package data; the demo asks for the notebooks. The
+JupyterLab default that saves widget state with a notebook ships as shared data, and this
+environment (an editable install) has it too."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +16,26 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: gabic's JupyterLab default settings, and where an install puts them under the environment's prefix.
+LAB_OVERRIDES = ROOT / "jupyter-config" / "lab-overrides.json"
+OVERRIDES_AT = Path("share/jupyter/lab/settings/overrides.d/gabic.json")
+WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
+
+
+def test_lab_overrides_set_a_setting_the_widget_manager_has():
+    """The file names the widget manager's plugin and a boolean setting its own schema (shipped by
+    jupyterlab_widgets) declares, and this environment's install put it where JupyterLab reads it."""
+    overrides = json.loads(LAB_OVERRIDES.read_text())
+    assert overrides == {WIDGETS_PLUGIN: {"saveState": True}}
+    schema = Path(sys.prefix) / "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager/schemas"
+    schema = schema / WIDGETS_PLUGIN.replace(":", "/").replace("/plugin", "/plugin.json")
+    if not schema.exists():
+        pytest.skip(f"jupyterlab_widgets is not installed here ({schema} is missing): pip install 'gabic[notebooks]'")
+    properties = json.loads(schema.read_text())["properties"]
+    assert properties["saveState"]["type"] == "boolean" and properties["saveState"]["default"] is False
+    installed = Path(sys.prefix) / OVERRIDES_AT
+    assert installed.exists(), f"{installed} is missing: gabic was not installed with pip install -e . (README)"
+    assert json.loads(installed.read_text()) == overrides
 
 
 def _run(cmd: list, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -30,6 +53,8 @@ def test_wheel_in_a_fresh_environment(tmp_path):
     assert "gabic/published/vtm.json" in names and "gabic/published/README.md" in names
     assert "gabic/kodak_pixels.sha256" in names and "gabic/sample_images/astronaut.png" in names
     assert not any(n.startswith(("tests/", "notebooks/", "results/")) for n in names)
+    shared = [n for n in names if n.endswith(str(OVERRIDES_AT))]
+    assert shared == [f"gabic-{wheel.name.split('-')[1]}.data/data/{OVERRIDES_AT}"], shared
 
     # A fresh environment: gabic from the wheel, its dependencies (torch...) from this one's
     # site-packages, read as a plain path so that this environment's editable gabic stays out.
@@ -41,6 +66,7 @@ def test_wheel_in_a_fresh_environment(tmp_path):
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     installed = _run([python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel], cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr
+    assert json.loads((venv / OVERRIDES_AT).read_text()) == json.loads(LAB_OVERRIDES.read_text())
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

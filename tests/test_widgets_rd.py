@@ -15,6 +15,7 @@ pytest.importorskip("ipywidgets")
 
 import ipywidgets  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from gabic import plots  # noqa: E402
@@ -25,7 +26,7 @@ from gabic.images import load_image  # noqa: E402
 from gabic.measurement import measure  # noqa: E402
 from gabic.metrics import bpp_from_bytes, psnr  # noqa: E402
 from gabic.widgets import rd  # noqa: E402
-from gabic.widgets._base import MAX_WIDTH_PX, png_size, show_png  # noqa: E402
+from gabic.widgets._base import MAX_WIDTH_PX, SMALLEST_TEXT_KEY, figure_png, png_size, png_text, show_png, with_text  # noqa: E402
 from gabic.widgets.rd import quality_explorer, rd_explorer  # noqa: E402
 from tests.conftest import small_model  # noqa: E402
 
@@ -282,6 +283,30 @@ def test_show_png_sets_the_layout_to_the_png_size():
     assert show_png(image, b"") == (0, 0) and image.layout.display == "none" and bytes(image.value) == b""
     with pytest.raises(ValueError, match="not PNG"):
         show_png(image, b"GIF89a" + bytes(30))
+
+
+def test_figure_png_writes_its_smallest_text_in_a_png_text_chunk():
+    fig = Figure(figsize=(4, 3))
+    ax = fig.add_subplot()
+    ax.set_title("title", fontsize=9)
+    ax.tick_params(labelsize=7)  # tick labels exist once the figure is drawn: they are counted
+    png = figure_png(fig, 100)
+    assert png_text(png)[SMALLEST_TEXT_KEY] == f"{7 * 100 / 72:.2f}" == "9.72"
+    opened = Image.open(io.BytesIO(png))
+    opened.load()  # Pillow checks the chunk's CRC
+    assert opened.text[SMALLEST_TEXT_KEY] == "9.72" and opened.size == (400, 300)
+    narrow = figure_png(fig, 100, max_width=200)  # the resolution lowered to fit: the text's pixels with it
+    assert png_size(narrow) == (200, 150) and png_text(narrow)[SMALLEST_TEXT_KEY] == f"{7 * 50 / 72:.2f}"
+    assert SMALLEST_TEXT_KEY not in png_text(figure_png(Figure(figsize=(2, 1)), 100)), "no text, no size"
+    assert png_text(with_text(png, "Comment", "é")) == {"Comment": "é", **png_text(png)}
+    with pytest.raises(ValueError, match="keyword"):
+        with_text(png, "", "x")
+    with pytest.raises(ValueError, match="not PNG"):
+        png_text(b"GIF89a" + bytes(30))
+    with pytest.raises(ValueError, match="runs past the end"):
+        png_text(png[:60])  # inside the text chunk
+    with pytest.raises(ValueError, match="before its image data"):
+        png_text(png[:33])  # after the header
 
 
 def test_rd_explorer_figure_is_shown_at_its_size_with_legible_type(curves):
