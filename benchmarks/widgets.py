@@ -32,7 +32,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
 from _common import emit, machine
 
 #: The small-cpu preset's sizes (gabic.train.presets) and GABIC's k.
@@ -84,7 +83,8 @@ def rd_changes(curves: list, repeat: int) -> list[dict]:
     labels = values(ex.methods)
     selections = [tuple(labels[: len(labels) - 1 - i % (len(labels) - 2)]) for i in range(repeat)]
     fresh = [rd_explorer(curves) for _ in range(repeat)]
-    records.append(report("rd", "selection, figure not drawn before", timed([setter(e.methods, s) for e, s in zip(fresh, selections)])))
+    chosen = [setter(e.methods, s) for e, s in zip(fresh, selections, strict=True)]
+    records.append(report("rd", "selection, figure not drawn before", timed(chosen)))
     return records
 
 
@@ -95,9 +95,8 @@ def quality_changes(photo: Path, measured: list, checkpoint: Path, repeat: int) 
     records = []
     fresh = [quality_explorer(photo, codecs=jpeg, checkpoints=[checkpoint], device="cpu") for _ in range(repeat)]
     qualities = values(fresh[0].quality)[1:]
-    records.append(
-        report("quality", "JPEG quality, not coded before", timed([setter(e.quality, qualities[i % len(qualities)]) for i, e in enumerate(fresh)]))
-    )
+    new = [setter(e.quality, qualities[i % len(qualities)]) for i, e in enumerate(fresh)]
+    records.append(report("quality", "JPEG quality, not coded before", timed(new)))
     first = values(fresh[0].quality)[0]
     records.append(report("quality", "JPEG quality, coded before", timed([setter(e.quality, first) for e in fresh])))
     records.append(report("quality", "error map and crops on", timed([setter(e.details, True) for e in fresh])))
