@@ -3,13 +3,16 @@
 For each notebook with an interactive figure: copy it, with its small parameters (those of
 ``tests/test_notebooks.py``), into an empty folder; serve that folder with ``jupyter lab`` on
 127.0.0.1 with a token; open the notebook in headless Chromium; run all cells; check that every code
-cell ran without an error; check, at 1280x800 and 1440x900, that the widget shows its pictures at their own
-pixel size (no stretching: the explorers' figures are drawn with text of 9 px or more, which their
-tests check, so it is 9 px or more on screen) and that no control's text is clipped and no two
-controls overlap (bounding boxes); move the widget's slider with the keyboard and check that the
-figure (the PNG in the ``ipywidgets.Image``) changes. Screenshots of the page and the figure before and
-after go to the test's ``tmp_path`` and, when the environment variable ``GABIC_SCREENSHOTS`` names
-a folder, there too.
+cell ran without an error; check, at each of :data:`SCREENS`, from the page, that the widgets show
+their pictures at their own pixel size (no stretching), that each figure's smallest text is at least
+9 px on screen (the size its PNG records, ``gabic.widgets._base.SMALLEST_TEXT_KEY``, times the scale
+the page shows it at), and that no control's text is clipped and no two controls overlap (bounding
+boxes); move the widget's slider with the keyboard and check that the figure (the PNG in the
+``ipywidgets.Image``) changes; save the notebook, shut its kernel down, open it again and check
+that every widget output shows again, pictures included, with no "Error displaying widget: model
+not found" (the widget state saved with the notebook: gabic's JupyterLab default,
+``jupyter-config/lab-overrides.json``). Screenshots of the page and the figure go to the test's
+``tmp_path`` and, when the environment variable ``GABIC_SCREENSHOTS`` names a folder, there too.
 
 Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` package; skipped without them.
 """
@@ -41,8 +44,8 @@ SLIDERS = {
     "04_knn_attention.ipynb": "k",
 }
 
-#: The laptop screens a researcher reads the widgets on: CSS pixels of the browser's page.
-SCREENS = ((1280, 800), (1440, 900))
+#: The laptop screens a researcher reads the widgets on, and a desktop's: CSS pixels of the browser's page.
+SCREENS = ((1280, 800), (1440, 900), (1920, 1080))
 
 #: The smallest text a widget's figure may show, in CSS pixels on the page.
 MIN_TEXT_PX = 9.0
@@ -152,7 +155,7 @@ def test_widget_figure_follows_slider_in_jupyterlab(name, tmp_path, screenshots)
                             found.append(f"figure {j + 1}: its smallest text is {px:.1f} px on screen, under {MIN_TEXT_PX}")
                 if found:
                     problems[f"{width}x{height}, widget {i + 1}"] = found
-        assert not problems, f"{name}: the widget at laptop sizes (screenshots {stem}-WxH-N.png): {problems}"
+        assert not problems, f"{name}: the widget at the screen sizes (screenshots {stem}-WxH-N.png): {problems}"
         assert len(smallest) >= len(SCREENS), f"{name}: no figure that records its text size was shown: {smallest}"
         widget.evaluate("(e) => e.scrollIntoView({block: 'center'})")  # the controls and the figure on the screenshots
         page.screenshot(path=shot(f"{stem}-1-executed.png"))
@@ -186,6 +189,9 @@ def test_widget_figure_follows_slider_in_jupyterlab(name, tmp_path, screenshots)
         notebook.open(OPEN_TIMEOUT, failure_shot=failure)
         reopened = notebook.widget_outputs(IMAGE_TIMEOUT, failure_shot=failure)
         clock.append(("reopen", time.monotonic()))
+        shown = page.locator(".jp-OutputArea-output").filter(has=page.locator("img.widget-image"))
+        if shown.count():
+            shown.last.evaluate("(e) => e.scrollIntoView({block: 'start'})")
         page.screenshot(path=shot(f"{stem}-3-reopened.png"))
         assert reopened["errors"] == [], f"{name} reopened: {reopened['errors']} (screenshot {stem}-3-reopened.png)"
         assert (reopened["outputs"], reopened["images"]) == (before_save["outputs"], before_save["images"]), (before_save, reopened)
