@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from gabic.figure_layout import smallest_type
+
 __all__ = ["MAX_WIDTH_PX", "SMALLEST_TEXT_KEY", "Redraws", "figure_png", "png_size", "png_text", "show_png", "with_text"]
 
 #: The widest picture (CSS pixels) an app shows: a notebook's output in JupyterLab 4.6 on a
@@ -139,8 +141,6 @@ def figure_png(fig: Any, dpi: float, max_width: int | None = MAX_WIDTH_PX) -> by
     At 1:1 on screen a point of type is ``dpi / 72`` pixels: 7 pt type needs ``dpi >= 93`` to be
     9 px tall. The PNG's text chunk :data:`SMALLEST_TEXT_KEY` holds its smallest text's size in
     its pixels (:func:`gabic.figure_layout.smallest_type` at the resolution used)."""
-    from gabic.figure_layout import smallest_type
-
     if max_width is not None:
         dpi = min(float(dpi), max_width / fig.get_figwidth())
     buf = io.BytesIO()
