@@ -8,10 +8,11 @@ their pictures at their own pixel size (no stretching), that each figure's small
 9 px on screen (the size its PNG records, ``gabic.widgets._base.SMALLEST_TEXT_KEY``, times the scale
 the page shows it at), and that no control's text is clipped and no two controls overlap (bounding
 boxes); move the widget's slider with the keyboard and check that the figure (the PNG in the
-``ipywidgets.Image``) changes; save the notebook, shut its kernel down, open it again and check
-that every widget output shows again, pictures included, with no "Error displaying widget: model
-not found" (the widget state saved with the notebook: gabic's JupyterLab default,
-``jupyter-config/lab-overrides.json``). Screenshots of the page and the figure go to the test's
+``ipywidgets.Image``) changes; twice, save the notebook, shut its kernel down, open it again and
+check that every widget output shows again, pictures included, with no "Error displaying widget:
+model not found" (the widget state saved with the notebook: gabic's JupyterLab default,
+``jupyter-config/lab-overrides.json``, and its server extension ``gabic_jupyter``, which keeps the
+state through the save of a reopened notebook). Screenshots of the page and the figure go to the test's
 ``tmp_path`` and, when the environment variable ``GABIC_SCREENSHOTS`` names a folder, there too.
 
 Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` package; skipped without them.
@@ -51,8 +52,13 @@ SCREENS = ((1280, 800), (1440, 900), (1920, 1080))
 MIN_TEXT_PX = 9.0
 
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-#: Where gabic's install puts its JupyterLab default settings (pyproject.toml's shared data).
-OVERRIDES = Path(sys.prefix) / "share/jupyter/lab/settings/overrides.d/gabic.json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+#: Where gabic's install puts its JupyterLab default settings and enables its server extension
+#: (pyproject.toml's shared data).
+INSTALLED = (
+    Path(sys.prefix) / "share/jupyter/lab/settings/overrides.d/gabic.json",
+    Path(sys.prefix) / "etc/jupyter/jupyter_server_config.d/gabic.json",
+)
 
 #: Seconds allowed per step on a busy 2-core runner (each run takes far less).
 OPEN_TIMEOUT, RUN_TIMEOUT, IMAGE_TIMEOUT = 120, 300, 60
@@ -175,30 +181,37 @@ def test_widget_figure_follows_slider_in_jupyterlab(name, tmp_path, screenshots)
         assert digest(after) != digest(before), f"the figure did not change when the slider moved from {old} to {new}"
         assert notebook.state()["errors"] == [], "an error appeared in the outputs after the slider moved"
 
-        # Saved, its kernel shut down, and opened again with a new kernel, as a researcher comes back to
-        # it: JupyterLab saves the widget state with the notebook (gabic's install sets this default,
-        # jupyter-config/lab-overrides.json), so the explorers show again, pictures and all, and no
-        # "Error displaying widget: model not found".
+        # Saved, its kernel shut down, and opened again with a new kernel, twice, as a researcher comes
+        # back to it: JupyterLab saves the widget state with the notebook (gabic's install sets this
+        # default, jupyter-config/lab-overrides.json), so the explorers show again, pictures and all, and
+        # no "Error displaying widget: model not found". The reopened notebook is saved again before it
+        # is closed, as autosave does, while its new kernel has none of the models: gabic's server
+        # extension (gabic_jupyter, jupyter-config/server-config.json) keeps their saved state.
         before_save = notebook.widget_outputs(IMAGE_TIMEOUT, failure_shot=failure)
-        notebook.save(IMAGE_TIMEOUT, failure_shot=failure)
-        saved = nbformat.read(root / name, as_version=4)
-        state = saved.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
-        assert state, f"JupyterLab saved no widget state in {name}: is {OVERRIDES} installed (pip install -e .)?"
-        assert lab.end_sessions(), "the notebook's kernel was running"
-        clock.append(("save", time.monotonic()))
-        notebook.open(OPEN_TIMEOUT, failure_shot=failure)
-        reopened = notebook.widget_outputs(IMAGE_TIMEOUT, failure_shot=failure)
-        clock.append(("reopen", time.monotonic()))
-        shown = page.locator(".jp-OutputArea-output").filter(has=page.locator("img.widget-image"))
-        if shown.count():
-            shown.last.evaluate("(e) => e.scrollIntoView({block: 'start'})")
-        page.screenshot(path=shot(f"{stem}-3-reopened.png"))
-        assert reopened["errors"] == [], f"{name} reopened: {reopened['errors']} (screenshot {stem}-3-reopened.png)"
-        assert (reopened["outputs"], reopened["images"]) == (before_save["outputs"], before_save["images"]), (before_save, reopened)
+        for visit in (1, 2):
+            notebook.save(IMAGE_TIMEOUT, failure_shot=failure)
+            saved = nbformat.read(root / name, as_version=4)
+            state = saved.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+            assert state, f"visit {visit}: no widget state saved in {name}: are {INSTALLED} installed (pip install -e .)?"
+            outputs = [o for c in saved.cells for o in c.get("outputs", [])]
+            views = [o.data[WIDGET_VIEW]["model_id"] for o in outputs if WIDGET_VIEW in o.get("data", {})]
+            assert len(views) == before_save["outputs"] and set(views) <= set(state), f"visit {visit}: outputs name models not saved"
+            assert lab.end_sessions(), "the notebook's kernel was running"
+            clock.append((f"save {visit}", time.monotonic()))
+            notebook.open(OPEN_TIMEOUT, failure_shot=failure)
+            reopened = notebook.widget_outputs(IMAGE_TIMEOUT, failure_shot=failure)
+            clock.append((f"reopen {visit}", time.monotonic()))
+            shown = page.locator(".jp-OutputArea-output").filter(has=page.locator("img.widget-image"))
+            if shown.count():
+                shown.last.evaluate("(e) => e.scrollIntoView({block: 'start'})")
+            page.screenshot(path=shot(f"{stem}-3-reopened-{visit}.png"))
+            assert reopened["errors"] == [], f"{name} reopened ({visit}): {reopened['errors']} (screenshot {stem}-3-reopened-*.png)"
+            seen = (reopened["outputs"], reopened["images"])
+            assert seen == (before_save["outputs"], before_save["images"]), (visit, before_save, reopened)
         print(
             f"{name}: " + ", ".join(f"{step} {t - clock[i][1]:.1f} s" for i, (step, t) in enumerate(clock[1:])),
             f"slider {old} -> {new}, smallest text on screen {min(smallest.values()):.1f} px, "
-            f"{reopened['outputs']} widget outputs shown again after reopening",
+            f"{reopened['outputs']} widget outputs shown again after each of two reopenings",
         )
 
     left = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))

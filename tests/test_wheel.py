@@ -1,7 +1,7 @@
 """gabic installed from a wheel (not editable) works from any folder: the published curves, the
 sample photos and the Kodak table ship as package data; the demo asks for the notebooks. The
-JupyterLab default that saves widget state with a notebook ships as shared data, and this
-environment (an editable install) has it too."""
+JupyterLab default that saves widget state with a notebook, and the server config that enables
+gabic_jupyter, ship as shared data, and this environment (an editable install) has them too."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: gabic's JupyterLab default settings, and where an install puts them under the environment's prefix.
+#: gabic's JupyterLab default settings and the server config that enables gabic_jupyter, and where an
+#: install puts them under the environment's prefix.
 LAB_OVERRIDES = ROOT / "jupyter-config" / "lab-overrides.json"
 OVERRIDES_AT = Path("share/jupyter/lab/settings/overrides.d/gabic.json")
+SERVER_CONFIG = ROOT / "jupyter-config" / "server-config.json"
+SERVER_CONFIG_AT = Path("etc/jupyter/jupyter_server_config.d/gabic.json")
 WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
 
 
@@ -38,6 +41,14 @@ def test_lab_overrides_set_a_setting_the_widget_manager_has():
     assert json.loads(installed.read_text()) == overrides
 
 
+def test_server_config_enables_the_extension_and_is_installed():
+    config = json.loads(SERVER_CONFIG.read_text())
+    assert config == {"ServerApp": {"jpserver_extensions": {"gabic_jupyter": True}}}
+    installed = Path(sys.prefix) / SERVER_CONFIG_AT
+    assert installed.exists(), f"{installed} is missing: gabic was not installed with pip install -e . (README)"
+    assert json.loads(installed.read_text()) == config
+
+
 def _run(cmd: list, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     return subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -53,8 +64,9 @@ def test_wheel_in_a_fresh_environment(tmp_path):
     assert "gabic/published/vtm.json" in names and "gabic/published/README.md" in names
     assert "gabic/kodak_pixels.sha256" in names and "gabic/sample_images/astronaut.png" in names
     assert not any(n.startswith(("tests/", "notebooks/", "results/")) for n in names)
-    shared = [n for n in names if n.endswith(str(OVERRIDES_AT))]
-    assert shared == [f"gabic-{wheel.name.split('-')[1]}.data/data/{OVERRIDES_AT}"], shared
+    data = f"gabic-{wheel.name.split('-')[1]}.data/data"
+    assert sorted(n for n in names if n.startswith(data)) == sorted(f"{data}/{p}" for p in (OVERRIDES_AT, SERVER_CONFIG_AT))
+    assert "gabic_jupyter/__init__.py" in names
 
     # A fresh environment: gabic from the wheel, its dependencies (torch...) from this one's
     # site-packages, read as a plain path so that this environment's editable gabic stays out.
@@ -67,6 +79,7 @@ def test_wheel_in_a_fresh_environment(tmp_path):
     installed = _run([python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel], cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr
     assert json.loads((venv / OVERRIDES_AT).read_text()) == json.loads(LAB_OVERRIDES.read_text())
+    assert json.loads((venv / SERVER_CONFIG_AT).read_text()) == json.loads(SERVER_CONFIG.read_text())
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
