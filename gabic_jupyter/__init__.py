@@ -25,7 +25,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WIDGET_STATE", "WIDGET_VIEW", "mend_widget_state", "pre_save"]
+__all__ = ["WIDGET_STATE", "WIDGET_VIEW", "mend_widget_state", "missing_models", "pre_save"]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -66,6 +66,13 @@ def _references(value: Any) -> set[str]:
 def _widget_state(notebook: dict) -> dict | None:
     saved = notebook.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE)
     return saved if isinstance(saved, dict) and isinstance(saved.get("state"), dict) else None
+
+
+def missing_models(notebook: dict) -> set[str]:
+    """The models ``notebook``'s widget outputs name that its saved widget state does not hold."""
+    saved = _widget_state(notebook)
+    state = saved["state"] if saved is not None else {}
+    return {m for o in _outputs(notebook) if (m := _view_model(o)) is not None and m not in state}
 
 
 def mend_widget_state(notebook: dict, previous: dict | None = None) -> tuple[int, int]:
@@ -114,10 +121,11 @@ def mend_widget_state(notebook: dict, previous: dict | None = None) -> tuple[int
 
 
 def pre_save(model: dict, path: str, contents_manager: Any = None, **kwargs: Any) -> None:
-    """The pre-save hook: :func:`mend_widget_state` on a notebook being saved, with the notebook as
-    it is on disk (under the contents manager's ``root_dir``) as ``previous``."""
-    if model.get("type") != "notebook" or not isinstance(model.get("content"), dict):
-        return
+    """The pre-save hook: :func:`mend_widget_state` on a notebook being saved whose widget outputs name
+    models its state lacks (:func:`missing_models`), with the notebook as it is on disk (under the
+    contents manager's ``root_dir``) as ``previous``."""
+    if model.get("type") != "notebook" or not isinstance(model.get("content"), dict) or not missing_models(model["content"]):
+        return  # the common case (a live kernel's save): nothing read, nothing changed
     logger = getattr(contents_manager, "log", log)
     previous = None
     root = getattr(contents_manager, "root_dir", None)

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import gabic_jupyter
-from gabic_jupyter import WIDGET_STATE, WIDGET_VIEW, mend_widget_state, pre_save
+from gabic_jupyter import WIDGET_STATE, WIDGET_VIEW, mend_widget_state, missing_models, pre_save
 
 
 def model(name: str, children: list[str] = ()) -> dict:
@@ -80,13 +80,18 @@ def test_without_a_previous_save_dangling_views_are_removed():
     assert mend_widget_state(nb, notebook([], None)) == (0, 1), "a previous save without widget state carries nothing"
 
 
-def test_a_notebook_without_widget_outputs_or_with_all_its_models_is_left_alone():
+def test_a_notebook_without_widget_outputs_or_with_all_its_models_is_left_alone(tmp_path, caplog):
     plain = notebook([[{"output_type": "stream", "name": "stdout", "text": "x"}]], None)
     before = copy.deepcopy(plain)
     assert mend_widget_state(plain, notebook([[view("a")]], {"a": model("HTML")})) == (0, 0) and plain == before
     whole = notebook([[view("a")]], {"a": model("VBox", ["b"]), "b": model("HTML")})
     before = copy.deepcopy(whole)
+    assert missing_models(whole) == set() and missing_models(notebook([[view("a")], [view("c")]], {})) == {"a", "c"}
     assert mend_widget_state(whole, None) == (0, 0) and whole == before
+    (tmp_path / "n.ipynb").write_text("{not json")  # read, it would be logged: the file is not read when nothing is missing
+    with caplog.at_level(logging.INFO, logger="test-contents"):
+        pre_save(model={"type": "notebook", "content": whole}, path="n.ipynb", contents_manager=FakeContentsManager(tmp_path))
+    assert whole == before and caplog.text == ""
 
 
 class FakeContentsManager:
