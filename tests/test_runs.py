@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from gabic.checkpoints import read_checkpoint
 from gabic.errors import GabicError
@@ -137,3 +138,31 @@ def test_on_the_sample_photos_the_test_photo_plays_no_part(tmp_path, monkeypatch
     assert held_out_images(tmp_path / "s") == sample_split()["test"]
     with pytest.raises(GabicError, match="the run records no test images"):
         held_out_images(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_a_checkpoint_is_written_waits_for_the_file(tmp_path, monkeypatch, signum):
+    """SIGTERM or Ctrl-C arriving inside ``torch.save`` (here: the first checkpoint, best.pth.tar at the first
+    validation) is held until the file is whole; then the run stops as for any interrupt: last.pth.tar
+    saved, the signal's exception raised (not torch's half-written-zip RuntimeError)."""
+    from gabic.train.loop import Terminated
+
+    real_save, sent = torch.save, []
+
+    def save_with_a_signal(obj, f, *args, **kwargs):
+        if not sent:
+            sent.append(signum)
+            os.kill(os.getpid(), signum)  # handled at the next bytecode: inside torch.save's own Python code
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_with_a_signal)
+    expected = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    with pytest.raises(expected) as raised:
+        fit(steps=4, name="s", runs_dir=tmp_path, **TINY)
+    assert (signum == signal.SIGTERM) == isinstance(raised.value, Terminated)
+    assert sent == [signum]
+    for name in ("best.pth.tar", "last.pth.tar"):
+        assert read_checkpoint(tmp_path / "s" / name)["train"]["step"] == 2, name
+    assert json.loads((tmp_path / "s" / "history.json").read_text())["val"][-1]["step"] == 2
+    assert not (tmp_path / "s" / ".lock").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.getsignal(signal.SIGINT) is signal.default_int_handler

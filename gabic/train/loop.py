@@ -498,10 +498,11 @@ class _Run:
             "rng": rng,
             "train_config": asdict(self.cfg),
         }
-        save_checkpoint(self.model, self.run_dir / name, lmbda=self.cfg.lmbda, train=state)
-        write_atomic(self.run_dir / "history.json", json.dumps(self.history).encode())
-        if name == "last.pth.tar":
-            self._saved_step = self.step
+        with _INTERRUPTS.writing():  # Ctrl-C or SIGTERM now waits for both files to be whole
+            save_checkpoint(self.model, self.run_dir / name, lmbda=self.cfg.lmbda, train=state)
+            write_atomic(self.run_dir / "history.json", json.dumps(self.history).encode())
+            if name == "last.pth.tar":
+                self._saved_step = self.step
 
     def _log(self, group: str, row: dict[str, float], keys: tuple[str, ...]) -> None:
         if self.writer is not None:
@@ -613,7 +614,7 @@ def fit(
         run.lock()
         run.claim(resuming=state is not None, overwrite=overwrite)
         run.prepare(state, changed)
-        with cuda_training_settings(device), _terminate_as_interrupt():
+        with cuda_training_settings(device), _INTERRUPTS.installed():
             _loop(run, run.loader(train_set), val_set, progress, callback)
     finally:
         run.close()
@@ -632,22 +633,55 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM during :func:`fit`: handled as Ctrl-C (the run saves and stops), told apart by the CLI."""
 
 
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises :class:`Terminated` in the training loop while the block runs (main thread only;
-    the previous handler is restored after)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _Interrupts:
+    """Ctrl-C (SIGINT) and SIGTERM during :func:`fit`: raised in the training loop as
+    ``KeyboardInterrupt`` and :class:`Terminated` at once, except while a run's file is being
+    written (:meth:`writing`): there the signal is held until the file is whole, then raised. An
+    exception inside ``torch.save`` leaves its zip writer half-written, and its clean-up then fails
+    with a ``RuntimeError`` ("unexpected pos") that replaces the interrupt: the checkpoint was lost and
+    the run ended as a crash instead of saving ``last.pth.tar``."""
 
-    def handler(signum, frame):
-        raise Terminated(f"signal {signum}")
+    def __init__(self) -> None:
+        self._writing = 0
+        self._held: KeyboardInterrupt | None = None
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def _handler(self, signum: int, frame: Any) -> None:
+        err = Terminated(f"signal {signum}") if signum == signal.SIGTERM else KeyboardInterrupt()
+        if self._writing:
+            self._held = self._held or err
+            return
+        raise err
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold SIGINT and SIGTERM while the block writes files; raise the first one held after it."""
+        self._writing += 1
+        try:
+            yield
+        finally:
+            self._writing -= 1
+        if not self._writing and self._held is not None:
+            err, self._held = self._held, None
+            raise err
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """The handlers of SIGINT and SIGTERM while the block runs (main thread only; the previous ones
+        restored after)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+            self._held = None
+
+
+#: The one :class:`_Interrupts` of this process: fit installs it, a run's saves write under it.
+_INTERRUPTS = _Interrupts()
 
 
 def _changes(changed: dict[str, list[Any]]) -> str:
