@@ -14,12 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from gabic.checks import is_number
+
 __all__ = [
     "COLUMN_WIDTHS",
     "FONT_SIZE",
     "LEGEND_FONT_SIZE",
     "NOTE_FONT_SIZE",
     "WIDE_LAYOUT",
+    "figure_width",
     "fit_lines",
     "log_ticks",
     "smallest_type",
@@ -36,6 +39,18 @@ FONT_SIZE = 8.0
 #: The smallest type in points a printed figure carries: legends, tick labels, notes, small labels.
 LEGEND_FONT_SIZE = 7.0
 NOTE_FONT_SIZE = LEGEND_FONT_SIZE
+
+
+def figure_width(width: str | float) -> float:
+    """A figure width in inches from ``"single"`` (3.5), ``"double"`` (7.16) or a positive number."""
+    if isinstance(width, str):
+        if width not in COLUMN_WIDTHS:
+            raise ValueError(f"width must be 'single', 'double' or inches, got {width!r}")
+        return COLUMN_WIDTHS[width]
+    if not is_number(width) or not math.isfinite(width) or width <= 0:
+        raise ValueError(f"width must be 'single', 'double' or a positive number of inches, got {width!r}")
+    return float(width)
+
 
 #: Figures at least this wide (inches) lay their panels out as on a page, side by side; narrower
 #: ones (a column, 3.5 in) in more rows: :func:`reconstruction_figure` (two rows of three, or three

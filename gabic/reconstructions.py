@@ -25,7 +25,7 @@ from PIL import Image
 
 from gabic.checks import check_int
 from gabic.figure_data import attach_data
-from gabic.figure_layout import FONT_SIZE, LEGEND_FONT_SIZE, WIDE_LAYOUT, fit_lines, text_height, text_width
+from gabic.figure_layout import FONT_SIZE, LEGEND_FONT_SIZE, WIDE_LAYOUT, figure_width, fit_lines, text_height, text_width
 from gabic.metrics import psnr
 from gabic.results import point_labels
 
@@ -130,8 +130,6 @@ def reconstruction_figure(
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from gabic.plots.styles import figure_width
-
     fig_width = figure_width(width)
     a, b = _pair(original, decoded)
     err = error_map(a, b)
@@ -222,8 +220,6 @@ def comparison_figure(
     """
     from matplotlib.figure import Figure
 
-    from gabic.plots.styles import figure_width
-
     if not reconstructions:
         raise ValueError("comparison_figure: no reconstructions given")
     fig_width = figure_width(width)
@@ -288,8 +284,6 @@ def stream_size_figure(result: dict[str, Any], point: int | None = None, width: 
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
-
-    from gabic.plots.styles import figure_width
 
     fig_width = figure_width(width)
     per_image = result.get("per_image") or {}

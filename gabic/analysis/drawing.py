@@ -29,7 +29,7 @@ from gabic.analysis.compare import ROLES, ModelComparison
 from gabic.analysis.latent import LatentCapture
 from gabic.checks import check_int
 from gabic.figure_data import attach_data, grid_table
-from gabic.figure_layout import FONT_SIZE, LEGEND_FONT_SIZE, WIDE_LAYOUT, fit_lines, log_ticks, text_height, text_width
+from gabic.figure_layout import FONT_SIZE, LEGEND_FONT_SIZE, WIDE_LAYOUT, figure_width, fit_lines, log_ticks, text_height, text_width
 from gabic.image_sets import describe
 from gabic.viz.capture import BlockCapture
 from gabic.viz.geometry import node_map
@@ -57,20 +57,6 @@ MODEL_COLORS = ("C3", "C0")
 PANEL = 1.6
 
 
-def _sizes() -> tuple[float, float]:
-    """``(text, small)``: the type sizes in points of titles and axis labels, and of tick labels,
-    legends, colour bars and numbers on a figure (:data:`gabic.plots.FONT_SIZE`, :data:`gabic.plots.LEGEND_FONT_SIZE`)."""
-
-    return FONT_SIZE, LEGEND_FONT_SIZE
-
-
-def _width(width: str | float) -> float:
-    """``width`` in inches (:func:`gabic.plots.figure_width`: ``"single"``, ``"double"`` or inches)."""
-    from gabic.plots.styles import figure_width
-
-    return figure_width(width)
-
-
 def _new(figsize: tuple[float, float]) -> Figure:
     from matplotlib.figure import Figure
 
@@ -83,20 +69,20 @@ def _per_row(width: float, n: int, panel: float = PANEL) -> int:
 
 
 def _small(ax: Axes) -> None:
-    ax.tick_params(which="both", labelsize=_sizes()[1])
+    ax.tick_params(which="both", labelsize=LEGEND_FONT_SIZE)
 
 
 def _title(ax: Axes, pieces: Sequence[str] | str, width: float | None = None) -> None:
     """``ax``'s title in the title size; ``pieces`` (a text or its pieces) broken into lines that fit
     ``width`` inches (default: no breaks but the text's own)."""
-    text, _ = _sizes()
+    text = FONT_SIZE
     pieces = [pieces] if isinstance(pieces, str) else list(pieces)
     ax.set_title(" ".join(pieces) if width is None else fit_lines(pieces, width, text), fontsize=text)
 
 
 def _suptitle(fig: Figure, pieces: Sequence[str], width: float) -> float:
     """The figure's title, in the title size, broken between ``pieces`` to fit ``width`` inches; its height in inches."""
-    text, _ = _sizes()
+    text = FONT_SIZE
     title = fit_lines(pieces, width - 0.2, text)
     fig.suptitle(title, fontsize=text)
     return text_height(title, text)
@@ -104,7 +90,7 @@ def _suptitle(fig: Figure, pieces: Sequence[str], width: float) -> float:
 
 def _colorbar(fig: Figure, mappable: Any, ax: Any, label: str | None = None, **kwargs: Any) -> Any:
     """A colour bar beside ``ax`` (an axes or a list of them), its label and ticks in the small size."""
-    small = _sizes()[1]
+    small = LEGEND_FONT_SIZE
     bar = fig.colorbar(mappable, ax=ax, shrink=0.8, **kwargs)
     if label is not None:
         bar.set_label(label, fontsize=small)
@@ -137,7 +123,7 @@ def draw_bits_comparison(comparison: ModelComparison, width: str | float = "doub
     second, difference."""
     from matplotlib.colors import TwoSlopeNorm
 
-    fig_width = _width(width)
+    fig_width = figure_width(width)
     a, b = comparison.captures
     names = comparison.names
     maps = [c.bits_map.double() / 256.0 for c in (a, b)]
@@ -146,7 +132,7 @@ def draw_bits_comparison(comparison: ModelComparison, width: str | float = "doub
     wide = fig_width >= WIDE_LAYOUT
     cols = 4 if wide else 2
     panel = (fig_width - 1.5 if wide else fig_width - 0.8) / cols - 0.05  # room for the colour bars
-    text, _ = _sizes()
+    text = FONT_SIZE
     # two lines per title: the coded and the likelihood bpp, each broken once, in both titles alike, where too wide
     lines = [
         [(f"{name}:", f"{meas.bpp:.3f} bpp coded") for name, meas in zip(names, comparison.measurements, strict=True)],
@@ -202,7 +188,7 @@ def draw_bits(capture: LatentCapture, coded_bpp: float | None = None, width: str
 
     The panels, each with its colour bar, go in rows of up to six, as many as leave each
     :data:`PANEL` inches (two on one column, default ``"double"``: the page)."""
-    fig_width = _width(width)
+    fig_width = figure_width(width)
     S = capture.num_slices
     panels = [("all slices", capture.bits_map.double() / 256.0, "y"), ("z", capture.z_map.double() / 4096.0, "z")]
     panels += [(f"slice {i}", capture.slice_bits[i].double() / 256.0, "y") for i in range(S)]
@@ -210,7 +196,7 @@ def draw_bits(capture: LatentCapture, coded_bpp: float | None = None, width: str
     rows = math.ceil(len(panels) / cols)
     H, W = capture.image_size
     coded = f", {coded_bpp:.4f} bpp coded" if coded_bpp is not None else ""
-    text, _ = _sizes()
+    text = FONT_SIZE
     pieces = [f"{capture.model_name}:", f"{capture.bpp:.4f} bpp from the likelihoods{coded};", "bits per pixel"]
     title_height = text_height(fit_lines(pieces, fig_width - 0.2, text), text)
     panel = fig_width / cols - 0.65  # the image, beside its colour bar
@@ -241,8 +227,8 @@ def draw_slice_bits(captures: Sequence[LatentCapture], names: Sequence[str] | No
     """The rate split over the slices of the channel-wise context and the hyper-latent z, in bpp,
     one group of bars per model: the first slices (coded with the least context) cost the most.
     Default ``width``: one column."""
-    fig_width = _width(width)
-    text, small = _sizes()
+    fig_width = figure_width(width)
+    text, small = FONT_SIZE, LEGEND_FONT_SIZE
     names = list(names or [c.model_name for c in captures])
     fig = _new((fig_width, max(fig_width * 0.7, 2.2)))
     ax = fig.add_subplot()
@@ -275,8 +261,8 @@ def draw_tile_scatter(comparison: ModelComparison, width: str | float = "double"
     left panel's negative half and the right panel's positive half is one where the second model
     wins on both counts. On a figure narrower than :data:`~gabic.reconstructions.WIDE_LAYOUT`
     inches (one column) the PSNR panel goes below the bpp panel; default ``width``: the page."""
-    fig_width = _width(width)
-    text, _ = _sizes()
+    fig_width = figure_width(width)
+    text = FONT_SIZE
     a, b = comparison.names
     wide = fig_width >= WIDE_LAYOUT
     panel = (fig_width - 0.8) / (2 if wide else 1) - 0.5  # the plot, beside the colour bar and its y-axis labels
@@ -316,12 +302,12 @@ def draw_residual_correlation(correlations: Mapping[str, Tensor], width: str | f
     As many matrices go side by side as leave each cell room for its value (the others below);
     ``width`` default None: all side by side, each as large as its values need (about 2.1 in for
     offsets up to 2), beside the colour bar."""
-    text, small = _sizes()
+    text, small = FONT_SIZE, LEGEND_FONT_SIZE
     count = max(1, len(correlations))
     side = max((c.shape[0] for c in correlations.values()), default=5)
     cell = text_width("-0.00", small) + 0.08  # a cell holds its value
     panel = side * cell + 0.45  # the matrix, its tick labels and dy label
-    fig_width = count * panel + 0.8 if width is None else _width(width)
+    fig_width = count * panel + 0.8 if width is None else figure_width(width)
     cols = max(1, min(count, int((fig_width - 0.8) // panel)))
     rows = math.ceil(count / cols)
     matrix = min((fig_width - 0.8) / cols - 0.45, max(side * cell, 1.2), 2.6)  # the matrix's side in inches
@@ -371,15 +357,15 @@ def _violin(ax: Axes, groups: list[tuple[str, np.ndarray, str]], positions: Sequ
         elif values.size:
             ax.plot([pos], [values[0]], "o", color=color, ms=3)
         else:
-            ax.text(pos, 0.5, "none", ha="center", transform=ax.get_xaxis_transform(), fontsize=_sizes()[1])
-    ax.set_xticks(positions, [g[0] for g in groups], fontsize=_sizes()[1])
+            ax.text(pos, 0.5, "none", ha="center", transform=ax.get_xaxis_transform(), fontsize=LEGEND_FONT_SIZE)
+    ax.set_xticks(positions, [g[0] for g in groups], fontsize=LEGEND_FONT_SIZE)
 
 
 def _model_legend(fig: Figure, names: Sequence[str]) -> None:
     from matplotlib.patches import Patch
 
     handles = [Patch(facecolor=MODEL_COLORS[i % 2], alpha=0.6, label=name) for i, name in enumerate(names)]
-    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize=_sizes()[1], frameon=False)
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize=LEGEND_FONT_SIZE, frameon=False)
 
 
 def draw_redundancy(redundancy: Mapping[str, Mapping[str, Mapping[str, Any]]], width: str | float = "double") -> Figure:
@@ -392,8 +378,8 @@ def draw_redundancy(redundancy: Mapping[str, Mapping[str, Mapping[str, Any]]], w
     violins over the windows of the image ("in": the tokens entering the block, "out": leaving it).
     As many blocks go side by side as leave each :data:`PANEL` inches (default ``"double"``, the
     page: four; one column: two), the others in the rows below, a pair of rows per group."""
-    fig_width = _width(width)
-    text, _ = _sizes()
+    fig_width = figure_width(width)
+    text = FONT_SIZE
     blocks = list(redundancy)
     per_row = _per_row(fig_width, max(1, len(blocks)))
     groups_count = max(1, math.ceil(len(blocks) / per_row))
@@ -447,8 +433,8 @@ def draw_attention_comparison(
         width: ``"double"`` (default, the page: four blocks side by side), ``"single"`` (one
             column: two, the others in the rows below, three rows per group) or inches.
     """
-    fig_width = _width(width)
-    text, _ = _sizes()
+    fig_width = figure_width(width)
+    text = FONT_SIZE
     names = {"graph": "GABIC", "window": "WACNN"} | dict(names or {})
     blocks = list(comparisons)
     per_row = _per_row(fig_width, max(1, len(blocks)))
@@ -547,8 +533,8 @@ def draw_attention_maps(
     from matplotlib.patches import Rectangle
     from matplotlib.ticker import MaxNLocator
 
-    fig_width = _width(width)
-    text, _ = _sizes()
+    fig_width = figure_width(width)
+    text = FONT_SIZE
     names = {"graph": "GABIC", "window": "WACNN"} | dict(names or {})
     maps = attention_maps(comparison, blocks, head)
     measures = (
@@ -637,8 +623,8 @@ def draw_report(report: Mapping[str, Any], width: str | float = "double") -> Fig
     On a figure :data:`~gabic.reconstructions.WIDE_LAYOUT` inches wide or more (default
     ``"double"``: the page) the six panels go in two rows of three, legends in the panels; on a
     narrower one (one column) in three rows of two, one legend under them."""
-    fig_width = _width(width)
-    text, small = _sizes()
+    fig_width = figure_width(width)
+    text, small = FONT_SIZE, LEGEND_FONT_SIZE
     names = report["names"]  # {role: label}
     colors = dict(zip(ROLES, MODEL_COLORS, strict=True))
     wide = fig_width >= WIDE_LAYOUT

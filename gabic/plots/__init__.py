@@ -40,8 +40,9 @@ them, so a figure can be drawn without them.
 
 The submodules, each name importable from :mod:`gabic.plots` itself:
 
-- :mod:`gabic.plots.styles`: figure widths and type sizes, the palette and markers, the axis
-  labels of the metrics and one style per method (:func:`method_style`, :func:`figure_width`);
+- :mod:`gabic.plots.styles`: the height ratio, line widths, palette and markers, the axis labels
+  of the metrics and one style per method (:func:`method_style`); the paper's widths and type sizes
+  (:data:`COLUMN_WIDTHS`, :func:`figure_width`, :data:`FONT_SIZE`...) are :mod:`gabic.figure_layout`'s;
 - :mod:`gabic.plots.curves`: loading and labelling curves (:func:`load_curves`, :class:`Curve`),
   their points and the data table a figure carries (:func:`data_column`);
 - :mod:`gabic.plots.figures`: :func:`rd_figure`, :func:`save_figure` and :func:`rd_plotly`, with
@@ -53,6 +54,7 @@ The submodules, each name importable from :mod:`gabic.plots` itself:
 
 from __future__ import annotations
 
+from gabic.figure_layout import COLUMN_WIDTHS, figure_width
 from gabic.figure_layout import FONT_SIZE as FONT_SIZE
 from gabic.figure_layout import LEGEND_FONT_SIZE as LEGEND_FONT_SIZE
 from gabic.figure_layout import NOTE_FONT_SIZE as NOTE_FONT_SIZE
@@ -65,7 +67,7 @@ from gabic.plots.figures import NOTE_GID as NOTE_GID
 from gabic.plots.figures import rd_figure, rd_plotly, save_figure
 from gabic.plots.report import write_report
 from gabic.plots.styles import AXIS_MARGIN as AXIS_MARGIN
-from gabic.plots.styles import CLASSICAL_METHODS, COLUMN_WIDTHS, METHOD_STYLES, METRIC_LABELS, PALETTE, figure_width, method_style
+from gabic.plots.styles import CLASSICAL_METHODS, METHOD_STYLES, METRIC_LABELS, PALETTE, method_style
 from gabic.plots.styles import HEIGHT_RATIO as HEIGHT_RATIO
 from gabic.plots.styles import LINE_WIDTH as LINE_WIDTH
 from gabic.plots.styles import MARKER_SIZE as MARKER_SIZE

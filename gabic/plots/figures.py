@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from gabic.figure_data import attach_data, write_figure_data
-from gabic.figure_layout import FONT_SIZE, LEGEND_FONT_SIZE, NOTE_FONT_SIZE
+from gabic.figure_layout import FONT_SIZE, LEGEND_FONT_SIZE, NOTE_FONT_SIZE, figure_width
 from gabic.files import FIGURE_FORMATS, write_atomic
 from gabic.image_sets import describe
 from gabic.plots.curves import Curve, Curves, _rd_table, _set_key, _settings, _stored_points, _with_metric, load_curves
@@ -30,7 +30,6 @@ from gabic.plots.styles import (
     LINE_WIDTH,
     MARKER_SIZE,
     METRIC_LABELS,
-    figure_width,
 )
 from gabic.results import points
 

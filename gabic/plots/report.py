@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gabic.figure_layout import figure_width
 from gabic.files import write_atomic
 from gabic.metrics import BD_METHODS
 from gabic.plots.curves import Curves, load_curves
 from gabic.plots.figures import _FORMATS, rd_figure, save_figure
-from gabic.plots.styles import figure_width
 from gabic.plots.tables import bd_latex, bd_markdown, bd_table, default_anchor, find_anchor
 from gabic.results import has_metric
 

@@ -1,16 +1,15 @@
-"""How RD figures look: figure sizes and type sizes (:data:`COLUMN_WIDTHS`, :func:`figure_width`),
-the axis labels of the metrics (:data:`METRIC_LABELS`), the colour palette and markers, and one
-fixed style per method (:data:`METHOD_STYLES`, :func:`method_style`). See :mod:`gabic.plots`."""
+"""How RD figures look: their height ratio and line widths, the axis labels of the metrics
+(:data:`METRIC_LABELS`), the colour palette and markers, and one fixed style per method
+(:data:`METHOD_STYLES`, :func:`method_style`). The paper's widths and type sizes are
+:mod:`gabic.figure_layout`'s. See :mod:`gabic.plots`."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from typing import Any
 
-from gabic.checks import is_number
-from gabic.figure_layout import COLUMN_WIDTHS, LEGEND_FONT_SIZE
+from gabic.figure_layout import LEGEND_FONT_SIZE
 from gabic.names import display_name
 
 #: Height / width of every figure.
@@ -147,14 +146,3 @@ def method_style(name_or_result: str | dict[str, Any]) -> dict[str, Any]:
         "learned": method not in CLASSICAL_METHODS,
         "label": label,
     }
-
-
-def figure_width(width: str | float) -> float:
-    """A figure width in inches from ``"single"`` (3.5), ``"double"`` (7.16) or a positive number."""
-    if isinstance(width, str):
-        if width not in COLUMN_WIDTHS:
-            raise ValueError(f"width must be 'single', 'double' or inches, got {width!r}")
-        return COLUMN_WIDTHS[width]
-    if not is_number(width) or not math.isfinite(width) or width <= 0:
-        raise ValueError(f"width must be 'single', 'double' or a positive number of inches, got {width!r}")
-    return float(width)

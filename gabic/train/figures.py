@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gabic.figure_data import attach_data
-from gabic.figure_layout import FONT_SIZE, LEGEND_FONT_SIZE, WIDE_LAYOUT, fit_lines, log_ticks, text_height
+from gabic.figure_layout import FONT_SIZE, LEGEND_FONT_SIZE, WIDE_LAYOUT, figure_width, fit_lines, log_ticks, text_height
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -96,8 +96,6 @@ def training_figure(
         ValueError: a row lacks one of those keys, or a bad width.
     """
     from matplotlib.figure import Figure
-
-    from gabic.plots.styles import figure_width
 
     fig_width = figure_width(width)
     wide = fig_width >= WIDE_LAYOUT
