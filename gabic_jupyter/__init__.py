@@ -25,7 +25,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WIDGET_STATE", "WIDGET_VIEW", "mend_widget_state", "missing_models", "pre_save"]
+__all__ = ["WIDGET_STATE", "WIDGET_VIEW", "mend_widget_state", "missing_models", "model_references", "pre_save"]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -52,14 +52,15 @@ def _view_model(output: dict) -> str | None:
     return (view.get("model_id") or None) if isinstance(view, dict) else None
 
 
-def _references(value: Any) -> set[str]:
-    """The model ids ``value`` (a model's state) refers to (``"IPY_MODEL_<id>"`` strings, at any depth)."""
+def model_references(value: Any) -> set[str]:
+    """The model ids ``value`` (a model's state) refers to (``"IPY_MODEL_<id>"`` strings, at any depth
+    of dicts, lists and tuples)."""
     if isinstance(value, str):
         return {value[len(_REFERENCE) :]} if value.startswith(_REFERENCE) else set()
     if isinstance(value, dict):
-        return set().union(*map(_references, value.values()))
-    if isinstance(value, list):
-        return set().union(*map(_references, value))
+        return set().union(*map(model_references, value.values()))
+    if isinstance(value, list | tuple):
+        return set().union(*map(model_references, value))
     return set()
 
 
@@ -101,7 +102,7 @@ def mend_widget_state(notebook: dict, previous: dict | None = None) -> tuple[int
                 continue
             state[model] = old["state"][model]
             carried += 1
-            wanted += sorted(_references(state[model].get("state", {})))
+            wanted += sorted(model_references(state[model].get("state", {})))
         if carried and saved is None:
             versions = {k: old[k] for k in ("version_major", "version_minor") if k in old}
             notebook.setdefault("metadata", {}).setdefault("widgets", {})[WIDGET_STATE] = {"state": state, **versions}

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import gabic_jupyter
-from gabic_jupyter import WIDGET_STATE, WIDGET_VIEW, mend_widget_state, missing_models, pre_save
+from gabic_jupyter import WIDGET_STATE, WIDGET_VIEW, mend_widget_state, missing_models, model_references, pre_save
 
 
 def model(name: str, children: list[str] = ()) -> dict:
@@ -52,6 +52,7 @@ def test_models_the_outputs_name_are_kept_from_the_last_save_with_all_they_refer
     assert saved_state(reopened) == {k: previous["metadata"]["widgets"][WIDGET_STATE]["state"][k] for k in ("a", "a1", "a2", "b")}
     assert reopened["metadata"]["widgets"][WIDGET_STATE]["version_major"] == 2
     assert [c["outputs"] for c in reopened["cells"]] == [[view("a")], [view("b")]], "outputs untouched"
+    assert model_references({"a": ("IPY_MODEL_x", ["IPY_MODEL_y", {"z": "IPY_MODEL_z"}]), "b": "text", "c": 3}) == {"x", "y", "z"}
 
 
 def test_live_models_win_and_outputs_without_any_model_lose_their_view():

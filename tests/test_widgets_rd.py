@@ -28,6 +28,7 @@ from gabic.metrics import bpp_from_bytes, psnr  # noqa: E402
 from gabic.widgets import rd  # noqa: E402
 from gabic.widgets._base import MAX_WIDTH_PX, SMALLEST_TEXT_KEY, figure_png, png_size, png_text, show_png, with_text  # noqa: E402
 from gabic.widgets.rd import quality_explorer, rd_explorer  # noqa: E402
+from gabic_jupyter import model_references  # noqa: E402
 from tests.conftest import small_model  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -480,15 +481,5 @@ def test_saved_widget_state_restores_every_view(curves, photo):
                 continue
             seen.add(model)
             assert model in state, f"{type(app).__name__}: model {model} not in the saved state"
-            wanted += [v[len("IPY_MODEL_") :] for v in _references(state[model]["state"])]
+            wanted += model_references(state[model]["state"])
         assert app.image.model_id in seen and state[app.image.model_id].get("buffers"), "the PNG is saved with the state"
-
-
-def _references(value) -> list[str]:
-    if isinstance(value, str):
-        return [value] if value.startswith("IPY_MODEL_") else []
-    if isinstance(value, dict):
-        return [r for v in value.values() for r in _references(v)]
-    if isinstance(value, list | tuple):
-        return [r for v in value for r in _references(v)]
-    return []
