@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 from pathlib import Path
 
@@ -194,3 +195,18 @@ def server():
     yield srv
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture
+def use_catalogue(tmp_path, monkeypatch):
+    """``use_catalogue(data)``: write the catalogue ``data`` to a file and point ``GABIC_CATALOGUE``
+    (:data:`gabic.released.CATALOGUE_ENV`) at it for the test, as a user's own catalogue; returns the file."""
+    from gabic import released
+
+    def use(data: dict) -> Path:
+        catalogue = tmp_path / "catalogue.json"
+        catalogue.write_text(json.dumps(data))
+        monkeypatch.setenv(released.CATALOGUE_ENV, str(catalogue))
+        return catalogue
+
+    return use

@@ -266,14 +266,12 @@ def test_files_dropped_by_hand_are_checked_recorded_and_evaluated(files, tmp_pat
         )
 
 
-def test_the_commands(server, files, tmp_path, capsys, monkeypatch, sample_paths):
+def test_the_commands(server, files, tmp_path, capsys, use_catalogue, sample_paths):
     from gabic.images import as_rgb, center_crop
     from gabic.results import load
 
     data, _ = files
-    catalogue = tmp_path / "catalogue.json"
-    catalogue.write_text(json.dumps(data))
-    monkeypatch.setenv(released.CATALOGUE_ENV, str(catalogue))
+    use_catalogue(data)
     dest = tmp_path / "checkpoints"
     code, out, err = run_cli(capsys, "checkpoints", "download", "cnn_0018", "--dest", dest, "--quiet")
     assert code == 0, err

@@ -286,13 +286,11 @@ def test_evaluated_zoo_files_give_the_points_of_the_one_measurement_path(server,
     assert labelled["results"]["bpp"] == [mbt["results"]["bpp"][i] for i in same]
 
 
-def test_the_commands_with_zoo_entries(server, zoo, tmp_path, capsys, monkeypatch, sample_paths):
+def test_the_commands_with_zoo_entries(server, zoo, tmp_path, capsys, use_catalogue, sample_paths):
     from gabic.results import load
 
     data, _ = zoo
-    catalogue = tmp_path / "catalogue.json"
-    catalogue.write_text(json.dumps(data))
-    monkeypatch.setenv(released.CATALOGUE_ENV, str(catalogue))
+    use_catalogue(data)
     dest = tmp_path / "checkpoints"
     code, out, err = run_cli(capsys, "checkpoints", "download", "mbt2018-mean", "cheng2020-anchor_q1", "--dest", dest, "--quiet")
     assert code == 0, err
